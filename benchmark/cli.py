@@ -1,0 +1,199 @@
+"""Command line: ``python -m benchmark {list,data,source,calibrate,run} ...`` (contract: DESIGN.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmark.errors import UserError
+from datasets.errors import DatasetError
+
+
+def _parse_sets(pairs: list[str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set expects KEY=VALUE, got {pair!r}")
+        values[key.strip()] = value.strip()
+    return values
+
+
+def _print_json(payload: Any) -> None:
+    print(json.dumps(payload, indent=2, default=str))
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    from benchmark.models import ARCHS, HEADS, STEMS
+    from benchmark.profiles import PROFILES
+    from benchmark.setups import SETUPS
+    from datasets.registry import dataset_names
+    from methods.registry import available
+
+    methods = [
+        {
+            "name": name,
+            "setting": cls.setting.value,
+            "module": cls.__module__,
+            "hparams": {k: hp.default for k, hp in cls.hparams_spec.items()},
+        }
+        for name, cls in sorted(available().items())
+    ]
+    setups = [
+        {"name": s.name, "source": s.source, "target": s.target, "profile": s.profile, "paper": s.paper}
+        for s in SETUPS.values()
+    ]
+    payload = {
+        "methods": methods,
+        "setups": setups,
+        "datasets": dataset_names(),
+        "backbones": {"archs": list(ARCHS), "stems": list(STEMS), "heads": list(HEADS)},
+        "profiles": list(PROFILES),
+    }
+    if args.json:
+        _print_json(payload)
+        return
+    print("methods:")
+    for m in methods:
+        hp = ", ".join(f"{k}={v}" for k, v in m["hparams"].items()) or "-"
+        print(f"  {m['name']:<16} {m['setting']:<7} {hp}   [{m['module']}]")
+    print("setups:")
+    for s in setups:
+        print(f"  {s['name']:<12} {s['source']} -> {s['target']}  (profile {s['profile']}{', paper' if s['paper'] else ''})")
+    print("datasets: " + ", ".join(payload["datasets"]))
+    print("backbones: " + ", ".join(ARCHS) + "; stems: " + ", ".join(STEMS) + "; heads: " + ", ".join(HEADS))
+    print("profiles: " + ", ".join(payload["profiles"]))
+
+
+def cmd_data(args: argparse.Namespace) -> None:
+    from datasets import registry
+    from datasets.cache import load_split, verify_cache
+
+    if args.data_command == "prepare":
+        out = registry.prepare(args.dataset, args.raw, skip_bad=args.skip_bad, split_seed=args.split_seed)
+        report = verify_cache(out)
+        print(f"prepared {args.dataset} -> {out}")
+        for split, info in report["splits"].items():
+            print(f"  {split}: {info['n']} images")
+    elif args.data_command == "verify":
+        if args.dataset not in registry.dataset_names():
+            raise UserError(f"unknown dataset {args.dataset!r}; known: {', '.join(registry.dataset_names())}")
+        report = verify_cache(registry.cache_dir(args.dataset))
+        if args.json:
+            _print_json(report)
+        else:
+            print(f"{args.dataset}: cache verified ({registry.cache_dir(args.dataset)})")
+            for split, info in report["splits"].items():
+                counts = ", ".join(f"{k} {v}" for k, v in info["class_counts"].items())
+                print(f"  {split}: {info['n']} images ({counts})")
+    elif args.data_command == "show":
+        from datasets.show import draw_class_grid
+
+        split = load_split(registry.ensure(args.dataset), args.split)
+        draw_class_grid(split.images, split.labels, Path(args.out), per_class=args.per_class,
+                        title=f"{args.dataset} ({args.split})")
+        print(f"wrote {args.out}")
+
+
+def cmd_source(args: argparse.Namespace) -> None:
+    from benchmark.devices import resolve_device
+    from benchmark.profiles import get_profile
+    from benchmark.source import get_source_model
+
+    source = get_source_model(args.dataset, get_profile(args.profile), args.seed, resolve_device(args.device))
+    if args.json:
+        _print_json({k: v for k, v in source.info.items()} | {"artifact": str(source.path)})
+        return
+    state = "trained now" if source.info["built_now"] else "cached"
+    print(f"source model {args.dataset} (profile {args.profile}, seed {args.seed}, {state}): {source.path}")
+    print(f"source test accuracy {source.info['source_test']['accuracy']:.2f}%")
+
+
+def cmd_calibrate(args: argparse.Namespace) -> None:
+    from benchmark.calibration import calibrate
+    from benchmark.report import print_calibration
+
+    result = calibrate(args.setup, args.seed, args.device)
+    _print_json(result) if args.json else print_calibration(result)
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from benchmark.report import print_run
+    from benchmark.run import run_method
+
+    record = run_method(args.method, args.setup, args.seed, args.profile, _parse_sets(args.set), args.device)
+    _print_json(record) if args.json else print_run(record)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmark",
+        description="fer-sfda-bench: source-free domain adaptation benchmark for facial expression recognition.",
+        epilog="Environment: FERBENCH_HOME (caches, artifacts, results; default ~/.cache/fer-sfda-bench), "
+        "FERBENCH_DATA (raw releases, one sub-folder per dataset), FERBENCH_IMAGENET_WEIGHTS (local "
+        "torchvision ResNet-18 weights for the paper profile), FERBENCH_QUIET (no progress bars).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("list", help="methods, setups, datasets, backbones, profiles")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_list)
+
+    data = sub.add_parser("data", help="prepare, verify or show a dataset cache")
+    dsub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    p = dsub.add_parser("prepare", help="raw release (or synthetic generator) -> verified cache")
+    p.add_argument("dataset")
+    p.add_argument("--raw", help="raw release folder (default $FERBENCH_DATA/DATASET)")
+    p.add_argument("--skip-bad", action="store_true", help="skip bad records; they are listed in the manifest")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of generated splits (ExpW); default 0")
+    p = dsub.add_parser("verify", help="re-hash a prepared cache against its manifest")
+    p.add_argument("dataset")
+    p.add_argument("--json", action="store_true")
+    p = dsub.add_parser("show", help="a PNG grid of samples per class")
+    p.add_argument("dataset")
+    p.add_argument("--split", default="train", choices=("train", "test"))
+    p.add_argument("--per-class", type=int, default=8)
+    p.add_argument("--out", required=True, help="output PNG path")
+    data.set_defaults(func=cmd_data)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--seed", type=int, default=0, help="run seed; stage seeds are derived from it (default 0)")
+        p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default auto)")
+        p.add_argument("--json", action="store_true", help="print the machine-readable record")
+
+    p = sub.add_parser("source", help="train (or fetch from cache) the source model of a dataset")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--profile", default="quick", help="quick | paper (default quick)")
+    common(p)
+    p.set_defaults(func=cmd_source)
+
+    p = sub.add_parser("calibrate", help="the synthetic benchmark's three calibration numbers")
+    p.add_argument("--setup", default="synth")
+    common(p)
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("run", help="adapt with one method on one setup and evaluate on the target test split")
+    p.add_argument("--method", required=True)
+    p.add_argument("--setup", required=True)
+    p.add_argument("--profile", help="quick | paper (default: the setup's)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a hyperparameter")
+    common(p)
+    p.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; user errors print one paragraph on stderr and return 2 (no traceback)."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (UserError, DatasetError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,44 @@
+"""One look for every progress bar of the harness (rich), quiet when asked or when not on a terminal."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+#: Progress and log lines go to stderr so that ``--json`` output on stdout stays machine-readable.
+console = Console(stderr=True)
+
+
+def progress_bar(transient: bool = True) -> Progress:
+    """A rich Progress with description, bar, count, elapsed and remaining time.
+
+    Disabled when ``FERBENCH_QUIET`` is set or stderr is not a terminal (CI logs stay readable).
+    """
+    quiet = bool(os.environ.get("FERBENCH_QUIET")) or not sys.stderr.isatty()
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
+        console=console,
+        transient=transient,
+        disable=quiet,
+    )
+
+
+def log(message: str) -> None:
+    """A one-line status message on stderr (silenced by ``FERBENCH_QUIET``)."""
+    if not os.environ.get("FERBENCH_QUIET"):
+        console.print(message, highlight=False)

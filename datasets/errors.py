@@ -1,0 +1,22 @@
+"""User-facing errors of the data layer: each names the file (and the line, when there is one)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class DatasetError(Exception):
+    """A problem with a dataset on disk, reported as ``path:line: message``.
+
+    Args:
+        message: what is wrong and, where useful, what was expected.
+        path: the offending file or folder.
+        line: 1-based line number in ``path``, when the problem is in a text annotation.
+    """
+
+    def __init__(self, message: str, path: str | Path | None = None, line: int | None = None) -> None:
+        self.message = message
+        self.path = None if path is None else Path(path)
+        self.line = line
+        where = "" if path is None else (f"{path}:{line}: " if line is not None else f"{path}: ")
+        super().__init__(f"{where}{message}")

@@ -1,0 +1,1 @@
+"""Adaptation methods as plugins: a registry, the method interface, and the built-in methods."""

@@ -1,0 +1,76 @@
+"""The method interface every plugin implements, and what a method is given.
+
+A method declares its ``name``, its ``setting`` and its hyperparameters once (default + an Optuna
+distribution for searches, DomainBed style). ``adapt`` receives the source model and only the data its
+setting allows, and returns the classifier that is evaluated on the target test split.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, ClassVar
+
+import torch
+from optuna.distributions import BaseDistribution
+from torch import nn
+
+from benchmark.profiles import Profile
+
+
+class Setting(str, Enum):
+    """What data a method may see besides the source model.
+
+    SFDA: the unlabelled target train split. UDA: also the labelled source train split.
+    SOURCE: nothing (the source model as it is). ORACLE: the labelled target train split (an upper bound,
+    always reported as oracle).
+    """
+
+    SFDA = "sfda"
+    UDA = "uda"
+    SOURCE = "source"
+    ORACLE = "oracle"
+
+
+@dataclass(frozen=True)
+class HParam:
+    """One declared hyperparameter: its default, the Optuna distribution a search draws from, a help line."""
+
+    default: Any
+    distribution: BaseDistribution | None = None
+    help: str = ""
+
+
+@dataclass
+class RunContext:
+    """What the harness hands every method besides data.
+
+    Attributes:
+        device: where tensors live and models train.
+        profile: the run's profile (image size, batch sizes...).
+        seed: the method's derived seed (already applied to the global RNGs).
+        generator: CPU generator for data order, seeded from ``seed``.
+        stats: a dict the method may fill with numbers for the run record (e.g. pseudo-label counts).
+    """
+
+    device: torch.device
+    profile: Profile
+    seed: int
+    generator: torch.Generator
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+class Method(ABC):
+    """Base class of adaptation methods; subclasses are registered with ``methods.registry.register``."""
+
+    name: ClassVar[str]
+    setting: ClassVar[Setting]
+    hparams_spec: ClassVar[dict[str, HParam]] = {}
+
+    def __init__(self, hparams: dict[str, Any]) -> None:
+        self.hparams = hparams
+
+    @abstractmethod
+    def adapt(self, source_model: nn.Module, data: Any, ctx: RunContext) -> nn.Module:
+        """Return the adapted classifier ((B, 3, S, S) normalised float -> (B, 7) logits)."""

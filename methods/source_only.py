@@ -1,0 +1,22 @@
+"""Source-only: the source model evaluated on the target as it is (the lower bound)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from methods.base import Method, RunContext, Setting
+from methods.registry import register
+
+
+@register
+class SourceOnly(Method):
+    """No adaptation: returns the source model unchanged."""
+
+    name = "source_only"
+    setting = Setting.SOURCE
+    hparams_spec = {}
+
+    def adapt(self, source_model: nn.Module, data: Any, ctx: RunContext) -> nn.Module:
+        return source_model
