@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -124,8 +125,24 @@ def cmd_run(args: argparse.Namespace) -> None:
     from benchmark.report import print_run
     from benchmark.run import run_method
 
-    record = run_method(args.method, args.setup, args.seed, args.profile, _parse_sets(args.set), args.device)
+    record = run_method(
+        args.method, args.setup, args.seed, args.profile, _parse_sets(args.set), args.device, args.storage
+    )
     _print_json(record) if args.json else print_run(record)
+
+
+def cmd_results(args: argparse.Namespace) -> None:
+    from benchmark.results import summary_table, to_markdown
+    from benchmark.storage import completed_records, open_storage
+
+    records = [r for r in completed_records(open_storage(args.storage)) if args.setup in (None, r["setup"])]
+    if not records:
+        raise UserError("no completed runs in the storage" + (f" for setup {args.setup!r}" if args.setup else ""))
+    table = summary_table(records)
+    if args.json:
+        print(table.to_json(orient="records", indent=2))
+    else:
+        print(to_markdown(table))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,14 +197,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--setup", required=True)
     p.add_argument("--profile", help="quick | paper (default: the setup's)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a hyperparameter")
+    p.add_argument("--storage", help="results storage URL (default sqlite:///$FERBENCH_HOME/results.db)")
     common(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("results", help="mean +- std over seeds of the stored runs, as a markdown table")
+    p.add_argument("--setup", help="only this setup")
+    p.add_argument("--storage", help="results storage URL (default sqlite:///$FERBENCH_HOME/results.db)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_results)
     return parser
 
 
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; user errors print one paragraph on stderr and return 2 (no traceback)."""
+    """Entry point; user errors print one paragraph on stderr and return 2 (no traceback).
+
+    SIGTERM (e.g. a scheduler's pre-emption) is turned into KeyboardInterrupt, so a running trial is
+    marked failed and temporary files are removed on the way out.
+    """
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         args.func(args)
     except (UserError, DatasetError) as error:

@@ -24,7 +24,7 @@ def resize_to_tensor(images: np.ndarray, size: int, device: torch.device | str =
     n, height, width, channels = images.shape
     out = torch.empty((n, channels, size, size), dtype=torch.uint8, device=device)
     for start in range(0, n, chunk):
-        block = torch.from_numpy(np.ascontiguousarray(images[start : start + chunk])).to(device)
+        block = torch.from_numpy(np.array(images[start : start + chunk])).to(device)  # copy: mmaps are read-only
         block = block.permute(0, 3, 1, 2)
         if (height, width) != (size, size):
             block = F.interpolate(block.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
@@ -33,18 +33,26 @@ def resize_to_tensor(images: np.ndarray, size: int, device: torch.device | str =
     return out
 
 
-def normalise(batch: torch.Tensor) -> torch.Tensor:
-    """(B, C, S, S) uint8 with C in {1, 3} -> (B, 3, S, S) float, ImageNet mean/std normalised."""
+def to_unit(batch: torch.Tensor) -> torch.Tensor:
+    """(B, C, S, S) uint8 with C in {1, 3} -> (B, 3, S, S) float in [0, 1] (grey replicated to 3 channels)."""
     x = batch.float().div_(255.0)
-    if x.shape[1] == 1:
-        x = x.expand(-1, 3, -1, -1)
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+def standardise(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, S, S) float in [0, 1] -> ImageNet mean/std normalised."""
     mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std
 
 
+def normalise(batch: torch.Tensor) -> torch.Tensor:
+    """(B, C, S, S) uint8 with C in {1, 3} -> (B, 3, S, S) float, ImageNet mean/std normalised."""
+    return standardise(to_unit(batch))
+
+
 def supervised_augmentation() -> K.AugmentationSequential:
-    """Source/oracle training views on normalised (B, 3, S, S) floats: flip + small affine, per-sample draws."""
+    """Source/oracle/SHOT training views on (B, 3, S, S) floats: flip + small affine, per-sample draws."""
     return K.AugmentationSequential(
         K.RandomHorizontalFlip(),
         K.RandomAffine(degrees=10.0, translate=(0.1, 0.1), scale=(0.9, 1.1), p=1.0),
@@ -62,3 +70,16 @@ def batch_indices(n: int, batch_size: int, generator: torch.Generator | None, dr
 def steps_per_epoch(n: int, batch_size: int, drop_last: bool) -> int:
     """Number of batches ``batch_indices`` yields."""
     return n // batch_size if drop_last and n >= batch_size else -(-n // batch_size)
+
+
+def clup_augmentation() -> K.AugmentationSequential:
+    """CluP's target-training views on normalised (B, 3, S, S) floats (authors' transforms, batched):
+    horizontal flip, random affine (35 deg, translate 0.15), colour jitter (brightness, contrast,
+    saturation in [0.5, 1.5], hue +-0.5). Jitter acts before normalisation in the authors' pipeline;
+    here it acts on [0, 1] images: apply it to ``to_unit(batch)``, then ``standardise``.
+    """
+    return K.AugmentationSequential(
+        K.RandomHorizontalFlip(),
+        K.RandomAffine(degrees=35.0, translate=(0.15, 0.15), p=1.0),
+        K.ColorJitter(brightness=0.5, contrast=0.5, saturation=0.5, hue=0.5, p=1.0),
+    )

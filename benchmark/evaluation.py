@@ -10,18 +10,8 @@ import torch
 from sklearn.metrics import confusion_matrix
 from torch import nn
 
-from benchmark.data import normalise
+from benchmark.inference import infer
 from datasets.labels import CLASS_NAMES, NUM_CLASSES
-
-
-@torch.no_grad()
-def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """Eval-mode logits of ``images`` (N, C, S, S) uint8 on the model's device -> (N, classes) float32 on CPU."""
-    was_training = model.training
-    model.eval()
-    outputs = [model(normalise(images[i : i + batch_size])).float().cpu() for i in range(0, len(images), batch_size)]
-    model.train(was_training)
-    return torch.cat(outputs) if outputs else torch.empty(0, NUM_CLASSES)
 
 
 @dataclass(frozen=True)
@@ -66,5 +56,5 @@ def score_predictions(predictions: np.ndarray, labels: np.ndarray) -> Evaluation
 
 def evaluate(model: nn.Module, images: torch.Tensor, labels: np.ndarray, batch_size: int = 512) -> Evaluation:
     """Top-1 / per-class recall / confusion of ``model`` on uint8 ``images`` (N, C, S, S) with ``labels`` (N,)."""
-    logits = predict_logits(model, images, batch_size)
-    return score_predictions(logits.argmax(1).numpy(), labels)
+    logits = infer(model, images, batch_size).logits
+    return score_predictions(logits.argmax(1).cpu().numpy(), labels)

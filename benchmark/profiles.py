@@ -55,6 +55,8 @@ class Profile:
         imagenet_init: start the source backbone from ImageNet weights (a local file; see models.py).
         source: the source-training recipe.
         eval_batch_size: images per forward pass in evaluation and feature extraction.
+        hparams: method hyperparameters this profile scales, ``{method or "*": {name: value}}`` (applied
+            after the method's defaults and before the setup's and the user's values).
     """
 
     name: str
@@ -66,7 +68,7 @@ class Profile:
     imagenet_init: bool
     source: SourceRecipe
     eval_batch_size: int = 512
-    extra: dict[str, Any] = field(default_factory=dict)
+    hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def as_record(self) -> dict[str, Any]:
         """Every value of the profile, JSON-ready."""
@@ -95,6 +97,11 @@ PROFILES: dict[str, Profile] = {
         head="shot",
         imagenet_init=False,
         source=SourceRecipe(epochs=10, lr=5e-2, backbone_lr_mult=1.0, weight_decay=5e-4),
+        hparams={
+            "shot": {"epochs": 5},
+            "shot_im": {"epochs": 5},
+            "clup": {"epochs": 15, "batch_size": 64},
+        },
     ),
 }
 

@@ -31,7 +31,6 @@ def progress_bar(transient: bool = True) -> Progress:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        TextColumn("{task.fields[status]}"),
         console=console,
         transient=transient,
         disable=quiet,

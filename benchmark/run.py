@@ -11,15 +11,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import torch
 
 from benchmark.devices import resolve_device
 from benchmark.evaluation import evaluate
+from benchmark.inference import infer
 from benchmark.profiles import Profile, get_profile
 from benchmark.progress import log
 from benchmark.seeding import derive_seed, seed_everything
 from benchmark.setups import get_setup
 from benchmark.source import SplitTensors, get_source_model, split_tensors
+from benchmark.storage import complete, open_storage, trial_for_run
+from benchmark.validators import compute_validators
 from benchmark.versions import versions
 from methods import registry
 from methods.base import RunContext, Setting
@@ -45,17 +49,31 @@ def _labelled(split: SplitTensors, device: torch.device) -> LabelledImages:
     return LabelledImages(split.images, torch.from_numpy(split.labels).to(device))
 
 
-def _method_inputs(setting: Setting, source: str, target: str, profile: Profile, device: torch.device) -> Any:
+def _method_inputs(setting: Setting, target_train: SplitTensors, source: str, profile: Profile, device: torch.device) -> Any:
     """The data a method of ``setting`` is allowed to see, and nothing more."""
     if setting is Setting.SOURCE:
         return None
-    target_train = split_tensors(target, "train", profile, device)
     if setting is Setting.ORACLE:
         return OracleData(target=_labelled(target_train, device))
     unlabelled = UnlabelledImages(target_train.images)
     if setting is Setting.SFDA:
         return SourceFreeData(target=unlabelled)
     return UdaData(source=_labelled(split_tensors(source, "train", profile, device), device), target=unlabelled)
+
+
+def pseudo_label_report(stats: dict[str, Any] | None, truth: np.ndarray) -> dict[str, Any] | None:
+    """Kept count, kept fraction and accuracy (%) against the truth of a method's pseudo-labels.
+
+    ``stats`` is what the method left in ``ctx.stats["pseudo_labels"]``: ``{"mask": (N,) bool,
+    "labels": (N,) int64}`` over the target train split. The truth is read here, after ``adapt`` returned.
+    """
+    if stats is None:
+        return None
+    mask = np.asarray(stats["mask"], dtype=bool)
+    labels = np.asarray(stats["labels"])
+    kept = int(mask.sum())
+    accuracy = float(100.0 * (labels[mask] == truth[mask]).mean()) if kept else float("nan")
+    return {"kept": kept, "kept_fraction": kept / max(len(mask), 1), "accuracy_vs_truth": accuracy}
 
 
 def run_method(
@@ -65,6 +83,7 @@ def run_method(
     profile: str | None = None,
     overrides: dict[str, Any] | None = None,
     device: str = "auto",
+    storage: str | None = None,
 ) -> dict[str, Any]:
     """Run ``method`` on ``setup`` and return its run record (see DESIGN.md, "The run record").
 
@@ -75,54 +94,64 @@ def run_method(
         profile: profile name; default = the setup's.
         overrides: ``--set KEY=VALUE`` hyperparameters (validated against the method's declaration).
         device: ``auto``, ``cpu`` or ``cuda[:N]``.
+        storage: results storage URL (default SQLite under ``FERBENCH_HOME``); the run is one trial there.
     """
     timer = StageTimer()
     the_setup = get_setup(setup)
     the_profile = get_profile(profile or the_setup.profile)
     cls = registry.get(method)
-    hparams = registry.resolve_hparams(cls, the_setup.hparams, overrides or {})
+    hparams = registry.resolve_hparams(cls, the_setup.hparams, overrides or {}, the_profile)
     torch_device = resolve_device(device)
+    store = open_storage(storage)
+    declared = {name: hp.distribution for name, hp in cls.hparams_spec.items()}
+    attrs = {"method": method, "setting": cls.setting.value, "setup": setup, "profile": the_profile.name, "seed": seed}
+    study_name = f"run/{method}/{setup}/{the_profile.name}"
     log(f"run {method} on {setup} (profile {the_profile.name}, seed {seed}, device {torch_device})")
 
-    with timer.stage("data"):
-        target_test = split_tensors(the_setup.target, "test", the_profile, torch_device)
-    with timer.stage("source"):
-        source = get_source_model(the_setup.source, the_profile, seed, torch_device)
-    method_seed = derive_seed("method", method, setup, seed)
-    with timer.stage("data"):
-        data = _method_inputs(cls.setting, the_setup.source, the_setup.target, the_profile, torch_device)
-    with timer.stage("adapt"):
-        ctx = RunContext(torch_device, the_profile, method_seed, seed_everything(method_seed))
-        model = cls(hparams).adapt(source.model, data, ctx)
-    with timer.stage("evaluate"):
-        result = evaluate(model, target_test.images, target_test.labels, the_profile.eval_batch_size)
-
-    return {
-        "method": method,
-        "setting": cls.setting.value,
-        "setup": setup,
-        "source_dataset": the_setup.source,
-        "target_dataset": the_setup.target,
-        "profile": the_profile.name,
-        "profile_values": the_profile.as_record(),
-        "seed": seed,
-        "seeds": {"source": source.info["train_seed"], "method": method_seed},
-        "hparams": hparams,
-        "accuracy": result.accuracy,
-        "mean_class_accuracy": result.mean_class_accuracy,
-        "class_accuracy": result.class_accuracy,
-        "confusion": result.confusion,
-        "n_test": result.n,
-        "validators": ctx.stats.pop("validators", {}),
-        "pseudo_labels": ctx.stats.pop("pseudo_labels", None),
-        "method_stats": ctx.stats,
-        "source_test_accuracy": source.info["source_test"]["accuracy"],
-        "artifacts": {"source": source.path.name, "backbone": None},
-        "seconds": timer.seconds,
-        "versions": versions(),
-        "data": {
-            "source_train_images_sha256": source.info["train_images_sha256"],
-            "target_test_images_sha256": target_test.manifest_sha256,
-        },
-        "device": str(torch_device),
-    }
+    with trial_for_run(store, study_name, hparams, declared, attrs) as (study, trial):
+        with timer.stage("data"):
+            target_test = split_tensors(the_setup.target, "test", the_profile, torch_device)
+            target_train = split_tensors(the_setup.target, "train", the_profile, torch_device)
+        with timer.stage("source"):
+            source = get_source_model(the_setup.source, the_profile, seed, torch_device)
+        method_seed = derive_seed("method", method, setup, seed)
+        with timer.stage("data"):
+            data = _method_inputs(cls.setting, target_train, the_setup.source, the_profile, torch_device)
+        with timer.stage("adapt"):
+            ctx = RunContext(torch_device, the_profile, method_seed, seed_everything(method_seed))
+            model = cls(hparams).adapt(source.model, data, ctx)
+        with timer.stage("evaluate"):
+            result = evaluate(model, target_test.images, target_test.labels, the_profile.eval_batch_size)
+            validators = compute_validators(infer(model, target_train.images, the_profile.eval_batch_size))
+        record = {
+            "method": method,
+            "setting": cls.setting.value,
+            "setup": setup,
+            "source_dataset": the_setup.source,
+            "target_dataset": the_setup.target,
+            "profile": the_profile.name,
+            "profile_values": the_profile.as_record(),
+            "seed": seed,
+            "seeds": {"source": source.info["train_seed"], "method": method_seed},
+            "hparams": hparams,
+            "accuracy": result.accuracy,
+            "mean_class_accuracy": result.mean_class_accuracy,
+            "class_accuracy": result.class_accuracy,
+            "confusion": result.confusion,
+            "n_test": result.n,
+            "validators": validators,
+            "pseudo_labels": pseudo_label_report(ctx.stats.pop("pseudo_labels", None), target_train.labels),
+            "method_stats": ctx.stats,
+            "source_test_accuracy": source.info["source_test"]["accuracy"],
+            "artifacts": {"source": source.path.name, "backbone": ctx.stats.pop("backbone_artifact", None)},
+            "seconds": timer.seconds,
+            "versions": versions(),
+            "data": {
+                "source_train_images_sha256": source.info["train_images_sha256"],
+                "target_train_images_sha256": target_train.manifest_sha256,
+                "target_test_images_sha256": target_test.manifest_sha256,
+            },
+            "device": str(torch_device),
+        }
+        complete(study, trial, record)
+    return record

@@ -73,4 +73,8 @@ class Method(ABC):
 
     @abstractmethod
     def adapt(self, source_model: nn.Module, data: Any, ctx: RunContext) -> nn.Module:
-        """Return the adapted classifier ((B, 3, S, S) normalised float -> (B, 7) logits)."""
+        """Return the adapted ``benchmark.models.Classifier`` ((B, 3, S, S) normalised float -> (B, 7) logits).
+
+        ``data`` is exactly what the method's setting allows (``methods.inputs``): None for ``source``,
+        ``SourceFreeData`` for ``sfda``, ``UdaData`` for ``uda``, ``OracleData`` for ``oracle``.
+        """

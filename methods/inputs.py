@@ -54,6 +54,14 @@ class SourceFreeData:
 
     target: UnlabelledImages
 
+    def __getattr__(self, name: str):  # only reached for attributes that do not exist
+        if not name.startswith("__"):
+            raise PermissionError(
+                f"source-free methods receive only the unlabelled target train split (`data.target`); "
+                f"`data.{name}` does not exist: no source images and no labels are given to them"
+            )
+        raise AttributeError(name)
+
 
 @dataclass(frozen=True)
 class UdaData:

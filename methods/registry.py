@@ -14,6 +14,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from benchmark.errors import UserError
+from benchmark.profiles import Profile
 from methods.base import Method
 
 ENTRY_POINT_GROUP = "fer_sfda_bench.methods"
@@ -29,7 +30,7 @@ def register(cls: type[Method]) -> type[Method]:
 
 
 def _load_builtins() -> None:
-    from methods import source_only  # noqa: F401  (registration side effect)
+    from methods import clup, oracle, shot, source_only  # noqa: F401  (registration side effect)
 
 
 def _load_entry_points() -> dict[str, type[Method]]:
@@ -62,22 +63,27 @@ def get(name: str) -> type[Method]:
 
 
 def resolve_hparams(
-    cls: type[Method], setup_overrides: dict[str, dict[str, Any]], user: dict[str, Any]
+    cls: type[Method], setup_overrides: dict[str, dict[str, Any]], user: dict[str, Any], profile: Profile | None = None
 ) -> dict[str, Any]:
-    """Defaults <- the setup's overrides (for this method, or ``"*"``) <- the user's ``--set`` values.
+    """Defaults <- the profile's scaling <- the setup's values <- the user's ``--set`` values.
 
-    Only declared names are taken from the setup; an undeclared user key is a UserError listing the valid ones.
+    Profile and setup overrides are ``{method name or "*": {name: value}}``; only names the method declares
+    are taken from them. An undeclared user key is a UserError listing the valid ones.
     """
     spec = cls.hparams_spec
     values = {name: hp.default for name, hp in spec.items()}
-    for scope in ("*", cls.name):
-        values.update({k: v for k, v in setup_overrides.get(scope, {}).items() if k in spec})
+    for overrides in (profile.hparams if profile else {}, setup_overrides):
+        for scope in ("*", cls.name):
+            values.update({k: v for k, v in overrides.get(scope, {}).items() if k in spec})
     unknown = sorted(set(user) - set(spec))
     if unknown:
         valid = ", ".join(sorted(spec)) or "none (this method has no hyperparameters)"
         raise UserError(f"unknown hyperparameter(s) {', '.join(unknown)} for method {cls.name!r}; valid: {valid}")
     for name, raw in user.items():
         values[name] = _coerce(name, raw, spec[name].default)
+        choices = getattr(spec[name].distribution, "choices", None)
+        if choices is not None and values[name] not in choices:
+            raise UserError(f"{name}={raw!r} is not one of {', '.join(map(str, choices))} (method {cls.name!r})")
     return values
 
 

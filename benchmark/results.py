@@ -1,0 +1,70 @@
+"""Tables from the results storage: a pure function of the stored run records (no retraining).
+
+``summary_table`` groups completed runs by (method, setting, setup, profile) and reports mean +- std of
+top-1 accuracy over seeds; ``to_markdown`` renders it with the number of seeds and the seeds themselves,
+so every cell says what it was computed from.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+#: Row order within a setup: lower bound, source-free methods, UDA methods, upper bound.
+SETTING_ORDER = {"source": 0, "sfda": 1, "uda": 2, "oracle": 3}
+
+
+def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per run: method, setting, setup, profile, seed, accuracy, mean_class_accuracy, hparams (str)."""
+    rows = [
+        {
+            "method": r["method"],
+            "setting": r["setting"],
+            "setup": r["setup"],
+            "profile": r["profile"],
+            "seed": r["seed"],
+            "accuracy": r["accuracy"],
+            "mean_class_accuracy": r["mean_class_accuracy"],
+            "hparams": ", ".join(f"{k}={v}" for k, v in sorted(r["hparams"].items())),
+        }
+        for r in records
+    ]
+    columns = ["method", "setting", "setup", "profile", "seed", "accuracy", "mean_class_accuracy", "hparams"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def summary_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Mean and std (ddof 1; 0 for a single seed) of accuracy per (method, setting, setup, profile, hparams).
+
+    When a configuration was run more than once with the same seed, the latest run of that seed counts.
+    """
+    frame = records_frame(records)
+    keys = ["method", "setting", "setup", "profile", "hparams"]
+    frame = frame.drop_duplicates(subset=[*keys, "seed"], keep="last")
+    grouped = frame.groupby(keys, sort=False)
+    table = grouped.agg(
+        accuracy_mean=("accuracy", "mean"),
+        accuracy_std=("accuracy", "std"),
+        mca_mean=("mean_class_accuracy", "mean"),
+        seeds=("seed", lambda s: ",".join(str(v) for v in sorted(s))),
+        n_seeds=("seed", "nunique"),
+    ).reset_index()
+    table["accuracy_std"] = table["accuracy_std"].fillna(0.0)
+    table["_rank"] = table["setting"].map(SETTING_ORDER).fillna(len(SETTING_ORDER))
+    table = table.sort_values(["setup", "_rank", "accuracy_mean"]).drop(columns="_rank")
+    return table.reset_index(drop=True)
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A markdown table: method, setting, setup, accuracy mean +- std, mean class accuracy, seeds, hparams."""
+    lines = [
+        "| method | setting | setup | accuracy (%) | mean class acc. (%) | seeds | hyperparameters |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in table.itertuples():
+        lines.append(
+            f"| {row.method} | {row.setting} | {row.setup} | {row.accuracy_mean:.2f} +- {row.accuracy_std:.2f} | "
+            f"{row.mca_mean:.2f} | {row.n_seeds} ({row.seeds}) | {row.hparams or '-'} |"
+        )
+    return "\n".join(lines)

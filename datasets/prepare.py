@@ -1,0 +1,157 @@
+"""Convert a raw release into the prepared cache (``python -m benchmark data prepare``).
+
+``prepare_raw`` indexes the annotations, decodes every image into the split's uint8 memory map with a
+progress bar, and writes the manifest. The write goes through ``CacheWriter``, so it is atomic: an
+exception or Ctrl-C at any point leaves the previous complete cache or none, never a partial one.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.progress import Progress
+
+from benchmark import __version__
+from benchmark.progress import progress_bar
+
+from datasets._io import AnnotatedRawDataset, BadRecords
+from datasets.cache import CacheWriter, file_sha256, read_manifest
+from datasets.errors import DatasetError
+from datasets.labels import CLASS_NAMES
+from datasets.raw import RawDataset, RawSample
+
+logger = logging.getLogger(__name__)
+
+#: Rows copied at a time when compacting a split after skipped records.
+_COPY_CHUNK = 1024
+
+
+class EmptyClassWarning(UserWarning):
+    """A split of a prepared dataset has no sample of some class."""
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _decoded(dataset: RawDataset, root: Path, sample: RawSample) -> np.ndarray:
+    """``dataset.decode`` checked against the cached shape (a parser bug otherwise, not bad input)."""
+    image = dataset.decode(root, sample)
+    expected = (dataset.image_size, dataset.image_size, dataset.channels)
+    if image.shape != expected or image.dtype != np.uint8:
+        raise ValueError(f"{dataset.name}.decode returned {image.dtype} {image.shape}, expected uint8 {expected}")
+    return image
+
+
+def _write_split(
+    writer: CacheWriter,
+    dataset: RawDataset,
+    root: Path,
+    split: str,
+    samples: list[RawSample],
+    bad: BadRecords,
+    progress: Progress,
+) -> np.ndarray:
+    """Decode ``samples`` into ``writer``'s ``split``; returns the int64 labels actually written.
+
+    Without skipping, images go straight into the cache's memory map. With ``bad.skip`` they go to a
+    scratch memory map first and only the good rows are copied over, as the final N is known only
+    after decoding.
+    """
+    size, channels = dataset.image_size, dataset.channels
+    task = progress.add_task(f"{dataset.name} {split}", total=len(samples))
+    if not bad.skip:
+        images, labels = writer.create_split(split, len(samples), size, size, channels)
+        for i, sample in enumerate(samples):
+            images[i] = _decoded(dataset, root, sample)
+            labels[i] = sample.label
+            progress.advance(task)
+        return labels
+    with tempfile.TemporaryDirectory(prefix=f".{writer.final_dir.name}.scratch-", dir=writer.final_dir.parent) as tmp:
+        scratch = np.lib.format.open_memmap(
+            Path(tmp) / "images.npy", mode="w+", dtype=np.uint8, shape=(len(samples), size, size, channels)
+        )
+        kept: list[int] = []
+        for sample in samples:
+            try:
+                scratch[len(kept)] = _decoded(dataset, root, sample)
+            except DatasetError as error:
+                bad(error)
+            else:
+                kept.append(sample.label)
+            progress.advance(task)
+        images, labels = writer.create_split(split, len(kept), size, size, channels)
+        for start in range(0, len(kept), _COPY_CHUNK):
+            stop = min(start + _COPY_CHUNK, len(kept))
+            images[start:stop] = scratch[start:stop]
+        labels[:] = kept
+        del scratch
+    return labels
+
+
+def _empty_classes(name: str, labels: dict[str, np.ndarray]) -> dict[str, list[str]]:
+    """Class names without a sample, per split; each one is warned about loudly."""
+    empty: dict[str, list[str]] = {}
+    for split, split_labels in labels.items():
+        present = set(np.unique(split_labels).tolist())
+        empty[split] = [cls for index, cls in enumerate(CLASS_NAMES) if index not in present]
+        for cls in empty[split]:
+            message = f"{name} {split} split has no sample of class {cls!r}"
+            logger.warning(message)
+            warnings.warn(message, EmptyClassWarning, stacklevel=3)
+    return empty
+
+
+def prepare_raw(dataset: RawDataset, root: Path, out_dir: Path, *, skip_bad: bool = False) -> dict[str, Any]:
+    """Build the cache of ``dataset`` from the raw release at ``root`` into ``out_dir``, atomically.
+
+    Args:
+        dataset: the parser (its ``split_seed`` fixes any split it draws).
+        root: the raw release's root folder.
+        out_dir: the cache folder; replaced only once the new cache is complete.
+        skip_bad: skip bad records (annotation lines and images) instead of raising the first, and list
+            them in the manifest under ``skipped``.
+
+    Returns:
+        The manifest written: ``dataset``, ``image_size`` (px), ``channels``, ``annotation_sha256``
+        (relative file name -> hash), ``skipped`` ({"count", "records": [{"file", "line", "error"}]}),
+        ``empty_classes`` (split -> class names), the parser's ``manifest_extras()``, plus what
+        ``CacheWriter`` adds (format, splits with sizes, class counts and array hashes).
+
+    Raises:
+        DatasetError: the first bad record (naming file and line) unless ``skip_bad``; a missing root or
+            annotation file always.
+    """
+    root, out_dir = Path(root), Path(out_dir)
+    bad = BadRecords(skip=skip_bad)
+    if isinstance(dataset, AnnotatedRawDataset):
+        splits = dataset.index(root, bad=bad)
+    else:
+        splits = dataset.index(root)
+    hashes = {_relative(path, root): file_sha256(path) for path in dataset.annotation_files(root)}
+    written: dict[str, np.ndarray] = {}
+    with CacheWriter(out_dir) as writer:
+        with progress_bar() as progress:
+            for split, samples in splits.items():
+                written[split] = _write_split(writer, dataset, root, split, samples, bad, progress)
+        writer.manifest.update(
+            dataset=dataset.name,
+            image_size=dataset.image_size,
+            channels=dataset.channels,
+            raw_root=str(root),
+            annotation_sha256=hashes,
+            code_version=__version__,
+            skip_bad=skip_bad,
+            skipped={"count": len(bad.errors), "records": bad.records()},
+            empty_classes=_empty_classes(dataset.name, written),
+            **dataset.manifest_extras(),
+        )
+    return read_manifest(out_dir)

@@ -1,0 +1,250 @@
+"""Acquisition conditions: pose, background, lighting, occluders, geometric warp, blur, tone, noise.
+
+``sample_acquisition`` draws every per-sample acquisition parameter of a split from the domain's
+``CorruptionSpec``; ``draw_occluders`` paints occluders on the canonical canvas after the face;
+``degrade`` turns the canonical canvas into the output images (warp to the output size with rotation,
+scale and translation, directional lighting, blur, contrast/brightness/gamma, block artefacts, noise).
+All steps are vectorised over the chunk. Images are float32 in [0, 1] until ``quantise``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from datasets.synth.domains import DomainSpec
+from datasets.synth.params import ParamTable, col
+from datasets.synth.render import FaceLayout, face_sdf
+from datasets.synth.shapes import Canvas, coverage, ellipse, rotated_ellipse, segment
+
+#: Occluder kinds, in the order of ``CorruptionSpec.occluder_kinds`` (-1 = none).
+OCCLUDERS: tuple[str, ...] = ("hand", "hair", "mask", "blob")
+#: Number of background clutter blobs per sample.
+CLUTTER_BLOBS = 4
+
+
+def sample_acquisition(spec: DomainSpec, n: int, rng: np.random.Generator) -> ParamTable:
+    """Per-sample acquisition parameters of ``n`` samples.
+
+    Returns:
+        ``yaw``, ``pitch`` in [-1, 1]; ``rotation`` (radians), ``scale``, ``tx``, ``ty`` (face units);
+        ``bg`` (n, 3), ``bg_grad``, ``clutter`` (n, CLUTTER_BLOBS, 6), ``shirt`` (n, 3), ``lens_tint``;
+        ``light_angle`` (radians), ``light``; ``blur`` (output pixels), ``noise``, ``contrast``,
+        ``brightness``, ``gamma``, ``levels`` (auto-exposure strength), ``jpeg`` (block blend in [0, 1]); occluder ``occ_kind`` (int, -1 none),
+        ``occ_side`` (+-1), ``occ_x``, ``occ_y``, ``occ_size``, ``occ_angle``, ``occ_grey``.
+    """
+    c = spec.corruption
+    a: ParamTable = {}
+
+    def sym(limit: float) -> np.ndarray:
+        return rng.uniform(-limit, limit, n).astype(np.float32)
+
+    def rng_range(bounds: tuple[float, float]) -> np.ndarray:
+        return rng.uniform(bounds[0], bounds[1], n).astype(np.float32)
+
+    a["yaw"], a["pitch"] = sym(c.yaw), sym(c.pitch)
+    rotation = np.clip(rng.normal(0.0, c.rotation_deg / 2.5, n), -c.rotation_deg, c.rotation_deg)
+    a["rotation"] = np.deg2rad(rotation).astype(np.float32)
+    a["scale"] = rng_range(c.scale)
+    a["tx"], a["ty"] = sym(c.translate * spec.view_extent), sym(c.translate * spec.view_extent)
+    if c.background_clutter > 0:
+        a["bg"] = rng.uniform(0.1, 0.9, (n, 3)).astype(np.float32)
+        a["bg_grad"] = sym(0.3)
+        clutter = np.zeros((n, CLUTTER_BLOBS, 6), dtype=np.float32)
+        clutter[..., 0:2] = rng.uniform(-spec.render_extent, spec.render_extent, (n, CLUTTER_BLOBS, 2))
+        clutter[..., 2:4] = rng.uniform(0.15, 0.7, (n, CLUTTER_BLOBS, 2))
+        clutter[..., 4] = rng.normal(0.0, c.background_clutter, (n, CLUTTER_BLOBS))
+        a["clutter"] = clutter
+    else:
+        grey = rng.uniform(0.72, 0.92, (n, 1))
+        a["bg"] = np.clip(grey + rng.normal(0.0, 0.04, (n, 3)), 0, 1).astype(np.float32)
+        a["bg_grad"] = rng.uniform(0.0, 0.08, n).astype(np.float32)
+        a["clutter"] = np.zeros((n, CLUTTER_BLOBS, 6), dtype=np.float32)
+    a["shirt"] = rng.uniform(0.1, 0.85, (n, 3)).astype(np.float32)
+    a["lens_tint"] = rng.uniform(0.05, 0.2, n).astype(np.float32)
+    a["light_angle"] = rng.uniform(0.0, 2 * np.pi, n).astype(np.float32)
+    a["light"] = rng.uniform(0.0, c.light_gradient, n).astype(np.float32)
+    a["blur"] = rng_range(c.blur_sigma)
+    a["noise"] = rng_range(c.noise_sigma)
+    a["contrast"] = rng_range(c.contrast)
+    a["brightness"] = rng_range(c.brightness)
+    a["gamma"] = np.exp(rng.uniform(np.log(c.gamma[0]), np.log(c.gamma[1]), n)).astype(np.float32)
+    a["levels"] = rng_range(c.auto_levels)
+    a["jpeg"] = np.where(rng.random(n) < c.jpeg_block, rng.uniform(0.15, 0.35, n), 0.0).astype(np.float32)
+    kinds = np.asarray(c.occluder_kinds, dtype=np.float64)
+    kind = rng.choice(len(OCCLUDERS), n, p=kinds / kinds.sum())
+    a["occ_kind"] = np.where(rng.random(n) < c.occluder_prob, kind, -1).astype(np.int64)
+    a["occ_side"] = np.where(rng.random(n) < 0.5, -1.0, 1.0).astype(np.float32)
+    a["occ_x"] = rng.uniform(0.0, 1.0, n).astype(np.float32)
+    a["occ_y"] = rng.uniform(0.0, 1.0, n).astype(np.float32)
+    a["occ_size"] = rng.uniform(0.8, 1.2, n).astype(np.float32)
+    a["occ_angle"] = rng.uniform(-0.6, 0.6, n).astype(np.float32)
+    a["occ_grey"] = rng.uniform(0.05, 0.95, n).astype(np.float32)
+    return a
+
+
+def draw_occluders(canvas: Canvas, f: FaceLayout, ident: ParamTable, acq: ParamTable) -> None:
+    """Paint at most one occluder per sample on the canonical canvas.
+
+    Kinds: a hand (palm and four fingers, over the chin, mouth corner or cheek), a hair strand across one
+    eye and brow, a face mask over nose and mouth, a random blob (microphone, sticker, shadow).
+    """
+    kind = acq["occ_kind"]
+    if not np.any(kind >= 0):
+        return
+    win = canvas.full()
+    side, size, angle = col(acq["occ_side"]), col(acq["occ_size"]), col(acq["occ_angle"])
+    ox, oy = col(acq["occ_x"]), col(acq["occ_y"])
+    if np.any(kind == 0):  # hand
+        cx = f.fcx + side * (0.2 + 0.4 * ox)
+        cy = 0.2 + 0.45 * oy
+        palm = rotated_ellipse(win.X, win.Y, cx, cy + 0.15 * size, 0.2 * size, 0.24 * size, angle)
+        shape = palm
+        for k in range(4):
+            spread = angle + side * (k - 1.5) * 0.22
+            bx = cx + 0.02 * (k - 1.5) * size
+            finger = segment(win.X, win.Y, bx, cy + 0.05, bx + np.sin(spread) * 0.33 * size,
+                             cy - np.cos(spread) * 0.33 * size, 0.045 * size)
+            shape = np.minimum(shape, finger)
+        skin = np.clip(ident["skin"] * (0.9 + 0.2 * acq["occ_grey"][:, None]), 0, 1)
+        shade = 1.0 - 0.25 * np.clip((win.Y - cy) / 0.5, 0, 1)
+        canvas.paint(win, coverage(shape - 0.012, canvas.aa) * col(kind == 0), skin * 0.6)
+        canvas.paint(win, coverage(shape, canvas.aa) * col(kind == 0), skin, shade)
+    if np.any(kind == 1):  # hair strand
+        x0 = f.fcx + side * (0.05 + 0.35 * ox)
+        x1 = f.eye_cx + side * (f.eye_dx + 0.1 * (oy - 0.5))
+        strand = segment(win.X, win.Y, x0, -1.6, x1, f.eye_y + 0.12 + 0.1 * oy, 0.05 + 0.06 * size)
+        texture = 1.0 + 0.12 * np.sin(45.0 * (win.X - side * 0.3 * win.Y))
+        canvas.paint(win, coverage(strand, canvas.aa) * col(kind == 1), ident["hair"], texture)
+    if np.any(kind == 2):  # face mask
+        region = np.maximum(face_sdf(win.X, win.Y, f) - 0.02, (f.nose_y - 0.07) - win.Y)
+        cloth = np.stack([0.55 + 0.4 * acq["occ_grey"], 0.65 + 0.3 * acq["occ_grey"], 0.7 + 0.3 * acq["occ_grey"]], 1)
+        folds = 1.0 - 0.08 * (np.sin(60.0 * win.Y) > 0.6)
+        canvas.paint(win, coverage(region, canvas.aa) * col(kind == 2), np.clip(cloth, 0, 1), folds)
+        for s in (-1.0, 1.0):
+            strap = segment(win.X, win.Y, f.fcx + s * f.rx * 0.95, f.nose_y - 0.03, f.fcx + s * (f.rx + 0.1),
+                            f.eye_y + 0.05, 0.012)
+            canvas.paint(win, coverage(strap, canvas.aa) * col(kind == 2), np.full_like(cloth, 0.9))
+    if np.any(kind == 3):  # blob
+        bx = f.fcx + side * 0.6 * ox
+        by = -0.5 + 1.3 * oy
+        blob = rotated_ellipse(win.X, win.Y, bx, by, 0.14 * size, 0.1 * size, angle)
+        grey = np.repeat(acq["occ_grey"][:, None], 3, axis=1)
+        canvas.paint(win, coverage(blob, canvas.aa) * col(kind == 3), grey)
+
+
+def apply_lighting(canvas: Canvas, acq: ParamTable) -> None:
+    """Directional light: a linear gain ramp across the canonical canvas (in place)."""
+    if not np.any(acq["light"] > 0):
+        return
+    win = canvas.full()
+    angle = col(acq["light_angle"])
+    ramp = (np.cos(angle) * win.X + np.sin(angle) * win.Y) / canvas.extent
+    gain = np.clip(1.0 + col(acq["light"]) * ramp, 0.25, 2.0)
+    canvas.image *= gain[..., None]
+
+
+def warp(canvas: Canvas, acq: ParamTable, out_size: int, view_extent: float) -> np.ndarray:
+    """Resample the canonical canvas to the output frame with per-sample rotation, scale and translation.
+
+    The output pixel at frame point ``o`` (face units, ``[-view_extent, view_extent]``) shows canonical
+    point ``R(-rotation) (o - t) / scale`` (bilinear, edge-clamped).
+
+    Returns:
+        (n, out_size, out_size, C) float32.
+    """
+    n, size, channels = canvas.n, canvas.size, canvas.channels
+    grid = ((np.arange(out_size, dtype=np.float32) + 0.5) / out_size * 2.0 - 1.0) * view_extent
+    xo, yo = grid.reshape(1, 1, -1), grid.reshape(1, -1, 1)
+    cos, sin = col(np.cos(acq["rotation"])), col(np.sin(acq["rotation"]))
+    scale = col(acq["scale"])
+    dx, dy = xo - col(acq["tx"]), yo - col(acq["ty"])
+    xc = (cos * dx + sin * dy) / scale
+    yc = (-sin * dx + cos * dy) / scale
+    fx = np.clip((xc + canvas.extent) / canvas.px - 0.5, 0.0, size - 1.0)
+    fy = np.clip((yc + canvas.extent) / canvas.px - 0.5, 0.0, size - 1.0)
+    x0 = np.minimum(np.floor(fx).astype(np.int64), size - 2)
+    y0 = np.minimum(np.floor(fy).astype(np.int64), size - 2)
+    wx = (fx - x0)[..., None]
+    wy = (fy - y0)[..., None]
+    flat = canvas.image.reshape(n * size * size, channels)
+    base = (np.arange(n, dtype=np.int64) * size * size).reshape(n, 1, 1)
+    i00 = base + y0 * size + x0
+    top = flat[i00] * (1 - wx) + flat[i00 + 1] * wx
+    bottom = flat[i00 + size] * (1 - wx) + flat[i00 + size + 1] * wx
+    return (top * (1 - wy) + bottom * wy).astype(np.float32)
+
+
+def gaussian_blur(images: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """Separable Gaussian blur of (n, S, S, C) images with per-sample ``sigma`` (pixels; ~0 = identity)."""
+    n, size = images.shape[0], images.shape[1]
+    if not np.any(sigma > 0.05):
+        return images
+    idx = np.arange(size, dtype=np.float32)
+    d2 = (idx[None, :, None] - idx[None, None, :]) ** 2
+    s = np.maximum(sigma, 0.05).reshape(n, 1, 1).astype(np.float32)
+    kernel = np.exp(-d2 / (2.0 * s * s))
+    kernel /= kernel.sum(axis=2, keepdims=True)
+    x = images.transpose(0, 3, 1, 2)  # (n, C, S, S)
+    x = kernel[:, None] @ x @ kernel[:, None].transpose(0, 1, 3, 2)
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+
+
+def auto_levels(images: np.ndarray, strength: np.ndarray) -> np.ndarray:
+    """Blend (n, S, S, C) images with their 2nd-98th percentile stretch to [0.05, 0.95] by ``strength`` (n,)."""
+    if not np.any(strength > 0):
+        return images
+    n = images.shape[0]
+    lo, hi = np.percentile(images.reshape(n, -1), [2.0, 98.0], axis=1)
+    lo, hi = lo.reshape(n, 1, 1, 1), hi.reshape(n, 1, 1, 1)
+    stretched = (images - lo) / np.maximum(hi - lo, 0.05) * 0.9 + 0.05
+    a = strength.reshape(n, 1, 1, 1)
+    return (images * (1 - a) + stretched * a).astype(np.float32)
+
+
+def block_artefacts(images: np.ndarray, strength: np.ndarray, block: int = 8) -> np.ndarray:
+    """Blend each image with its ``block`` x ``block`` block means by ``strength`` (a JPEG stand-in)."""
+    if not np.any(strength > 0):
+        return images
+    n, size, _, channels = images.shape
+    k = size // block
+    core = images[:, : k * block, : k * block]
+    means = core.reshape(n, k, block, k, block, channels).mean(axis=(2, 4), keepdims=True)
+    blocky = np.broadcast_to(means, (n, k, block, k, block, channels)).reshape(n, k * block, k * block, channels)
+    out = images.copy()
+    a = strength.reshape(n, 1, 1, 1)
+    out[:, : k * block, : k * block] = core * (1 - a) + blocky * a
+    return out
+
+
+def degrade(canvas: Canvas, acq: ParamTable, spec: DomainSpec, rng: np.random.Generator) -> np.ndarray:
+    """Canonical canvas -> output images (float32 (n, S, S, C)) under the acquisition conditions.
+
+    Order: lighting, warp (rotation, scale, translation, resampling to ``spec.image_size``), blur,
+    contrast and brightness, gamma, auto-exposure, block artefacts, additive Gaussian noise.
+    """
+    apply_lighting(canvas, acq)
+    identity_warp = (
+        spec.render_size == spec.image_size
+        and spec.render_extent == spec.view_extent
+        and not np.any(acq["rotation"])
+        and np.all(acq["scale"] == 1)
+        and not np.any(acq["tx"])
+        and not np.any(acq["ty"])
+    )
+    images = canvas.image if identity_warp else warp(canvas, acq, spec.image_size, spec.view_extent)
+    images = gaussian_blur(images, acq["blur"])
+    mean = images.mean(axis=(1, 2, 3), keepdims=True)
+    images = mean + col(acq["contrast"])[..., None] * (images - mean) + col(acq["brightness"])[..., None]
+    if np.any(acq["gamma"] != 1):
+        images = np.clip(images, 0.0, 1.0) ** col(acq["gamma"])[..., None]
+    images = auto_levels(images, acq["levels"])
+    images = block_artefacts(images, acq["jpeg"])
+    if np.any(acq["noise"] > 0):
+        noise = rng.standard_normal(images.shape, dtype=np.float32)
+        images = images + noise * col(acq["noise"])[..., None]
+    return images
+
+
+def quantise(images: np.ndarray) -> np.ndarray:
+    """float [0, 1] images -> uint8 (rounded, clipped)."""
+    return np.clip(np.rint(images * 255.0), 0, 255).astype(np.uint8)

@@ -1,0 +1,128 @@
+"""CluP (Conti et al., BMVC 2022): cluster-level pseudo-labels + a target model trained on the kept subset.
+
+Stage 1 (source model, frozen): k-means on the source backbone's features of the unlabelled target train
+split; each sample takes its cluster's majority teacher label and purity; per class, only samples at or
+above the Q-th percentile of purity are kept (``score="confidence"``: rank by the teacher's max softmax
+instead). Stage 2: the target backbone's initialisation (``backbone``). Stage 3: that backbone + a fresh
+Linear(D -> 7) trained on the kept subset with mixup, SGD and cosine annealing.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from torch import nn
+
+from benchmark.data import clup_augmentation, standardise, to_unit
+from benchmark.errors import UserError
+from benchmark.inference import infer
+from benchmark.models import Classifier, LinearHead, build_backbone
+from benchmark.source import imagenet_weights
+from benchmark.training import optimise, run_epochs
+from methods.base import HParam, Method, RunContext, Setting
+from methods.inputs import SourceFreeData
+from methods.losses import mixup_cross_entropy
+from methods.pseudo_labels import Selection, cluster_pseudo_labels
+from methods.registry import register
+
+BACKBONES = ("source", "imagenet")
+
+
+def target_backbone(choice: str, source_model: Classifier, ctx: RunContext) -> nn.Module:
+    """The initial target backbone: a copy of the source backbone, or ImageNet weights from a local file."""
+    if choice == "source":
+        return copy.deepcopy(source_model.backbone)
+    if choice == "imagenet":
+        profile = ctx.profile
+        if profile.width != 64:
+            raise UserError(
+                f"backbone=imagenet needs a full-width ResNet; profile {profile.name!r} has width {profile.width}"
+            )
+        weights = imagenet_weights(profile) if profile.imagenet_init else None
+        if weights is None:
+            raise UserError("backbone=imagenet needs local ImageNet weights: set FERBENCH_IMAGENET_WEIGHTS")
+        return build_backbone(profile.arch, profile.stem, profile.width, weights)[0]
+    raise UserError(f"unknown CluP backbone {choice!r}; known: {', '.join(BACKBONES)}")
+
+
+@torch.no_grad()
+def feature_dim(backbone: nn.Module, images: torch.Tensor) -> int:
+    """Output width D of ``backbone`` on the run's images (one eval-mode forward of two images)."""
+    was_training = backbone.training
+    backbone.eval()
+    dim = backbone(standardise(to_unit(images[:2]))).shape[1]
+    backbone.train(was_training)
+    return int(dim)
+
+
+def train_on_pseudo_labels(
+    model: Classifier, images: torch.Tensor, selection: Selection, hp: dict, ctx: RunContext
+) -> None:
+    """Stage 3: train the whole ``model`` on the kept images with their fixed pseudo-labels.
+
+    Mixup with lambda ~ Beta(alpha, alpha) (one draw per batch from the run's generator), SGD (Nesterov),
+    cosine-annealed lr over all steps.
+    """
+    kept = selection.mask.nonzero().squeeze(1)
+    if len(kept) < hp["batch_size"]:
+        raise UserError(
+            f"CluP kept {len(kept)} pseudo-labelled samples, fewer than one batch ({hp['batch_size']}); lower q"
+        )
+    labels = selection.labels[kept]
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=hp["lr"], momentum=0.9, nesterov=True, weight_decay=hp["weight_decay"]
+    )
+    augment = clup_augmentation()
+    beta = torch.distributions.Beta(hp["mixup_alpha"], hp["mixup_alpha"]) if hp["mixup_alpha"] > 0 else None
+    model.train()
+
+    def step(indices: torch.Tensor, index: int, total: int) -> torch.Tensor:
+        for group in optimizer.param_groups:
+            group["lr"] = 0.5 * hp["lr"] * (1.0 + math.cos(math.pi * index / total))
+        x = standardise(augment(to_unit(images[kept[indices]])))
+        y = labels[indices]
+        if beta is None:
+            loss = mixup_cross_entropy(model(x), y, y, 1.0)
+        else:
+            lam = float(beta.sample())
+            perm = torch.randperm(len(x), generator=ctx.generator).to(x.device)
+            loss = mixup_cross_entropy(model(lam * x + (1 - lam) * x[perm]), y, y[perm], lam)
+        optimise(optimizer, loss)
+        return loss
+
+    run_epochs(len(kept), hp["batch_size"], hp["epochs"], ctx.generator, step, "clup", device=images.device)
+
+
+@register
+class CluP(Method):
+    """CluP with cluster-purity (or, for the ablation, confidence) pseudo-label selection."""
+
+    name = "clup"
+    setting = Setting.SFDA
+    hparams_spec = {
+        "backbone": HParam("source", CategoricalDistribution(BACKBONES), "initial target backbone"),
+        "score": HParam("purity", CategoricalDistribution(("purity", "confidence")), "pseudo-label score"),
+        "clusters": HParam(1000, IntDistribution(10, 2000, log=True), "k-means clusters K"),
+        "q": HParam(0.8, FloatDistribution(0.0, 0.95), "per-class percentile Q (kept fraction 1 - Q)"),
+        "mixup_alpha": HParam(0.2, FloatDistribution(0.0, 1.0), "mixup Beta(alpha, alpha); 0 disables"),
+        "epochs": HParam(50, IntDistribution(1, 100), "stage-3 epochs"),
+        "lr": HParam(0.1, FloatDistribution(1e-3, 0.5, log=True), "stage-3 initial lr (cosine to 0)"),
+        "weight_decay": HParam(5e-4, FloatDistribution(1e-5, 1e-2, log=True), "SGD weight decay"),
+        "batch_size": HParam(32, None, "images per step"),
+    }
+
+    def adapt(self, source_model: Classifier, data: SourceFreeData, ctx: RunContext) -> nn.Module:
+        hp = self.hparams
+        images = data.target.images
+        teacher = infer(source_model, images, ctx.profile.eval_batch_size)
+        selection = cluster_pseudo_labels(
+            teacher.features, teacher.probabilities, hp["clusters"], hp["q"], ctx.seed, hp["score"]
+        )
+        ctx.stats["pseudo_labels"] = {"mask": selection.mask.cpu(), "labels": selection.labels.cpu()}
+        backbone = target_backbone(hp["backbone"], source_model, ctx)
+        model = Classifier(backbone, LinearHead(feature_dim(backbone, images)))
+        train_on_pseudo_labels(model.to(images.device), images, selection, hp, ctx)
+        return model

@@ -1,0 +1,105 @@
+"""SHOT and SHOT-IM (Liang et al., ICML 2020), per reference/methods.md.
+
+The classifier is frozen; backbone (0.1x lr) and bottleneck (1x lr) are trained on the unlabelled target
+with information maximisation plus (SHOT only) cross-entropy on self-supervised pseudo-labels that are
+refreshed at the start of every epoch by two rounds of nearest-centroid clustering.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from optuna.distributions import FloatDistribution, IntDistribution
+from torch import nn
+
+from benchmark.data import normalise, supervised_augmentation
+from benchmark.inference import infer
+from benchmark.training import optimise, run_epochs, shot_lr_step, shot_optimizer
+from methods.base import HParam, Method, RunContext, Setting
+from methods.inputs import SourceFreeData
+from methods.losses import information_maximisation
+from methods.registry import register
+
+
+def _nearest_centroid(features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Labels by max cosine similarity to centroids ``c_k = sum_i w_ik f_i / (1e-8 + sum_i w_ik)``.
+
+    Classes whose total weight is zero get no centroid (and so no sample).
+    """
+    mass = weights.sum(dim=0)
+    centroids = (weights.T @ features) / (1e-8 + mass[:, None])
+    similarity = F.normalize(features, dim=1) @ F.normalize(centroids, dim=1).T
+    similarity[:, mass <= 0] = -float("inf")
+    return similarity.argmax(dim=1)
+
+
+def shot_pseudo_labels(embeddings: torch.Tensor, probabilities: torch.Tensor) -> torch.Tensor:
+    """SHOT's self-supervised pseudo-labels.
+
+    Args:
+        embeddings: (N, E) bottleneck features of the target train split (eval mode).
+        probabilities: (N, C) softmax outputs of the same pass.
+
+    Returns:
+        (N,) int64 labels: round 1 with soft centroids from the probabilities, round 2 with hard centroids
+        from the round-1 labels over the classes that received at least one sample.
+    """
+    ones = torch.ones(len(embeddings), 1, device=embeddings.device, dtype=embeddings.dtype)
+    features = F.normalize(torch.cat([embeddings, ones], dim=1), dim=1)
+    labels = _nearest_centroid(features, probabilities)
+    one_hot = F.one_hot(labels, probabilities.shape[1]).to(features.dtype)
+    return _nearest_centroid(features, one_hot)
+
+
+@register
+class Shot(Method):
+    """SHOT: information maximisation + self-supervised pseudo-labels (cls_par 0.3)."""
+
+    name = "shot"
+    setting = Setting.SFDA
+    hparams_spec = {
+        "lr": HParam(1e-2, FloatDistribution(1e-3, 1e-1, log=True), "lr of the bottleneck (backbone: x backbone_lr_mult)"),
+        "backbone_lr_mult": HParam(0.1, FloatDistribution(0.01, 1.0, log=True), "backbone lr multiplier"),
+        "epochs": HParam(15, IntDistribution(1, 30), "passes over the target train split"),
+        "batch_size": HParam(64, None, "images per step"),
+        "cls_par": HParam(0.3, FloatDistribution(0.0, 1.0), "weight of the pseudo-label cross-entropy"),
+        "ent_par": HParam(1.0, FloatDistribution(0.1, 2.0), "weight of the information-maximisation loss"),
+    }
+
+    def adapt(self, source_model: nn.Module, data: SourceFreeData, ctx: RunContext) -> nn.Module:
+        hp = self.hparams
+        model = copy.deepcopy(source_model).train()
+        model.head.classifier.requires_grad_(False)
+        optimizer = shot_optimizer(model.backbone.parameters(), model.head.parameters(), hp["lr"], hp["backbone_lr_mult"])
+        images = data.target.images
+        augment = supervised_augmentation()
+        pseudo = torch.empty(0, dtype=torch.long)
+
+        def refresh(epoch: int) -> None:
+            nonlocal pseudo
+            if hp["cls_par"] > 0:
+                outputs = infer(model, images, ctx.profile.eval_batch_size)
+                pseudo = shot_pseudo_labels(outputs.embeddings, outputs.probabilities)
+
+        def step(indices: torch.Tensor, index: int, total: int) -> torch.Tensor:
+            shot_lr_step(optimizer, index, total)
+            model.head.classifier.eval()  # frozen classifier (no BN in it; kept explicit as in SHOT)
+            logits = model(augment(normalise(images[indices])))
+            loss = hp["ent_par"] * information_maximisation(logits.softmax(dim=1))
+            if hp["cls_par"] > 0:
+                loss = loss + hp["cls_par"] * F.cross_entropy(logits, pseudo[indices])
+            optimise(optimizer, loss)
+            return loss
+
+        run_epochs(len(images), hp["batch_size"], hp["epochs"], ctx.generator, step, self.name, refresh, images.device)
+        return model
+
+
+@register
+class ShotIM(Shot):
+    """SHOT-IM: SHOT without pseudo-labels (information maximisation only)."""
+
+    name = "shot_im"
+    hparams_spec = {**Shot.hparams_spec, "cls_par": HParam(0.0, None, "fixed at 0: no pseudo-labels")}

@@ -1,0 +1,53 @@
+"""End to end on the synthetic default, through the CLI exactly as a user types it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from datasets.labels import CLASS_NAMES
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORD_FIELDS = {
+    "method", "setup", "profile", "seed", "hparams", "accuracy", "mean_class_accuracy", "class_accuracy",
+    "confusion", "n_test", "validators", "pseudo_labels", "artifacts", "seconds", "versions", "data",
+}
+
+
+def _cli(*args: str, timeout: float) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FERBENCH_QUIET": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "benchmark", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=timeout
+    )
+
+
+@pytest.mark.slow
+def test_source_only_on_synth_from_cold_cache():
+    start = time.perf_counter()
+    result = _cli("run", "--method", "source_only", "--setup", "synth", "--json", timeout=900)
+    seconds = time.perf_counter() - start
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert RECORD_FIELDS <= set(record)
+    assert record["method"] == "source_only" and record["setup"] == "synth" and record["profile"] == "quick"
+    assert list(record["class_accuracy"]) == list(CLASS_NAMES)
+    assert len(record["confusion"]) == 7 and sum(map(sum, record["confusion"])) == record["n_test"]
+    assert 0.0 <= record["accuracy"] <= 100.0
+    print(f"cold-cache source_only run: {seconds:.1f} s, accuracy {record['accuracy']:.2f}")
+
+
+@pytest.mark.slow
+def test_calibration_of_the_synthetic_benchmark_holds():
+    result = _cli("calibrate", "--setup", "synth", "--json", timeout=900)
+    assert result.returncode == 0, result.stderr
+    calibration = json.loads(result.stdout)
+    print(calibration["accuracy"])
+    assert calibration["accuracy"]["source_on_source"] >= 90.0
+    assert calibration["accuracy"]["source_on_target"] <= 70.0
+    assert calibration["accuracy"]["target_on_target"] >= 85.0
