@@ -31,7 +31,8 @@ def test_list_json_has_every_section(capsys):
     assert main(["list", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert {"methods", "setups", "datasets", "backbones", "profiles"} <= set(payload)
-    assert {"name": "source_only", "setting": "source"}.items() <= payload["methods"][0].items()
+    settings = {m["name"]: m["setting"] for m in payload["methods"]}
+    assert settings["source_only"] == "source" and settings["oracle"] == "oracle" and settings["clup"] == "sfda"
     assert {"rafdb", "fer2013", "expw", "afe", "synth-lab", "synth-wild"} <= set(payload["datasets"])
     assert {s["name"] for s in payload["setups"]} >= {"synth", "raf_fer2013", "afe_expw", "raf_expw", "afe_fer2013"}
 

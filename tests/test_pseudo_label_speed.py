@@ -5,7 +5,7 @@ per-class Python loops (tests/reference_clup.py); the same reference with ``n_in
 one k-means++ run) is measured beside it. All on the same synthetic features
 (:func:`tests.reference_clup.make_benchmark_data`, seed 0).
 
-Scale: ``FERBENCH_PL_SCALE=ci`` (default; N = 4000, D = 128, K = 100, seconds) or ``full`` (N = 28,709 =
+Scale: ``FERBENCH_PL_SCALE=ci`` (default; N = 3000, D = 64, K = 50, seconds) or ``full`` (N = 28,709 =
 FER2013's train split, D = 512, K = 1000 as in the paper; the reference takes many minutes). CI asserts that ours
 is faster; the full scale asserts at least 50x against ``n_init=10``. Run the full scale with ``-s`` to see the
 summary lines, e.g.::
@@ -39,7 +39,7 @@ class Scale:
 
 
 SCALES = {
-    "ci": Scale(n_samples=4000, dim=128, n_clusters=100, our_rounds=3, min_speedup=1.0),
+    "ci": Scale(n_samples=3000, dim=64, n_clusters=50, our_rounds=3, min_speedup=1.0),
     "full": Scale(n_samples=28_709, dim=512, n_clusters=1000, our_rounds=3, min_speedup=50.0),
 }
 SCALE_NAME = os.environ.get("FERBENCH_PL_SCALE", "ci")
