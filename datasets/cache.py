@@ -199,5 +199,6 @@ def verify_cache(cache_dir: str | Path) -> dict[str, Any]:
         labels = np.load(cache_dir / f"{split}_labels.npy")
         if len(labels) != info["n"] or class_counts(labels.tolist()) != info["class_counts"]:
             raise DatasetError("labels disagree with the manifest's counts", cache_dir / f"{split}_labels.npy")
-        report["splits"][split] = {"n": info["n"], "class_counts": info["class_counts"]}
+        counts = {name: info["class_counts"][name] for name in CLASS_NAMES}  # canonical order, not JSON's sorted one
+        report["splits"][split] = {"n": info["n"], "class_counts": counts}
     return report
