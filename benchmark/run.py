@@ -28,6 +28,7 @@ from benchmark.versions import versions
 from methods import registry
 from methods.base import RunContext, Setting
 from methods.inputs import LabelledImages, OracleData, SourceFreeData, UdaData, UnlabelledImages
+from methods.pseudo_labels import Selection, pseudo_label_stats
 
 
 class StageTimer:
@@ -61,19 +62,10 @@ def _method_inputs(setting: Setting, target_train: SplitTensors, source: str, pr
     return UdaData(source=_labelled(split_tensors(source, "train", profile, device), device), target=unlabelled)
 
 
-def pseudo_label_report(stats: dict[str, Any] | None, truth: np.ndarray) -> dict[str, Any] | None:
-    """Kept count, kept fraction and accuracy (%) against the truth of a method's pseudo-labels.
-
-    ``stats`` is what the method left in ``ctx.stats["pseudo_labels"]``: ``{"mask": (N,) bool,
-    "labels": (N,) int64}`` over the target train split. The truth is read here, after ``adapt`` returned.
-    """
-    if stats is None:
-        return None
-    mask = np.asarray(stats["mask"], dtype=bool)
-    labels = np.asarray(stats["labels"])
-    kept = int(mask.sum())
-    accuracy = float(100.0 * (labels[mask] == truth[mask]).mean()) if kept else float("nan")
-    return {"kept": kept, "kept_fraction": kept / max(len(mask), 1), "accuracy_vs_truth": accuracy}
+def _pseudo_label_stats(selection: Selection | None, truth: np.ndarray) -> dict[str, float] | None:
+    """Kept count and fraction and accuracy (%) against the truth of the ``Selection`` a method left in
+    ``ctx.stats["pseudo_labels"]``; the truth is read here, after ``adapt`` returned."""
+    return None if selection is None else pseudo_label_stats(selection, torch.from_numpy(truth))
 
 
 def run_method(
@@ -140,7 +132,7 @@ def run_method(
             "confusion": result.confusion,
             "n_test": result.n,
             "validators": validators,
-            "pseudo_labels": pseudo_label_report(ctx.stats.pop("pseudo_labels", None), target_train.labels),
+            "pseudo_labels": _pseudo_label_stats(ctx.stats.pop("pseudo_labels", None), target_train.labels),
             "method_stats": ctx.stats,
             "source_test_accuracy": source.info["source_test"]["accuracy"],
             "artifacts": {"source": source.path.name, "backbone": ctx.stats.pop("backbone_artifact", None)},

@@ -27,7 +27,7 @@ from benchmark.progress import log
 from benchmark.seeding import derive_seed, seed_everything
 from benchmark.training import train_supervised
 from datasets import registry
-from datasets.cache import read_manifest
+from datasets.cache import load_split, read_manifest
 
 #: Bump when source training changes in a way that changes its result; old artifacts are then not reused.
 SOURCE_CODE_VERSION = 1
@@ -48,7 +48,7 @@ class SplitTensors:
 def split_tensors(dataset: str, split: str, profile: Profile, device: torch.device) -> SplitTensors:
     """Load ``dataset``/``split`` from the cache (preparing it if needed) at the profile's input size."""
     cache = registry.ensure(dataset)
-    data = registry.load(dataset, split)
+    data = load_split(cache, split)
     manifest = read_manifest(cache)
     return SplitTensors(
         images=resize_to_tensor(data.images, profile.image_size, device),

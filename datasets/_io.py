@@ -108,21 +108,20 @@ class Record:
         """Field ``column`` as stripped text."""
         return self.values[column].strip()
 
-    def integer(self, column: str) -> int:
-        """Field ``column`` as an int; a DatasetError when it is not an integer."""
+    def _convert(self, column: str, kind: type, noun: str):  # type: ignore[no-untyped-def]
         value = self.text(column)
         try:
-            return int(value)
+            return kind(value)
         except ValueError:
-            raise self.error(f"field {column!r} must be an integer, got {value!r}") from None
+            raise self.error(f"field {column!r} must be {noun}, got {value!r}") from None
+
+    def integer(self, column: str) -> int:
+        """Field ``column`` as an int; a DatasetError when it is not an integer."""
+        return self._convert(column, int, "an integer")
 
     def number(self, column: str) -> float:
         """Field ``column`` as a float; a DatasetError when it is not a number."""
-        value = self.text(column)
-        try:
-            return float(value)
-        except ValueError:
-            raise self.error(f"field {column!r} must be a number, got {value!r}") from None
+        return self._convert(column, float, "a number")
 
     def label(self, column: str, mapping: Mapping[int, int]) -> int:
         """Field ``column`` as a label code mapped to a canonical index; a DatasetError outside ``mapping``."""

@@ -161,9 +161,13 @@ def is_complete(cache_dir: str | Path) -> bool:
 def read_manifest(cache_dir: str | Path) -> dict[str, Any]:
     """The manifest of a complete cache; a DatasetError naming the folder when there is none."""
     cache_dir = Path(cache_dir)
-    if not is_complete(cache_dir):
+    try:
+        manifest = json.loads((cache_dir / MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError):
+        manifest = None
+    if not isinstance(manifest, dict) or manifest.get("format") != CACHE_FORMAT:
         raise DatasetError("no complete prepared cache here (run `python -m benchmark data prepare`)", cache_dir)
-    return json.loads((cache_dir / MANIFEST).read_text())
+    return manifest
 
 
 def load_split(cache_dir: str | Path, split: str, mmap: bool = True) -> Split:

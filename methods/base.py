@@ -51,7 +51,9 @@ class RunContext:
         profile: the run's profile (image size, batch sizes...).
         seed: the method's derived seed (already applied to the global RNGs).
         generator: CPU generator for data order, seeded from ``seed``.
-        stats: a dict the method may fill with numbers for the run record (e.g. pseudo-label counts).
+        stats: a dict the method may fill for the run record. A method that pseudo-labels puts its
+            ``methods.pseudo_labels.Selection`` under ``"pseudo_labels"``; the harness scores it against
+            the truth after ``adapt`` returns.
     """
 
     device: torch.device

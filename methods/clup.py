@@ -121,7 +121,7 @@ class CluP(Method):
         selection = cluster_pseudo_labels(
             teacher.features, teacher.probabilities, hp["clusters"], hp["q"], ctx.seed, hp["score"]
         )
-        ctx.stats["pseudo_labels"] = {"mask": selection.mask.cpu(), "labels": selection.labels.cpu()}
+        ctx.stats["pseudo_labels"] = selection
         backbone = target_backbone(hp["backbone"], source_model, ctx)
         model = Classifier(backbone, LinearHead(feature_dim(backbone, images)))
         train_on_pseudo_labels(model.to(images.device), images, selection, hp, ctx)

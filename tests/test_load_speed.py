@@ -5,6 +5,7 @@ Reproduce (numbers in docs/PERFORMANCE.md): ``PYTHONPATH=. python -m pytest test
 
 from __future__ import annotations
 
+import mmap
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -61,7 +62,19 @@ def decode_raw(root: Path) -> np.ndarray:
 
 
 def load_cached(cache: Path) -> np.ndarray:
-    """The train split from the cache, read fully into memory (no lazy memory map)."""
+    """The train split as the harness loads it (``benchmark.source.split_tensors``): a memory map.
+
+    Nothing is left lazy: one byte of every page is read, so every page of the split is resident and
+    mapped when this returns, and the array is as usable as the decoded one.
+    """
+    images = load_split(cache, "train").images
+    touched = images.reshape(-1)[:: mmap.PAGESIZE]
+    assert int(touched.sum()) > 0
+    return images
+
+
+def load_cached_eager(cache: Path) -> np.ndarray:
+    """The train split copied into process memory (``mmap=False``); reported, not asserted."""
     return load_split(cache, "train", mmap=False).images
 
 
@@ -83,10 +96,14 @@ def test_prepared_split_loads_much_faster_than_raw_decode(benchmark, prepared: t
     stats = getattr(benchmark, "stats", None)
     load_s = stats.stats.min if stats is not None else best_of(lambda: load_cached(cache), 30)
     raw_s = best_of(lambda: decode_raw(root), 5)
+    eager_s = best_of(lambda: load_cached_eager(cache), 30)
     ratio = raw_s / load_s
     print(
         f"\n{N_IMAGES} RAF-DB images (100x100 RGB JPEG, quality 95): raw decode {raw_s * 1e3:.1f} ms, "
-        f"cached load {load_s * 1e3:.2f} ms, ratio {ratio:.0f}x (best of 5 / best of 30)"
+        f"cached load (memory map, every page in) {load_s * 1e3:.2f} ms, ratio {ratio:.0f}x; "
+        f"eager copy {eager_s * 1e3:.2f} ms, ratio {raw_s / eager_s:.0f}x (best of 5 / best of 30)"
     )
-    benchmark.extra_info.update(n_images=N_IMAGES, raw_decode_s=raw_s, cached_load_s=load_s, ratio=ratio)
+    benchmark.extra_info.update(
+        n_images=N_IMAGES, raw_decode_s=raw_s, cached_load_s=load_s, ratio=ratio, eager_load_s=eager_s
+    )
     assert ratio >= MIN_RATIO, f"cached load only {ratio:.1f}x faster than raw decode"

@@ -17,8 +17,6 @@ Public API (used by ``datasets.registry``): ``DOMAINS``, ``generator_signature``
 from __future__ import annotations
 
 import hashlib
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -65,26 +63,18 @@ def generate_split(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     return images, plan.labels
 
 
-def _progress():
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    quiet = bool(os.environ.get("FERBENCH_QUIET")) or not sys.stderr.isatty()
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=Console(stderr=True), transient=True, disable=quiet)
-
-
 def write_cache(name: str, out_dir: Path) -> None:
     """Generate both splits of ``name`` and write them atomically as a prepared cache at ``out_dir``.
 
     The manifest records the dataset, the generator signature, the seeds, the label noise (rate and
     per-split count of flipped labels), the image size and channels.
     """
+    from benchmark.progress import progress_bar
     from datasets.cache import CacheWriter
 
     spec = get_spec(name)
     noise: dict[str, object] = {"rate": spec.label_noise, "partner_flip": spec.partner_flip}
-    with CacheWriter(out_dir) as writer, _progress() as bar:
+    with CacheWriter(out_dir) as writer, progress_bar() as bar:
         for split in ("train", "test"):
             n = split_size(spec, split)
             images, labels = writer.create_split(split, n, spec.image_size, spec.image_size, spec.channels)
