@@ -96,7 +96,7 @@ PROFILES: dict[str, Profile] = {
         image_size=64,
         head="shot",
         imagenet_init=False,
-        source=SourceRecipe(epochs=10, lr=5e-2, backbone_lr_mult=1.0, weight_decay=5e-4),
+        source=SourceRecipe(epochs=15, lr=5e-2, backbone_lr_mult=1.0, weight_decay=5e-4),
         hparams={
             "shot": {"epochs": 5},
             "shot_im": {"epochs": 5},
