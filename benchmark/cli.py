@@ -131,11 +131,44 @@ def cmd_run(args: argparse.Namespace) -> None:
     _print_json(record) if args.json else print_run(record)
 
 
+def cmd_pretrain(args: argparse.Namespace) -> None:
+    from benchmark.devices import resolve_device
+    from benchmark.pretrain import get_pretrained_backbone
+    from benchmark.profiles import get_profile
+
+    pretrained = get_pretrained_backbone(args.ssl, args.dataset, get_profile(args.profile), args.seed,
+                                         resolve_device(args.device))
+    if args.json:
+        _print_json(pretrained.info | {"artifact": str(pretrained.path)})
+        return
+    info = pretrained.info
+    state = "trained now" if info["built_now"] else "cached"
+    print(f"{args.ssl} backbone on {args.dataset} (profile {args.profile}, seed {args.seed}, {state}): {pretrained.path}")
+    last = info["history"][-1] if info["history"] else {}
+    collapse = info["collapse"]
+    print(f"final loss {collapse['final_loss']:.4f} (ln P = {collapse['ln_p']:.3f}); prototype usage entropy "
+          f"{last.get('usage_entropy', 0.0):.3f} nats, {last.get('prototypes_used', 0)} prototypes used")
+    if collapse["collapsed"]:
+        print("COLLAPSED: " + "; ".join(collapse["reasons"]))
+
+
+def cmd_probe(args: argparse.Namespace) -> None:
+    from benchmark.probe import PROBE_BACKBONES, run_probes
+    from benchmark.report import print_probes
+
+    backbones = tuple(args.backbones.split(",")) if args.backbones else PROBE_BACKBONES
+    records = run_probes(args.setup, backbones, args.seed, args.profile, args.device, args.storage)
+    _print_json(records) if args.json else print_probes(records)
+
+
 def cmd_results(args: argparse.Namespace) -> None:
     from benchmark.results import summary_table, to_markdown
     from benchmark.storage import completed_records, open_storage
 
-    records = [r for r in completed_records(open_storage(args.storage)) if args.setup in (None, r["setup"])]
+    records = [
+        r for r in completed_records(open_storage(args.storage))
+        if args.setup in (None, r["setup"]) and r.get("kind", "run") == "run"
+    ]
     if not records:
         raise UserError("no completed runs in the storage" + (f" for setup {args.setup!r}" if args.setup else ""))
     table = summary_table(records)
@@ -200,6 +233,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", help="results storage URL (default sqlite:///$FERBENCH_HOME/results.db)")
     common(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("pretrain", help="self-supervised pretraining (SwAV, DeepClusterV2) on a dataset's train images")
+    p.add_argument("--ssl", required=True, help="swav | deepclusterv2")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--profile", default="quick", help="quick | paper (default quick)")
+    common(p)
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("probe", help="linear probes of frozen backbones on a setup's target (the paper's Table 3)")
+    p.add_argument("--setup", required=True)
+    p.add_argument("--backbones", help="comma-separated subset of random,imagenet,source,deepclusterv2,swav")
+    p.add_argument("--profile", help="quick | paper (default: the setup's)")
+    p.add_argument("--storage", help="results storage URL (default sqlite:///$FERBENCH_HOME/results.db)")
+    common(p)
+    p.set_defaults(func=cmd_probe)
 
     p = sub.add_parser("results", help="mean +- std over seeds of the stored runs, as a markdown table")
     p.add_argument("--setup", help="only this setup")

@@ -41,6 +41,54 @@ class SourceRecipe:
 
 
 @dataclass(frozen=True)
+class SSLRecipe:
+    """Self-supervised pretraining of the target backbone (SwAV, DeepClusterV2; reference/ssl.md).
+
+    Attributes:
+        epochs: passes over the target train split.
+        batch_size: images per step (each seen as ``large_crops`` + ``small_crops`` views).
+        lr: peak SGD learning rate (after ``warmup_epochs`` of linear warm-up; cosine to 0, per step).
+        momentum, weight_decay: SGD settings (plain SGD + cosine, the CluP paper's words; not LARS).
+        warmup_epochs: linear warm-up length in epochs (may be fractional).
+        prototypes: P, prototypes per head (SwAV: one head; DeepClusterV2: 3 heads of P k-means centroids).
+        projector_hidden, projector_out: the projector MLP's hidden and output widths.
+        large_crops, small_crops: number of views per image at ``image_size`` and ``small_size``.
+        small_size: side of the small crops in pixels.
+        large_scale, small_scale: RandomResizedCrop area ranges of the two crop sizes.
+        freeze_prototypes_epochs: SwAV's prototypes get no gradient for this many epochs.
+        queue_length: SwAV queue per large crop (0 = no queue), active from ``queue_start_epoch``.
+        queue_start_epoch: first epoch that uses the queue.
+        temperature: softmax temperature of the swapped prediction / cluster cross-entropy.
+        sinkhorn_epsilon, sinkhorn_iterations: SwAV's Sinkhorn-Knopp settings.
+        kmeans_iterations: DeepClusterV2's spherical k-means iterations per epoch.
+        checkpoint_every: epochs between resumable training checkpoints.
+    """
+
+    epochs: int
+    batch_size: int = 256
+    lr: float = 0.6
+    momentum: float = 0.9
+    weight_decay: float = 1e-6
+    warmup_epochs: float = 10.0
+    prototypes: int = 3000
+    projector_hidden: int = 2048
+    projector_out: int = 128
+    large_crops: int = 2
+    small_crops: int = 6
+    small_size: int = 80
+    large_scale: tuple[float, float] = (0.14, 1.0)
+    small_scale: tuple[float, float] = (0.05, 0.14)
+    freeze_prototypes_epochs: int = 2
+    queue_length: int = 3840
+    queue_start_epoch: int = 15
+    temperature: float = 0.1
+    sinkhorn_epsilon: float = 0.05
+    sinkhorn_iterations: int = 3
+    kmeans_iterations: int = 10
+    checkpoint_every: int = 10
+
+
+@dataclass(frozen=True)
 class Profile:
     """Model and training scale of a run.
 
@@ -54,6 +102,7 @@ class Profile:
         head: ``shot`` (bottleneck 256 + BN + weight-normalised linear) or ``linear``.
         imagenet_init: start the source backbone from ImageNet weights (a local file; see models.py).
         source: the source-training recipe.
+        ssl: the self-supervised target pretraining recipe (SwAV, DeepClusterV2).
         eval_batch_size: images per forward pass in evaluation and feature extraction.
         hparams: method hyperparameters this profile scales, ``{method or "*": {name: value}}`` (applied
             after the method's defaults and before the setup's and the user's values).
@@ -67,6 +116,7 @@ class Profile:
     head: str
     imagenet_init: bool
     source: SourceRecipe
+    ssl: SSLRecipe = field(default_factory=lambda: SSLRecipe(epochs=1000))
     eval_batch_size: int = 512
     hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -85,6 +135,7 @@ PROFILES: dict[str, Profile] = {
         head="shot",
         imagenet_init=True,
         source=SourceRecipe(epochs=20),
+        ssl=SSLRecipe(epochs=1000),
     ),
     # Random init (no ImageNet weights at this width), so the backbone trains at the full lr: SHOT's 0.1x
     # multiplier exists to protect pretrained features and would starve a randomly initialised backbone.
@@ -97,6 +148,12 @@ PROFILES: dict[str, Profile] = {
         head="shot",
         imagenet_init=False,
         source=SourceRecipe(epochs=15, lr=5e-2, backbone_lr_mult=1.0, weight_decay=5e-4),
+        # Scaled to fit 5 minutes on 2 cores: no queue (N / batch is small), fewer prototypes than the 3000
+        # that need far more samples per step, 2 small crops at half size.
+        ssl=SSLRecipe(
+            epochs=8, batch_size=128, lr=0.3, warmup_epochs=1.0, prototypes=300, projector_hidden=512,
+            small_crops=2, small_size=32, freeze_prototypes_epochs=1, queue_length=0, checkpoint_every=1,
+        ),
         hparams={
             "shot": {"epochs": 5},
             "shot_im": {"epochs": 5},

@@ -59,3 +59,18 @@ def print_calibration(result: dict[str, Any]) -> None:
     for name, value in result["accuracy"].items():
         table.add_row(labels[name], _pct(value), result["targets"][name], "yes" if result["passed"][name] else "NO")
     stdout.print(table)
+
+
+def print_probes(records: list[dict[str, Any]]) -> None:
+    """One row per probed backbone: linear-probe accuracy on the target test split, or why it is missing."""
+    first = records[0]
+    table = Table(title=f"linear probes on {first['target_dataset']} ({first['setup']}, profile {first['profile']}, "
+                  f"seed {first['seed']}; trained with target train labels: oracle)")
+    for column in ("backbone", "accuracy %", "mean class acc. %", "note"):
+        table.add_column(column)
+    for r in records:
+        if r["available"]:
+            table.add_row(r["backbone"], _pct(r["accuracy"]), _pct(r["mean_class_accuracy"]), r["note"])
+        else:
+            table.add_row(r["backbone"], "-", "-", f"unavailable: {r['note']}")
+    stdout.print(table)

@@ -7,7 +7,7 @@ and the target test labels are used only after ``adapt`` returns, to score the m
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -17,9 +17,10 @@ import torch
 from benchmark.devices import resolve_device
 from benchmark.evaluation import evaluate
 from benchmark.inference import infer
+from benchmark.pretrain import PretrainedBackbone, get_pretrained_backbone
 from benchmark.profiles import Profile, get_profile
 from benchmark.progress import log
-from benchmark.seeding import derive_seed, seed_everything
+from benchmark.seeding import derive_seed, preserved_rng, seed_everything
 from benchmark.setups import get_setup
 from benchmark.source import SplitTensors, get_source_model, split_tensors
 from benchmark.storage import complete, open_storage, trial_for_run
@@ -68,6 +69,17 @@ def _pseudo_label_stats(selection: Selection | None, truth: np.ndarray) -> dict[
     return None if selection is None else pseudo_label_stats(selection, torch.from_numpy(truth))
 
 
+def _ssl_service(target: str, profile: Profile, seed: int, device: torch.device) -> Callable[[str], PretrainedBackbone]:
+    """``RunContext.ssl_backbone``: the target's SSL backbone for this run's seed, built without moving the
+    caller's random streams (a cached and a fresh pretraining leave the method's run identical)."""
+
+    def ssl_backbone(ssl: str) -> PretrainedBackbone:
+        with preserved_rng():
+            return get_pretrained_backbone(ssl, target, profile, seed, device)
+
+    return ssl_backbone
+
+
 def run_method(
     method: str,
     setup: str,
@@ -110,7 +122,10 @@ def run_method(
         with timer.stage("data"):
             data = _method_inputs(cls.setting, target_train, the_setup.source, the_profile, torch_device)
         with timer.stage("adapt"):
-            ctx = RunContext(torch_device, the_profile, method_seed, seed_everything(method_seed))
+            ctx = RunContext(
+                torch_device, the_profile, method_seed, seed_everything(method_seed),
+                ssl_backbone=_ssl_service(the_setup.target, the_profile, seed, torch_device),
+            )
             model = cls(hparams).adapt(source.model, data, ctx)
         with timer.stage("evaluate"):
             result = evaluate(model, target_test.images, target_test.labels, the_profile.eval_batch_size)

@@ -66,6 +66,8 @@ def run_epochs(
     description: str,
     on_epoch_start: Callable[[int], None] | None = None,
     device: torch.device | str = "cpu",
+    first_epoch: int = 0,
+    on_epoch_end: Callable[[int, float], None] | None = None,
 ) -> dict[str, float]:
     """Drive ``epochs`` passes of shuffled mini-batches over ``range(n)`` (last partial batch dropped).
 
@@ -78,6 +80,8 @@ def run_epochs(
         description: progress-bar label.
         on_epoch_start: called with the epoch index before its first step (e.g. to refresh pseudo-labels).
         device: where the index tensors are sent.
+        first_epoch: resume here (epochs before it count as done; step indices continue from them).
+        on_epoch_end: called with (epoch index, mean loss of that epoch) after its last step (checkpoints).
 
     Returns:
         ``{"final_loss": mean loss of the last epoch, "seconds": wall time, "steps": total steps}``.
@@ -85,10 +89,10 @@ def run_epochs(
     start = time.perf_counter()
     per_epoch = steps_per_epoch(n, batch_size, drop_last=True)
     total = per_epoch * epochs
-    done, epoch_loss = 0, float("nan")
+    done, epoch_loss = per_epoch * first_epoch, float("nan")
     with progress_bar() as bar:
-        task = bar.add_task(description, total=total)
-        for epoch in range(epochs):
+        task = bar.add_task(description, total=total, completed=done)
+        for epoch in range(first_epoch, epochs):
             if on_epoch_start is not None:
                 on_epoch_start(epoch)
             losses = []
@@ -98,6 +102,8 @@ def run_epochs(
                 bar.update(task, advance=1)
             epoch_loss = float(torch.stack(losses).mean()) if losses else float("nan")
             bar.update(task, description=f"{description} (epoch {epoch + 1}/{epochs}, loss {epoch_loss:.3f})")
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, epoch_loss)
     return {"final_loss": epoch_loss, "seconds": time.perf_counter() - start, "steps": total}
 
 

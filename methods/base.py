@@ -8,6 +8,7 @@ setting allows, and returns the classifier that is evaluated on the target test 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, ClassVar
@@ -53,7 +54,12 @@ class RunContext:
         generator: CPU generator for data order, seeded from ``seed``.
         stats: a dict the method may fill for the run record. A method that pseudo-labels puts its
             ``methods.pseudo_labels.Selection`` under ``"pseudo_labels"``; the harness scores it against
-            the truth after ``adapt`` returns.
+            the truth after ``adapt`` returns. A method that starts from an artifact backbone puts the
+            artifact's folder name under ``"backbone_artifact"``.
+        ssl_backbone: the harness's pretraining service: ``ssl_backbone("swav")`` returns the
+            ``benchmark.pretrain.PretrainedBackbone`` pretrained with that method on this run's unlabelled
+            target train split (built once, then cached); the global random streams are left as they were.
+            None where the harness offers none.
     """
 
     device: torch.device
@@ -61,6 +67,7 @@ class RunContext:
     seed: int
     generator: torch.Generator
     stats: dict[str, Any] = field(default_factory=dict)
+    ssl_backbone: Callable[[str], Any] | None = None
 
 
 class Method(ABC):

@@ -3,7 +3,8 @@
 Stage 1 (source model, frozen): k-means on the source backbone's features of the unlabelled target train
 split; each sample takes its cluster's majority teacher label and purity; per class, only samples at or
 above the Q-th percentile of purity are kept (``score="confidence"``: rank by the teacher's max softmax
-instead). Stage 2: the target backbone's initialisation (``backbone``). Stage 3: that backbone + a fresh
+instead). Stage 2: the target backbone's initialisation (``backbone``: source, imagenet, swav, deepclusterv2 or a
+solo-learn checkpoint). Stage 3: that backbone + a fresh
 Linear(D -> 7) trained on the kept subset with mixup, SGD and cosine annealing.
 """
 
@@ -27,14 +28,31 @@ from methods.inputs import SourceFreeData
 from methods.losses import mixup_cross_entropy
 from methods.pseudo_labels import Selection, cluster_pseudo_labels
 from methods.registry import register
+from methods.ssl.solo import load_solo_backbone
 
-BACKBONES = ("source", "imagenet")
+SSL_BACKBONES = ("swav", "deepclusterv2")
+BACKBONES = ("source", "imagenet", *SSL_BACKBONES, "solo")
 
 
-def target_backbone(choice: str, source_model: Classifier, ctx: RunContext) -> nn.Module:
-    """The initial target backbone: a copy of the source backbone, or ImageNet weights from a local file."""
+def target_backbone(hp: dict, source_model: Classifier, ctx: RunContext) -> nn.Module:
+    """The initial target backbone (``hp["backbone"]``): a copy of the source backbone; ImageNet weights from a
+    local file; SwAV or DeepClusterV2 pretrained on the unlabelled target train split (the harness's cached
+    artifact); or a solo-learn checkpoint (``hp["solo_checkpoint"]``, stem ``hp["solo_stem"]`` for 7x7 stems)."""
+    choice = hp["backbone"]
     if choice == "source":
         return copy.deepcopy(source_model.backbone)
+    if choice in SSL_BACKBONES:
+        if ctx.ssl_backbone is None:
+            raise UserError(f"backbone={choice} needs the harness's pretraining service (RunContext.ssl_backbone)")
+        pretrained = ctx.ssl_backbone(choice)
+        ctx.stats["backbone_artifact"] = pretrained.path.name
+        return copy.deepcopy(pretrained.backbone).train()
+    if choice == "solo":
+        if not hp["solo_checkpoint"]:
+            raise UserError("backbone=solo needs --set solo_checkpoint=PATH (a solo-learn .ckpt)")
+        backbone, _, info = load_solo_backbone(hp["solo_checkpoint"], hp["solo_stem"] or None)
+        ctx.stats["backbone_artifact"] = f"solo:{info['source']}"
+        return backbone
     if choice == "imagenet":
         profile = ctx.profile
         if profile.width != 64:
@@ -112,6 +130,8 @@ class CluP(Method):
         "lr": HParam(0.1, FloatDistribution(1e-3, 0.5, log=True), "stage-3 initial lr (cosine to 0)"),
         "weight_decay": HParam(5e-4, FloatDistribution(1e-5, 1e-2, log=True), "SGD weight decay"),
         "batch_size": HParam(32, None, "images per step"),
+        "solo_checkpoint": HParam("", None, "backbone=solo: path of a solo-learn .ckpt"),
+        "solo_stem": HParam("", None, "backbone=solo with a 7x7 stem: imagenet or clup"),
     }
 
     def adapt(self, source_model: Classifier, data: SourceFreeData, ctx: RunContext) -> nn.Module:
@@ -122,7 +142,7 @@ class CluP(Method):
             teacher.features, teacher.probabilities, hp["clusters"], hp["q"], ctx.seed, hp["score"]
         )
         ctx.stats["pseudo_labels"] = selection
-        backbone = target_backbone(hp["backbone"], source_model, ctx)
+        backbone = target_backbone(hp, source_model, ctx)
         model = Classifier(backbone, LinearHead(feature_dim(backbone, images)))
         train_on_pseudo_labels(model.to(images.device), images, selection, hp, ctx)
         return model

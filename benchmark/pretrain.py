@@ -1,0 +1,220 @@
+"""Self-supervised pretraining of a target backbone (SwAV, DeepClusterV2) on the unlabelled target train split.
+
+The result is an artifact keyed by (method, dataset, its train-split hash, backbone, image size, SSL recipe,
+seed, code version): built once, reused by every CluP run and every probe. Training writes a resumable
+checkpoint every ``recipe.checkpoint_every`` epochs into ``<artifact>.partial/`` (a sibling that survives a
+kill); the next call resumes from it, bit for bit on CPU (model, optimiser, objective state and every random
+stream are restored), and the artifact itself appears only once complete.
+
+Labels: only the images of the target train split are read (``UnlabelledImages``); no label is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from benchmark.artifacts import artifact_dir, get_or_build
+from benchmark.checkpoints import load_checkpoint, load_state_dict, save_checkpoint
+from benchmark.models import build_backbone
+from benchmark.profiles import Profile
+from benchmark.progress import log
+from benchmark.seeding import derive_seed, seed_everything
+from benchmark.source import split_tensors
+from benchmark.training import run_epochs
+from datasets import registry
+from datasets.cache import read_manifest
+from methods.inputs import UnlabelledImages
+from methods.ssl.base import SSLObjective, collapse_report, get_ssl
+from methods.ssl.views import MultiCrop
+
+#: Bump when pretraining changes in a way that changes its result; old artifacts are then not reused.
+SSL_CODE_VERSION = 1
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class PretrainedBackbone:
+    """A self-supervised backbone (fc = Identity, eval mode) and its artifact."""
+
+    backbone: nn.Module
+    feature_dim: int
+    path: Path
+    info: dict[str, Any]
+
+
+def pretrain_key(ssl: str, dataset: str, profile: Profile, seed: int, train_sha: str) -> dict[str, Any]:
+    """Everything that determines a pretrained backbone."""
+    return {
+        "ssl": ssl,
+        "dataset": dataset,
+        "train_images_sha256": train_sha,
+        "arch": profile.arch,
+        "stem": profile.stem,
+        "width": profile.width,
+        "image_size": profile.image_size,
+        "recipe": asdict(profile.ssl),
+        "seed": seed,
+        "code_version": SSL_CODE_VERSION,
+    }
+
+
+def lr_at(step: int, total: int, steps_per_epoch: int, lr: float, warmup_epochs: float) -> float:
+    """Linear warm-up from 0 over ``warmup_epochs``, then cosine from ``lr`` to 0 at ``total`` steps."""
+    warmup = min(total, round(warmup_epochs * steps_per_epoch))
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * lr * (1.0 + math.cos(math.pi * progress))
+
+
+def _rng_state(generator: torch.Generator) -> dict[str, torch.Tensor]:
+    state = {"generator": generator.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def _set_rng_state(generator: torch.Generator, state: dict[str, torch.Tensor]) -> None:
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def _forward_views(backbone: nn.Module, objective: SSLObjective, views: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Embeddings z of each view. Views of one size go through the backbone concatenated (one BatchNorm
+    batch per resolution, the FAIR choice), then are split back per view."""
+    if not views:
+        return []
+    z = objective.project(backbone(torch.cat(views).contiguous(memory_format=torch.channels_last)))
+    return list(z.chunk(len(views)))
+
+
+@torch.no_grad()
+def _fill_bank(backbone: nn.Module, objective: SSLObjective, images: torch.Tensor, crops: MultiCrop) -> None:
+    """The initial no-grad pass that fills a memory bank with the large crops' embeddings (train mode BN)."""
+    batch = objective.recipe.batch_size
+    for start in range(0, len(images), batch):
+        indices = torch.arange(start, min(start + batch, len(images)), device=images.device)
+        large, _ = crops(images[indices])
+        objective.fill_bank(_forward_views(backbone, objective, large), indices)
+
+
+def train_ssl(
+    ssl: str, target: UnlabelledImages, profile: Profile, seed: int, checkpoint_dir: Path
+) -> tuple[nn.Module, int, dict[str, Any]]:
+    """Pretrain a fresh backbone with ``ssl`` on ``target`` images, resuming from ``checkpoint_dir``.
+
+    Args:
+        ssl: registered objective name (``swav``, ``deepclusterv2``).
+        target: the unlabelled target train images, (N, C, S, S) uint8 on the training device.
+        profile: backbone (arch, stem, width, image size) and ``profile.ssl`` recipe.
+        seed: the derived pretraining seed (batch order, augmentation, k-means, initialisation).
+        checkpoint_dir: where resumable checkpoints go (created if missing).
+
+    Returns:
+        (backbone, feature dim D, stats: per-epoch history, collapse report, resumed-from epoch, seconds).
+    """
+    recipe = profile.ssl
+    images = target.images
+    device = images.device
+    generator = seed_everything(seed)
+    backbone, dim = build_backbone(profile.arch, profile.stem, profile.width)
+    objective = get_ssl(ssl)(dim, recipe, len(images))
+    backbone, objective = backbone.to(device).to(memory_format=torch.channels_last), objective.to(device)
+    parameters = [*backbone.parameters(), *objective.parameters()]
+    optimizer = torch.optim.SGD(parameters, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    crops = MultiCrop(recipe, profile.image_size)
+    per_epoch = len(images) // recipe.batch_size
+    history: list[dict[str, float]] = []
+    first_epoch = 0
+    checkpoint = checkpoint_dir / CHECKPOINT
+    if checkpoint.is_file():
+        state = load_checkpoint(checkpoint)
+        backbone.load_state_dict(state["backbone"])
+        objective.load_state_dict(state["objective"])
+        optimizer.load_state_dict(state["optimizer"])
+        _set_rng_state(generator, state["rng"])
+        history, first_epoch = list(state["history"]), int(state["epoch"]) + 1
+        log(f"{ssl}: resuming from the checkpoint of epoch {first_epoch} in {checkpoint_dir}")
+    backbone.train()
+    objective.train()
+    if first_epoch == 0 and objective.needs_bank():
+        _fill_bank(backbone, objective, images, crops)
+
+    def step(indices: torch.Tensor, index: int, total: int) -> torch.Tensor:
+        epoch = index // per_epoch
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(index, total, per_epoch, recipe.lr, recipe.warmup_epochs)
+        objective.before_step()
+        large, small = crops(images[indices])
+        loss = objective.loss(
+            _forward_views(backbone, objective, large), _forward_views(backbone, objective, small), indices, epoch
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        objective.after_backward(epoch)
+        optimizer.step()
+        return loss
+
+    def end_of_epoch(epoch: int, loss: float) -> None:
+        history.append({"epoch": epoch, "loss": loss, **objective.usage()})
+        if (epoch + 1) % recipe.checkpoint_every == 0 or epoch + 1 == recipe.epochs:
+            save_checkpoint(checkpoint, {
+                "backbone": backbone.state_dict(), "objective": objective.state_dict(),
+                "optimizer": optimizer.state_dict(), "rng": _rng_state(generator), "epoch": epoch, "history": history,
+            })
+
+    stats = run_epochs(
+        len(images), recipe.batch_size, recipe.epochs, generator, step, f"{ssl} {profile.name}",
+        on_epoch_start=lambda epoch: objective.on_epoch_start(epoch, generator),
+        device=device, first_epoch=first_epoch, on_epoch_end=end_of_epoch,
+    )
+    final = history[-1] if history else {"loss": float("nan"), "usage_entropy": 0.0, "usage_entropy_ratio": 0.0,
+                                         "prototypes_used": 0}
+    usage = {k: final[k] for k in ("usage_entropy", "usage_entropy_ratio", "prototypes_used")}
+    collapse = collapse_report(float(final["loss"]), usage, recipe.prototypes)
+    if collapse["collapsed"]:
+        log(f"[bold red]{ssl} pretraining collapsed[/]: {'; '.join(collapse['reasons'])}")
+    return backbone.eval(), dim, {
+        "history": history, "collapse": collapse, "resumed_from_epoch": first_epoch,
+        "seconds_this_call": stats["seconds"], "steps": stats["steps"],
+    }
+
+
+def get_pretrained_backbone(ssl: str, dataset: str, profile: Profile, seed: int, device: torch.device) -> PretrainedBackbone:
+    """The ``ssl`` backbone pretrained on ``dataset``'s train images at ``profile`` and ``seed``; built if missing.
+
+    Pretraining seed: ``derive_seed("ssl", ssl, dataset, seed)``.
+    """
+    get_ssl(ssl)  # a clear error for an unknown name before any work
+    train_sha = read_manifest(registry.ensure(dataset))["splits"]["train"]["images_sha256"]
+    key = pretrain_key(ssl, dataset, profile, seed, train_sha)
+    final = artifact_dir("ssl", key)
+    partial = final.with_name(final.name + ".partial")
+
+    def build(out: Path) -> None:
+        train_seed = derive_seed("ssl", ssl, dataset, seed)
+        images = split_tensors(dataset, "train", profile, device).images
+        log(f"pretraining {ssl} on {dataset} ({len(images)} unlabelled images, profile {profile.name}, seed {seed})")
+        backbone, dim, stats = train_ssl(ssl, UnlabelledImages(images), profile, train_seed, partial)
+        save_checkpoint(out / "backbone.pt", {"state_dict": backbone.state_dict(), "key": key})
+        info = {**key, "train_seed": train_seed, "feature_dim": dim, "device": str(device), **stats}
+        (out / "info.json").write_text(json.dumps(info, indent=2))
+
+    path, built = get_or_build("ssl", key, build)
+    if built:
+        shutil.rmtree(partial, ignore_errors=True)
+    info = json.loads((path / "info.json").read_text())
+    info["built_now"] = built
+    backbone, dim = build_backbone(profile.arch, profile.stem, profile.width)
+    backbone.load_state_dict(load_state_dict(path / "backbone.pt"))
+    return PretrainedBackbone(backbone=backbone.to(device).eval(), feature_dim=dim, path=path, info=info)

@@ -1,0 +1,1 @@
+"""Self-supervised target pretraining (SwAV, DeepClusterV2): losses, clustering and the solo-learn import."""

@@ -1,0 +1,132 @@
+"""The SSL objective interface and its registry (``swav``, ``deepclusterv2``; more register the same way).
+
+An objective owns everything of a self-supervised method except the backbone: the projector, the
+prototypes and any state (queue, memory bank, cluster assignments). The pretraining loop
+(``benchmark.pretrain``) calls, per step: ``before_step()``, ``project`` on the backbone features of every
+view, ``loss(...)``, backward, ``after_backward(epoch)``, the optimiser step; and per epoch
+``on_epoch_start(epoch, generator)``. ``usage()`` gives per-prototype assignment counts since the last
+epoch start, for collapse detection.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmark.errors import UserError
+from benchmark.profiles import SSLRecipe
+
+SSL_METHODS: dict[str, type[SSLObjective]] = {}
+
+
+def register_ssl(cls: type[SSLObjective]) -> type[SSLObjective]:
+    """Class decorator: make ``cls`` available under ``cls.name``."""
+    SSL_METHODS[cls.name] = cls
+    return cls
+
+
+def get_ssl(name: str) -> type[SSLObjective]:
+    """The objective class registered as ``name``; a UserError listing the known ones otherwise."""
+    import methods.ssl.deepclusterv2  # noqa: F401  (registers)
+    import methods.ssl.swav  # noqa: F401  (registers)
+
+    if name not in SSL_METHODS:
+        raise UserError(f"unknown self-supervised method {name!r}; known: {', '.join(sorted(SSL_METHODS))}")
+    return SSL_METHODS[name]
+
+
+class Projector(nn.Sequential):
+    """Linear(D, hidden) -> BatchNorm1d -> ReLU -> Linear(hidden, out): (B, D) -> (B, out)."""
+
+    def __init__(self, in_dim: int, hidden: int, out: int) -> None:
+        super().__init__(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out))
+
+
+class SSLObjective(nn.Module):
+    """Projector + method state; subclasses define the loss.
+
+    Args:
+        feature_dim: D, the backbone's output width.
+        recipe: the profile's SSL recipe (prototypes, temperature, crops...).
+        n_samples: N, size of the pretraining split (memory banks are indexed by dataset index).
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, feature_dim: int, recipe: SSLRecipe, n_samples: int) -> None:
+        super().__init__()
+        self.recipe = recipe
+        self.n_samples = n_samples
+        self.projector = Projector(feature_dim, recipe.projector_hidden, recipe.projector_out)
+        self.register_buffer("_usage", torch.zeros(recipe.prototypes, dtype=torch.int64), persistent=False)
+
+    def project(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, D) backbone features -> (B, out) unit-norm embeddings z (float32)."""
+        return F.normalize(self.projector(features).float(), dim=1)
+
+    def needs_bank(self) -> bool:
+        """Whether ``fill_bank`` must be called once before the first epoch."""
+        return False
+
+    def fill_bank(self, z_large: list[torch.Tensor], indices: torch.Tensor) -> None:
+        """Store the large crops' embeddings of the samples ``indices`` (objectives with a memory bank)."""
+
+    def on_epoch_start(self, epoch: int, generator: torch.Generator) -> None:
+        """Per-epoch work (DeepClusterV2: k-means on the bank); resets the usage counts."""
+        self._usage.zero_()
+
+    def before_step(self) -> None:
+        """Called before each step's forward (SwAV: re-normalise the prototypes)."""
+
+    def after_backward(self, epoch: int) -> None:
+        """Called between backward and the optimiser step (SwAV: freeze the prototypes early on)."""
+
+    def loss(
+        self, z_large: list[torch.Tensor], z_small: list[torch.Tensor], indices: torch.Tensor, epoch: int
+    ) -> torch.Tensor:
+        """The training loss of one batch.
+
+        Args:
+            z_large, z_small: per view, (B, out) unit-norm embeddings of the large and small crops.
+            indices: (B,) dataset indices of the batch (for memory banks).
+            epoch: the current epoch (queues and freezing depend on it).
+        """
+        raise NotImplementedError
+
+    def count_usage(self, assignments: torch.Tensor) -> None:
+        """Add hard assignments (any shape, values in [0, P) or -1 = none) to the usage counts."""
+        kept = assignments[assignments >= 0]
+        self._usage += torch.bincount(kept.flatten(), minlength=self.recipe.prototypes)
+
+    def usage(self) -> dict[str, float]:
+        """Prototype usage since the epoch start: entropy (nats), entropy / ln P, prototypes used."""
+        counts = self._usage.double()
+        total = counts.sum()
+        if total == 0:
+            return {"usage_entropy": 0.0, "usage_entropy_ratio": 0.0, "prototypes_used": 0}
+        p = counts[counts > 0] / total
+        entropy = float(-(p * p.log()).sum())
+        return {
+            "usage_entropy": entropy,
+            "usage_entropy_ratio": entropy / math.log(self.recipe.prototypes),
+            "prototypes_used": int((counts > 0).sum()),
+        }
+
+
+def collapse_report(final_loss: float, usage: dict[str, float], prototypes: int) -> dict[str, object]:
+    """Flag a collapsed pretraining: prototype usage near one prototype, or the loss stuck near ln P.
+
+    ``collapsed`` is True when the usage entropy is under 10% of ln P (nearly every sample on a few
+    prototypes) or the final loss is within 1% of ln P (the predictions stayed uniform: nothing learned).
+    """
+    ln_p = math.log(prototypes)
+    reasons = []
+    if usage["usage_entropy_ratio"] < 0.1:
+        reasons.append(f"prototype usage entropy {usage['usage_entropy']:.3f} nats is under 10% of ln P = {ln_p:.3f}")
+    if abs(final_loss - ln_p) < 0.01 * ln_p:
+        reasons.append(f"final loss {final_loss:.4f} is stuck at ln P = {ln_p:.4f}")
+    return {"collapsed": bool(reasons), "reasons": reasons, "ln_p": ln_p, "final_loss": final_loss, **usage}

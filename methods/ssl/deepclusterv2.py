@@ -1,0 +1,72 @@
+"""DeepClusterV2 (Caron et al., 2020): predict per-epoch spherical k-means assignments of a memory bank.
+
+Choices (reference/ssl.md): the memory bank holds each sample's embedding of every large crop, indexed by
+dataset index, and is filled by an initial no-grad pass (the FAIR way, so no epoch is wasted). At each epoch
+start, head h runs spherical k-means on bank ``h mod large_crops``; its centroids become that head's
+prototypes (never trained) and its labels the targets. The loss uses every view (large and small; FAIR),
+scored against each head, cross-entropy at temperature T, ignoring samples without an assignment.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from benchmark.profiles import SSLRecipe
+from methods.ssl.base import SSLObjective, register_ssl
+from methods.ssl.spherical_kmeans import spherical_kmeans
+
+HEADS = 3
+
+
+@register_ssl
+class DeepClusterV2(SSLObjective):
+    """DeepClusterV2's projector, memory bank, k-means prototypes and cluster cross-entropy."""
+
+    name = "deepclusterv2"
+
+    def __init__(self, feature_dim: int, recipe: SSLRecipe, n_samples: int) -> None:
+        super().__init__(feature_dim, recipe, n_samples)
+        if recipe.prototypes > n_samples:
+            raise ValueError(
+                f"DeepClusterV2 needs prototypes <= samples: {recipe.prototypes} prototypes for {n_samples} images"
+            )
+        out = recipe.projector_out
+        self.register_buffer("bank", torch.zeros(recipe.large_crops, n_samples, out))
+        self.register_buffer("centroids", torch.zeros(HEADS, recipe.prototypes, out))
+        self.register_buffer("assignments", torch.full((HEADS, n_samples), -1, dtype=torch.int64))
+
+    def needs_bank(self) -> bool:
+        return True
+
+    @torch.no_grad()
+    def fill_bank(self, z_large: list[torch.Tensor], indices: torch.Tensor) -> None:
+        for crop, z in enumerate(z_large):
+            self.bank[crop, indices] = z.detach().float()
+
+    @torch.no_grad()
+    def on_epoch_start(self, epoch: int, generator: torch.Generator) -> None:
+        super().on_epoch_start(epoch, generator)
+        for head in range(HEADS):
+            centroids, labels = spherical_kmeans(
+                self.bank[head % self.recipe.large_crops], self.recipe.prototypes, self.recipe.kmeans_iterations, generator
+            )
+            self.centroids[head] = centroids
+            self.assignments[head] = labels
+        self.count_usage(self.assignments[0])
+
+    def loss(
+        self, z_large: list[torch.Tensor], z_small: list[torch.Tensor], indices: torch.Tensor, epoch: int
+    ) -> torch.Tensor:
+        """Mean over heads of CE(cat over views of z_v @ centroids_h.T / T, assignments_h[indices] repeated)."""
+        views = torch.cat([*z_large, *z_small]).float()
+        n_views = len(z_large) + len(z_small)
+        terms = []
+        for head in range(HEADS):
+            targets = self.assignments[head, indices].repeat(n_views)
+            if not bool((targets >= 0).any()):  # cross-entropy over all-ignored targets is NaN
+                continue
+            logits = views @ self.centroids[head].T / self.recipe.temperature
+            terms.append(F.cross_entropy(logits, targets, ignore_index=-1))
+        self.fill_bank(z_large, indices)
+        return torch.stack(terms).mean() if terms else views.sum() * 0.0
