@@ -24,7 +24,9 @@ from torch import nn
 from benchmark.artifacts import artifact_dir, get_or_build
 from benchmark.checkpoints import load_checkpoint, load_state_dict, save_checkpoint
 from benchmark.models import build_backbone
-from benchmark.profiles import Profile
+from benchmark.errors import UserError
+from benchmark.lars import LARS
+from benchmark.profiles import Profile, SSLRecipe
 from benchmark.progress import log
 from benchmark.seeding import derive_seed, seed_everything
 from benchmark.source import split_tensors
@@ -56,10 +58,7 @@ def pretrain_key(ssl: str, dataset: str, profile: Profile, seed: int, train_sha:
         "ssl": ssl,
         "dataset": dataset,
         "train_images_sha256": train_sha,
-        "arch": profile.arch,
-        "stem": profile.stem,
-        "width": profile.width,
-        "image_size": profile.image_size,
+        **profile.backbone_fields(),
         "recipe": asdict(profile.ssl),
         "seed": seed,
         "code_version": SSL_CODE_VERSION,
@@ -73,6 +72,15 @@ def lr_at(step: int, total: int, steps_per_epoch: int, lr: float, warmup_epochs:
         return lr * (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
     return 0.5 * lr * (1.0 + math.cos(math.pi * progress))
+
+
+def ssl_optimizer(parameters: list[nn.Parameter], recipe: SSLRecipe) -> torch.optim.Optimizer:
+    """LARS or plain SGD, per ``recipe.optimizer``."""
+    if recipe.optimizer == "lars":
+        return LARS(parameters, recipe.lr, recipe.momentum, recipe.weight_decay, recipe.lars_eta)
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    raise UserError(f"unknown SSL optimizer {recipe.optimizer!r}; known: lars, sgd")
 
 
 def _rng_state(generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -131,8 +139,8 @@ def train_ssl(
     objective = get_ssl(ssl)(dim, recipe, len(images))
     backbone, objective = backbone.to(device).to(memory_format=torch.channels_last), objective.to(device)
     parameters = [*backbone.parameters(), *objective.parameters()]
-    optimizer = torch.optim.SGD(parameters, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
-    crops = MultiCrop(recipe, profile.image_size)
+    optimizer = ssl_optimizer(parameters, recipe)
+    crops = MultiCrop(recipe, recipe.large_size or profile.image_size)
     per_epoch = len(images) // recipe.batch_size
     history: list[dict[str, float]] = []
     first_epoch = 0

@@ -87,10 +87,7 @@ def _key(dataset: str, profile: Profile, seed: int, train_sha: str, weights: Pat
     return {
         "dataset": dataset,
         "train_images_sha256": train_sha,
-        "arch": profile.arch,
-        "stem": profile.stem,
-        "width": profile.width,
-        "image_size": profile.image_size,
+        **profile.backbone_fields(),
         "head": profile.head,
         "recipe": asdict(profile.source),
         "imagenet_weights": None if weights is None else weights.name,

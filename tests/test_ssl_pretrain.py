@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from benchmark.artifacts import artifact_dir, is_built
+from benchmark.lars import LARS
 from benchmark.models import build_backbone
 from benchmark.pretrain import CHECKPOINT, get_pretrained_backbone, lr_at, pretrain_key
 from benchmark.profiles import PROFILES, Profile
@@ -29,14 +30,14 @@ MINI = "synth-mini"
 
 def setup_mini() -> Profile:
     """Register a 512-image synthetic domain ``synth-mini`` and a ``tiny`` profile (width 8, 32 px, SSL
-    4 epochs of 8 steps, 20 prototypes, checkpoint every epoch). Also used by the killed child process."""
+    4 epochs of 8 steps, 2 + 2 crops, 20 prototypes, checkpoint every epoch). Also used by the killed child."""
     DOMAINS[MINI] = replace(DOMAINS["synth-wild"], name=MINI, n_train=512, n_test=128, seed=7)
     quick = PROFILES["quick"]
     tiny = replace(
         quick, name="tiny", width=8, image_size=32, source=replace(quick.source, epochs=1),
         hparams={"clup": {"epochs": 1, "batch_size": 128}},
-        ssl=replace(quick.ssl, epochs=4, batch_size=64, prototypes=20, projector_hidden=64, small_size=16,
-                    warmup_epochs=1.0, checkpoint_every=1),
+        ssl=replace(quick.ssl, epochs=4, batch_size=64, prototypes=20, projector_hidden=64, large_size=None,
+                    small_crops=2, small_size=16, warmup_epochs=1.0, checkpoint_every=1),
     )
     PROFILES["tiny"] = tiny
     return tiny
@@ -184,3 +185,13 @@ def test_clup_with_an_ssl_backbone_and_with_a_solo_checkpoint(tiny: Profile, tmp
     solo = run_method("clup", "synth", 0, "tiny", {"backbone": "solo", "solo_checkpoint": str(checkpoint),
                                                     "solo_stem": "imagenet"}, "cpu", storage)
     assert solo["artifacts"]["backbone"] == f"solo:{checkpoint}"
+
+
+def test_lars_bounds_the_relative_update_of_weight_matrices():
+    weight, bias = torch.nn.Parameter(torch.ones(4, 4)), torch.nn.Parameter(torch.ones(4))
+    optimizer = LARS([weight, bias], lr=1.0, momentum=0.0, weight_decay=0.0, eta=0.02)
+    weight.grad, bias.grad = torch.full((4, 4), 100.0), torch.full((4,), 100.0)
+    optimizer.step()
+    # ||w|| = 4, ||g|| = 400: the step is eta * ||w|| long; 1-d tensors (biases, norms) take plain SGD.
+    assert float(torch.linalg.vector_norm(weight.detach() - 1.0)) == pytest.approx(0.02 * 4, rel=1e-4)
+    assert torch.allclose(bias.detach(), torch.full((4,), -99.0))
