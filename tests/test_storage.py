@@ -65,9 +65,13 @@ def test_exception_marks_trial_failed(tmp_path):
     assert trial.state == TrialState.FAIL and "boom" in trial.user_attrs["error"]
 
 
+# The child restores Python's Ctrl-C handler first: a process started from a background shell job (e.g.
+# `nohup bash .ci/run &`) inherits SIGINT as ignored, and Python then leaves it ignored, as a user's
+# terminal session never would.
 _CHILD = textwrap.dedent(
     """
-    import sys, time
+    import signal, sys, time
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from benchmark.storage import open_storage, trial_for_run
     with trial_for_run(open_storage(sys.argv[1]), "run/m/s/quick", {"lr": 0.01}, {}, {}):
         print("started", flush=True)
