@@ -186,8 +186,7 @@ def train_ssl(
         on_epoch_start=lambda epoch: objective.on_epoch_start(epoch, generator),
         device=device, first_epoch=first_epoch, on_epoch_end=end_of_epoch,
     )
-    final = history[-1] if history else {"loss": float("nan"), "usage_entropy": 0.0, "usage_entropy_ratio": 0.0,
-                                         "prototypes_used": 0}
+    final = history[-1]  # never empty: a run ends with its last epoch, in this call or the checkpoint's
     usage = {k: final[k] for k in ("usage_entropy", "usage_entropy_ratio", "prototypes_used")}
     collapse = collapse_report(float(final["loss"]), usage, recipe.prototypes)
     if collapse["collapsed"]:

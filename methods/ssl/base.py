@@ -11,6 +11,7 @@ epoch start, for collapse detection.
 from __future__ import annotations
 
 import math
+from abc import ABCMeta, abstractmethod
 from typing import ClassVar
 
 import torch
@@ -46,7 +47,7 @@ class Projector(nn.Sequential):
         super().__init__(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out))
 
 
-class SSLObjective(nn.Module):
+class SSLObjective(nn.Module, metaclass=ABCMeta):
     """Projector + method state; subclasses define the loss.
 
     Args:
@@ -85,6 +86,7 @@ class SSLObjective(nn.Module):
     def after_backward(self, epoch: int) -> None:
         """Called between backward and the optimiser step (SwAV: freeze the prototypes early on)."""
 
+    @abstractmethod
     def loss(
         self, z_large: list[torch.Tensor], z_small: list[torch.Tensor], indices: torch.Tensor, epoch: int
     ) -> torch.Tensor:
@@ -95,7 +97,6 @@ class SSLObjective(nn.Module):
             indices: (B,) dataset indices of the batch (for memory banks).
             epoch: the current epoch (queues and freezing depend on it).
         """
-        raise NotImplementedError
 
     def count_usage(self, assignments: torch.Tensor) -> None:
         """Add hard assignments (any shape, values in [0, P) or -1 = none) to the usage counts."""

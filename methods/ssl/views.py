@@ -23,6 +23,7 @@ from benchmark.profiles import SSLRecipe
 
 #: RGB -> YIQ (rows Y, I, Q) and back; a hue shift is a rotation of the (I, Q) plane.
 _YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+_YIQ_INVERSE = torch.linalg.inv(_YIQ)
 _LUMA = _YIQ[0]
 
 
@@ -58,8 +59,7 @@ class FastColorJitter(nn.Module):
         chroma = torch.zeros(n, 3, 3, device=device)
         chroma[:, 0, 0] = 1.0
         chroma[:, 1, 1], chroma[:, 1, 2], chroma[:, 2, 1], chroma[:, 2, 2] = cos, -sin, sin, cos
-        yiq = _YIQ.to(device)
-        matrix = torch.linalg.inv(yiq) @ chroma @ yiq  # (n, 3, 3): RGB -> YIQ -> rotate/scale chroma -> RGB
+        matrix = _YIQ_INVERSE.to(device) @ chroma @ _YIQ.to(device)  # (n, 3, 3): RGB -> YIQ -> rotate chroma -> RGB
         y = torch.einsum("nij,njhw->nihw", matrix, y).clamp_(0.0, 1.0)
         return torch.where(apply.view(n, 1, 1, 1), y, x)
 
