@@ -1,4 +1,5 @@
-"""Command line: ``python -m benchmark {list,data,source,calibrate,run} ...`` (contract: DESIGN.md)."""
+"""Command line: ``python -m benchmark {list,data,source,calibrate,run,pretrain,probe,results,sweep,leaderboard,figures}``
+(contract: DESIGN.md)."""
 
 from __future__ import annotations
 
@@ -178,6 +179,57 @@ def cmd_results(args: argparse.Namespace) -> None:
         print(to_markdown(table))
 
 
+def _setups(value: str | None, experiment: str) -> tuple[str, ...]:
+    from benchmark.experiments import get_experiment
+    from benchmark.setups import get_setup
+
+    setups = tuple(s.strip() for s in value.split(",") if s.strip()) if value else get_experiment(experiment).paper_setups
+    for setup in setups:
+        get_setup(setup)
+    return setups
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    from benchmark.sweep import sweep
+
+    report = sweep(args.experiment, _setups(args.setups, args.experiment), args.seeds, args.profile, args.workers,
+                   args.storage, args.launcher, args.device, args.max_retries)
+    if args.json:
+        _print_json(report.__dict__)
+        return
+    print(f"sweep {report.experiment}: {report.jobs} jobs, {report.done_before} already done, {report.ran} run now, "
+          f"{len(report.failed)} failed")
+    for name, count in sorted(report.artifacts_built.items()):
+        print(f"  artifact {name}: trained by {count} run(s) of this experiment")
+    for key, error in report.failed.items():
+        print(f"  FAILED {key}: {error}")
+    if report.failed:
+        raise UserError(f"{len(report.failed)} job(s) failed {args.max_retries + 1} times; see the errors above")
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> None:
+    from benchmark.leaderboard import write_leaderboards
+    from benchmark.storage import open_storage
+
+    experiments = tuple(args.experiments.split(",")) if args.experiments else None
+    written = write_leaderboards(open_storage(args.storage), Path(args.out), args.profile, args.latex, experiments)
+    if not written:
+        raise UserError("no experiment has results in the storage yet; run `python -m benchmark sweep` first")
+    for path in written:
+        print(f"wrote {path}")
+
+
+def cmd_figures(args: argparse.Namespace) -> None:
+    from benchmark.figures import write_figures
+    from benchmark.storage import open_storage
+
+    written = write_figures(open_storage(args.storage), Path(args.out), args.profile)
+    if not written:
+        raise UserError("no figure has results in the storage yet; run `python -m benchmark sweep` first")
+    for path in written:
+        print(f"wrote {path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmark",
@@ -254,6 +306,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", help="results storage URL (default sqlite:///$FERBENCH_HOME/results.db)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_results)
+    p = sub.add_parser("sweep", help="run every missing job of an experiment (the paper's tables and figures)")
+    p.add_argument("--experiment", required=True, help="table1 | table2 | table3 | table4 | fig3 | fig4")
+    p.add_argument("--setups", help="comma-separated setups (default: the paper's setups of the experiment)")
+    p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (default 1)")
+    p.add_argument("--workers", type=int, default=1, help="parallel workers on the storage (default 1)")
+    p.add_argument("--launcher", default="local", choices=("local", "slurm"), help="local processes or SLURM (submitit)")
+    p.add_argument("--max-retries", type=int, default=2, help="retries of a failing job (default 2)")
+    p.add_argument("--profile", help="quick | paper (default: each setup's)")
+    p.add_argument("--storage", help="results storage URL (default sqlite:///$FERBENCH_HOME/results.db)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default auto; one GPU per worker)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("leaderboard", help="markdown leaderboards of every experiment with results")
+    p.add_argument("--storage", help="results storage URL (default sqlite:///$FERBENCH_HOME/results.db)")
+    p.add_argument("--out", default="leaderboards", help="output folder (default leaderboards/)")
+    p.add_argument("--experiments", help="comma-separated subset (default: all with results)")
+    p.add_argument("--profile", help="only records of this profile (default: each setup's)")
+    p.add_argument("--latex", action="store_true", help="also write LaTeX tables")
+    p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("figures", help="the paper's figures (PNG and PDF) from the stored trials")
+    p.add_argument("--storage", help="results storage URL (default sqlite:///$FERBENCH_HOME/results.db)")
+    p.add_argument("--out", default="figures", help="output folder (default figures/)")
+    p.add_argument("--profile", help="only records of this profile (default: each setup's)")
+    p.set_defaults(func=cmd_figures)
     return parser
 
 

@@ -16,7 +16,9 @@ import time
 from typing import Any
 
 import numpy as np
+import optuna
 import torch
+from optuna.trial import TrialState
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -89,11 +91,13 @@ def run_probes(
     profile: str | None = None,
     device: str = "auto",
     storage: str | None = None,
+    claimed: tuple[optuna.Study, optuna.trial.Trial] | None = None,
 ) -> list[dict[str, Any]]:
     """Probe each backbone on ``setup``'s target; one stored trial per available backbone.
 
     Returns one record per backbone: ``{"kind": "probe", "backbone", "available", "note", "accuracy", ...}``
     (no accuracy when the backbone is unavailable, e.g. ImageNet without a local weights file).
+    ``claimed``: a trial a sweep worker claimed for the (single) backbone (default: a new trial per backbone).
     """
     the_setup = get_setup(setup)
     the_profile = get_profile(profile or the_setup.profile)
@@ -109,9 +113,13 @@ def run_probes(
         if backbone is None:
             records.append({**base, "available": False})
             log(f"probe {name}: unavailable ({note})")
+            if claimed is not None:  # a sweep's cell: keep why it is empty in the storage
+                claimed[1].set_user_attr("unavailable", note)
+                claimed[0].tell(claimed[1], state=TrialState.PRUNED)
             continue
         attrs = {"method": base["method"], "setting": "oracle", "setup": setup, "profile": the_profile.name, "seed": seed}
-        with trial_for_run(store, f"probe/{setup}/{the_profile.name}", {"backbone": name}, {}, attrs) as (study, trial):
+        with trial_for_run(store, f"probe/{setup}/{the_profile.name}", {"backbone": name}, {}, attrs,
+                           claimed) as (study, trial):
             start = time.perf_counter()
             evaluation, _ = linear_probe(
                 backbone_features(backbone, train.images), train.labels,

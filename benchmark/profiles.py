@@ -8,7 +8,7 @@ on 2 cores, 2.5x the small stem on 32 px at the same width). Every value here is
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from benchmark.errors import UserError
@@ -176,10 +176,26 @@ PROFILES: dict[str, Profile] = {
         hparams={
             "shot": {"epochs": 5},
             "shot_im": {"epochs": 5},
+            "nrc": {"epochs": 5},
+            "aad": {"epochs": 5},
+            "dann": {"epochs": 5},
+            "cdan": {"epochs": 5},
             "clup": {"epochs": 15, "batch_size": 64},
         },
     ),
 }
+# ``tiny``: the quick pipeline shrunk to seconds (width 8, 32 px, one epoch of everything) for smoke tests and
+# the test suite (DomainBed's lesson: tiny debug settings make end-to-end tests fast). Its accuracies mean
+# nothing; it exists so that a whole sweep, with worker processes, can be exercised in a test.
+PROFILES["tiny"] = replace(
+    PROFILES["quick"],
+    name="tiny",
+    width=8,
+    image_size=32,
+    source=replace(PROFILES["quick"].source, epochs=1),
+    ssl=replace(PROFILES["quick"].ssl, epochs=1, batch_size=256, prototypes=20, projector_hidden=64, large_size=None),
+    hparams={"*": {"epochs": 1}, "clup": {"batch_size": 128}},
+)
 
 
 def get_profile(name: str) -> Profile:

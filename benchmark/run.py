@@ -12,9 +12,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+import optuna
 import torch
 
 from benchmark.devices import resolve_device
+from benchmark.embedding import embed_target_test
 from benchmark.evaluation import evaluate
 from benchmark.inference import infer
 from benchmark.pretrain import PretrainedBackbone, get_pretrained_backbone
@@ -69,15 +71,34 @@ def _pseudo_label_stats(selection: Selection | None, truth: np.ndarray) -> dict[
     return None if selection is None else pseudo_label_stats(selection, torch.from_numpy(truth))
 
 
-def _ssl_service(target: str, profile: Profile, seed: int, device: torch.device) -> Callable[[str], PretrainedBackbone]:
+def _ssl_service(
+    target: str, profile: Profile, seed: int, device: torch.device, built: dict[str, bool]
+) -> Callable[[str], PretrainedBackbone]:
     """``RunContext.ssl_backbone``: the target's SSL backbone for this run's seed, built without moving the
-    caller's random streams (a cached and a fresh pretraining leave the method's run identical)."""
+    caller's random streams (a cached and a fresh pretraining leave the method's run identical).
+
+    ``built`` receives ``{artifact folder name: trained during this call}`` for the run record, so a sweep's
+    records show that each backbone was trained once.
+    """
 
     def ssl_backbone(ssl: str) -> PretrainedBackbone:
         with preserved_rng():
-            return get_pretrained_backbone(ssl, target, profile, seed, device)
+            pretrained = get_pretrained_backbone(ssl, target, profile, seed, device)
+        built[pretrained.path.name] = bool(pretrained.info["built_now"])
+        return pretrained
 
     return ssl_backbone
+
+
+def objective_value(record: dict[str, Any], objective: str) -> float:
+    """The number a trial reports to its study: ``accuracy`` (the default, and an oracle search's objective)
+    or ``validator:NAME`` (an unsupervised validator on the target train split, e.g. ``validator:im``)."""
+    if objective == "accuracy":
+        return float(record["accuracy"])
+    kind, _, name = objective.partition(":")
+    if kind != "validator" or name not in record["validators"]:
+        raise ValueError(f"unknown objective {objective!r}; expected accuracy or validator:{'|'.join(record['validators'])}")
+    return float(record["validators"][name])
 
 
 def run_method(
@@ -88,6 +109,9 @@ def run_method(
     overrides: dict[str, Any] | None = None,
     device: str = "auto",
     storage: str | None = None,
+    claimed: tuple[optuna.Study, optuna.trial.Trial] | None = None,
+    objective: str = "accuracy",
+    embedding: bool = False,
 ) -> dict[str, Any]:
     """Run ``method`` on ``setup`` and return its run record (see DESIGN.md, "The run record").
 
@@ -99,6 +123,10 @@ def run_method(
         overrides: ``--set KEY=VALUE`` hyperparameters (validated against the method's declaration).
         device: ``auto``, ``cpu`` or ``cuda[:N]``.
         storage: results storage URL (default SQLite under ``FERBENCH_HOME``); the run is one trial there.
+        claimed: a RUNNING trial a sweep worker claimed for this run (default: a new trial in the study
+            ``run/<method>/<setup>/<profile>``).
+        objective: what the trial reports as its value (``objective_value``; searches use validators).
+        embedding: also store a 2-D t-SNE embedding of the adapted model's target test features (Fig. 3).
     """
     timer = StageTimer()
     the_setup = get_setup(setup)
@@ -109,10 +137,13 @@ def run_method(
     store = open_storage(storage)
     declared = {name: hp.distribution for name, hp in cls.hparams_spec.items()}
     attrs = {"method": method, "setting": cls.setting.value, "setup": setup, "profile": the_profile.name, "seed": seed}
+    if embedding:
+        attrs["embedding"] = True
     study_name = f"run/{method}/{setup}/{the_profile.name}"
     log(f"run {method} on {setup} (profile {the_profile.name}, seed {seed}, device {torch_device})")
 
-    with trial_for_run(store, study_name, hparams, declared, attrs) as (study, trial):
+    built: dict[str, bool] = {}
+    with trial_for_run(store, study_name, hparams, declared, attrs, claimed) as (study, trial):
         with timer.stage("data"):
             target_test = split_tensors(the_setup.target, "test", the_profile, torch_device)
             target_train = split_tensors(the_setup.target, "train", the_profile, torch_device)
@@ -124,12 +155,17 @@ def run_method(
         with timer.stage("adapt"):
             ctx = RunContext(
                 torch_device, the_profile, method_seed, seed_everything(method_seed),
-                ssl_backbone=_ssl_service(the_setup.target, the_profile, seed, torch_device),
+                ssl_backbone=_ssl_service(the_setup.target, the_profile, seed, torch_device, built),
             )
             model = cls(hparams).adapt(source.model, data, ctx)
         with timer.stage("evaluate"):
             result = evaluate(model, target_test.images, target_test.labels, the_profile.eval_batch_size)
             validators = compute_validators(infer(model, target_train.images, the_profile.eval_batch_size))
+        if embedding:
+            with timer.stage("embedding"):
+                extra = {"embedding": embed_target_test(model, target_test, the_profile.eval_batch_size, method_seed)}
+        else:
+            extra = {}
         record = {
             "method": method,
             "setting": cls.setting.value,
@@ -150,7 +186,11 @@ def run_method(
             "pseudo_labels": _pseudo_label_stats(ctx.stats.pop("pseudo_labels", None), target_train.labels),
             "method_stats": ctx.stats,
             "source_test_accuracy": source.info["source_test"]["accuracy"],
-            "artifacts": {"source": source.path.name, "backbone": ctx.stats.pop("backbone_artifact", None)},
+            "artifacts": {
+                "source": source.path.name,
+                "backbone": ctx.stats.pop("backbone_artifact", None),
+                "built_now": {source.path.name: bool(source.info["built_now"]), **built},
+            },
             "seconds": timer.seconds,
             "versions": versions(),
             "data": {
@@ -159,6 +199,7 @@ def run_method(
                 "target_test_images_sha256": target_test.manifest_sha256,
             },
             "device": str(torch_device),
+            **extra,
         }
-        complete(study, trial, record)
+        complete(study, trial, record, objective_value(record, objective))
     return record

@@ -12,12 +12,15 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import optuna
+import sqlalchemy.exc
+from sqlalchemy import event
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import Trial, TrialState
 
@@ -47,12 +50,32 @@ def default_storage_url() -> str:
 
 
 def open_storage(url: str | None = None) -> optuna.storages.RDBStorage:
-    """An Optuna RDB storage with heartbeats (SQLite waits up to 60 s on a locked database)."""
+    """An Optuna RDB storage with heartbeats (SQLite waits up to 60 s on a locked database).
+
+    SQLite has no row locks, and Python's driver starts a transaction only at the first write, so Optuna's
+    read-check-write of a trial's state (how a WAITING trial is claimed) could interleave between two
+    processes and hand one grid point to two workers. On SQLite every transaction therefore starts with
+    ``BEGIN IMMEDIATE`` (SQLAlchemy's documented recipe for pysqlite), which takes the database's write lock
+    first; PostgreSQL does the same through Optuna's ``SELECT ... FOR UPDATE``.
+    """
     url = url or default_storage_url()
-    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    return optuna.storages.RDBStorage(
-        url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_seconds(), grace_period=grace_seconds()
-    )
+    sqlite = url.startswith("sqlite")
+    engine_kwargs = {"connect_args": {"timeout": 60, "isolation_level": None}} if sqlite else {}
+    for attempt in range(5):
+        try:
+            storage = optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_seconds(), grace_period=grace_seconds()
+            )
+            break
+        except (sqlalchemy.exc.DBAPIError, optuna.exceptions.StorageInternalError):
+            # Workers opening a fresh PostgreSQL database at once race to create Optuna's tables ("duplicate
+            # key ... pg_type_typname_nsp_index"); the loser's next try finds them made.
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    if sqlite:
+        event.listen(storage.engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN IMMEDIATE"))
+    return storage
 
 
 def _param_distribution(value: Any, declared: BaseDistribution | None) -> BaseDistribution | None:
@@ -80,40 +103,58 @@ def _suggest(trial: Trial, name: str, distribution: BaseDistribution) -> Any:
     return trial.suggest_categorical(name, distribution.choices)
 
 
+def fixed_params(hparams: dict[str, Any], declared: dict[str, BaseDistribution | None]) -> dict[str, Any]:
+    """The hyperparameters stored as trial params (those with a distribution; see ``_param_distribution``),
+    for ``Study.enqueue_trial``."""
+    return {name: value for name, value in hparams.items() if _param_distribution(value, declared.get(name)) is not None}
+
+
+def _suggest_fixed(trial: Trial, hparams: dict[str, Any], declared: dict[str, BaseDistribution | None]) -> None:
+    """Record the params of a trial created with ``fixed_params`` (the suggestions return the fixed values)."""
+    for name in fixed_params(hparams, declared):
+        _suggest(trial, name, _param_distribution(hparams[name], declared.get(name)))
+
+
 def _heartbeat(storage: optuna.storages.RDBStorage, trial_id: int, stop: threading.Event) -> None:
     while not stop.wait(heartbeat_seconds()):
         storage.record_heartbeat(trial_id)
 
 
-@contextmanager
-def trial_for_run(
+def claim_new_trial(
     storage: optuna.storages.RDBStorage,
     study_name: str,
     hparams: dict[str, Any],
     declared: dict[str, BaseDistribution | None],
     attrs: dict[str, Any],
-) -> Iterator[tuple[optuna.Study, Trial]]:
-    """A RUNNING trial whose params are ``hparams``; marked FAIL if the body raises (or is interrupted).
-
-    The caller finishes it with ``complete(study, trial, record)`` inside the ``with`` block.
-    """
+) -> tuple[optuna.Study, Trial]:
+    """Create a RUNNING trial in ``study_name`` whose params are ``hparams`` and whose user attributes are
+    ``attrs`` plus ``hparams`` (the full dict, including values that have no distribution)."""
     study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize", load_if_exists=True)
     optuna.storages.fail_stale_trials(study)
-    stored = {name: _param_distribution(value, declared.get(name)) for name, value in hparams.items()}
-    study.enqueue_trial({name: hparams[name] for name, d in stored.items() if d is not None}, skip_if_exists=False)
-    trial = study.ask()
-    for name, distribution in stored.items():
-        if distribution is not None:
-            _suggest(trial, name, distribution)
+    # The trial is created RUNNING with its own fixed params, not enqueued + ``study.ask()``: ask() takes the
+    # study's oldest WAITING trial, which with several workers on one study is often another worker's.
+    template = optuna.trial.create_trial(
+        state=TrialState.RUNNING, system_attrs={"fixed_params": fixed_params(hparams, declared)}
+    )
+    trial = optuna.Trial(study, study._storage.create_new_trial(study._study_id, template_trial=template))
+    _suggest_fixed(trial, hparams, declared)
     trial.set_user_attr("hparams", hparams)
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
+    return study, trial
+
+
+@contextmanager
+def running(study: optuna.Study, trial: Trial) -> Iterator[None]:
+    """Keep ``trial`` (RUNNING) alive with a heartbeat thread; mark it FAIL if the body raises or is
+    interrupted. The body finishes it with ``complete``."""
+    storage = study._storage
     storage.record_heartbeat(trial._trial_id)
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(storage, trial._trial_id, stop), daemon=True)
     beat.start()
     try:
-        yield study, trial
+        yield
     except BaseException as error:
         stop.set()
         trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:2000])
@@ -124,11 +165,40 @@ def trial_for_run(
         beat.join(timeout=5)
 
 
-def complete(study: optuna.Study, trial: Trial, record: dict[str, Any]) -> None:
-    """Attach the run record and finish the trial COMPLETE with the accuracy as its value."""
+@contextmanager
+def trial_for_run(
+    storage: optuna.storages.RDBStorage,
+    study_name: str,
+    hparams: dict[str, Any],
+    declared: dict[str, BaseDistribution | None],
+    attrs: dict[str, Any],
+    claimed: tuple[optuna.Study, Trial] | None = None,
+) -> Iterator[tuple[optuna.Study, Trial]]:
+    """A RUNNING trial whose params are ``hparams``; marked FAIL if the body raises (or is interrupted).
+
+    ``claimed``: a trial a sweep worker already claimed (``benchmark.sweep``) instead of a new one. The caller
+    finishes it with ``complete(study, trial, record)`` inside the ``with`` block.
+    """
+    if claimed is None:
+        study, trial = claim_new_trial(storage, study_name, hparams, declared, attrs)
+    else:
+        study, trial = claimed
+        if study._storage.get_trial_system_attrs(trial._trial_id).get("fixed_params"):
+            _suggest_fixed(trial, hparams, declared)  # a sweep's grid point, enqueued with its params
+        for key, value in {"hparams": hparams, **attrs}.items():
+            trial.set_user_attr(key, value)
+    with running(study, trial):
+        yield study, trial
+
+
+def complete(study: optuna.Study, trial: Trial, record: dict[str, Any], value: float | None = None) -> None:
+    """Attach the run record and finish the trial COMPLETE with ``value`` (default: the accuracy) as its value.
+
+    A search study's value is its objective (an unsupervised validator, or the accuracy for an oracle search).
+    """
     record["trial"] = {"study": study.study_name, "number": trial.number}
     trial.set_user_attr("record", json.loads(json.dumps(record, default=str)))
-    study.tell(trial, record["accuracy"])
+    study.tell(trial, record["accuracy"] if value is None else value)
 
 
 def completed_records(storage: optuna.storages.RDBStorage) -> list[dict[str, Any]]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
 
 import pytest
+
+from benchmark.profiles import PROFILES, Profile
 
 _SESSION_HOME: str | None = None
 
@@ -25,3 +28,43 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _SESSION_HOME is not None:
         shutil.rmtree(_SESSION_HOME, ignore_errors=True)
+
+
+def tiny_variant(name: str = "tiny") -> Profile:
+    """The built-in ``tiny`` profile (width 8, 32 px, one epoch of everything), under ``name``."""
+    return dataclasses.replace(PROFILES["tiny"], name=name)
+
+
+@pytest.fixture
+def tiny(monkeypatch: pytest.MonkeyPatch) -> str:
+    """``tiny_variant()`` registered as the profile ``tiny`` for one test; returns its name."""
+    monkeypatch.setitem(PROFILES, "tiny", tiny_variant())
+    return "tiny"
+
+
+@pytest.fixture
+def storage(tmp_path) -> str:
+    """A fresh SQLite results storage URL in the test's temporary directory."""
+    return f"sqlite:///{tmp_path / 'results.db'}"
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throw-away PostgreSQL server on loopback for the session (tests/postgres.py); its database's URL.
+
+    Skips, saying why, when no server can be found or started here; with ``FERBENCH_REQUIRE_POSTGRES=1``
+    (set by .ci/run when PostgreSQL is installed) that is a failure instead.
+    """
+    from tests.postgres import PostgresUnavailable, postgres_server
+
+    try:
+        server = postgres_server()
+        url = server.__enter__()
+    except PostgresUnavailable as error:
+        if os.environ.get("FERBENCH_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL is required here (FERBENCH_REQUIRE_POSTGRES=1) but unavailable: {error}")
+        pytest.skip(f"PostgreSQL tests skipped: {error}")
+    try:
+        yield url
+    finally:
+        server.__exit__(None, None, None)

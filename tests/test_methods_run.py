@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
 
 import pytest
 
-from benchmark.profiles import PROFILES
 from benchmark.run import run_method
 from benchmark.storage import completed_records, open_storage
 from datasets.labels import CLASS_NAMES
@@ -20,32 +18,12 @@ RECORD_FIELDS = {
     "method", "setup", "profile", "seed", "hparams", "accuracy", "mean_class_accuracy", "class_accuracy",
     "confusion", "n_test", "validators", "pseudo_labels", "artifacts", "seconds", "versions", "data",
 }
-BUILT_INS = ("source_only", "oracle", "shot", "shot_im", "clup")
+#: Every method this repository ships (plugins from entry points are tested in test_plugins.py).
+BUILT_INS = tuple(sorted(name for name, cls in registry.available().items() if cls.__module__.startswith("methods.")))
 
 
-@pytest.fixture
-def tiny(monkeypatch: pytest.MonkeyPatch) -> str:
-    """The quick profile at width 8, 32 px, one epoch everywhere; registered as ``tiny``."""
-    quick = PROFILES["quick"]
-    profile = replace(
-        quick,
-        name="tiny",
-        width=8,
-        image_size=32,
-        source=replace(quick.source, epochs=1),
-        hparams={"shot": {"epochs": 1}, "shot_im": {"epochs": 1}, "clup": {"epochs": 1, "batch_size": 128}},
-    )
-    monkeypatch.setitem(PROFILES, "tiny", profile)
-    return "tiny"
-
-
-@pytest.fixture
-def storage(tmp_path) -> str:
-    return f"sqlite:///{tmp_path / 'results.db'}"
-
-
-def test_the_built_ins_are_registered():
-    assert set(BUILT_INS) <= set(registry.available())
+def test_the_paper_methods_are_built_in():
+    assert {"source_only", "oracle", "shot", "shot_im", "clup"} <= set(BUILT_INS)
 
 
 @pytest.mark.parametrize("method", BUILT_INS)

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
 
 import pytest
 import torch
 
 from benchmark.profiles import PROFILES
 from benchmark.source import get_source_model
+from tests.conftest import tiny_variant
 
 CPU = torch.device("cpu")
 
 
 @pytest.fixture
 def tiny_profile(monkeypatch):
-    """The quick profile shrunk to one short epoch at width 8, registered as ``tiny`` for this test."""
-    quick = PROFILES["quick"]
-    tiny = replace(quick, name="tiny", width=8, image_size=32, source=replace(quick.source, epochs=1))
+    """``tests.conftest.tiny_variant()`` registered as ``tiny`` for this test."""
+    tiny = tiny_variant()
     monkeypatch.setitem(PROFILES, "tiny", tiny)
     return tiny
 

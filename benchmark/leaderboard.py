@@ -1,0 +1,263 @@
+"""Leaderboards: markdown (and LaTeX) tables per experiment, a pure function of the results storage.
+
+For each experiment (``benchmark.experiments``) and setup, each row's cell is the mean +- std (ddof 1) over
+the seeds found in the storage of the row's runs, found by job key, so only runs with exactly the row's
+resolved hyperparameters count. Search rows report, per seed, the run their study selected (the best
+objective) and then the mean over seeds. The CluP paper's number is printed beside ours, with the
+difference, where the paper has one for that row and setup.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+
+from benchmark import paper
+from benchmark.experiments import EXPERIMENTS, Experiment, Job, Search, trial_key
+from benchmark.setups import SETUPS, get_setup
+from datasets.labels import CLASS_NAMES
+from methods import registry
+
+@dataclass(frozen=True)
+class StoredTrials:
+    """The completed trials of a storage, indexed for tables.
+
+    Attributes:
+        by_key: job key -> the record of the latest completed trial with that key.
+        by_study: study name -> (value, record) of each completed trial (searches select from these).
+        seeds: every seed that has a completed record.
+    """
+
+    by_key: dict[str, dict[str, Any]]
+    by_study: dict[str, list[tuple[float, dict[str, Any]]]]
+    seeds: tuple[int, ...]
+
+    @classmethod
+    def load(cls, storage: optuna.storages.BaseStorage) -> StoredTrials:
+        by_key: dict[str, dict[str, Any]] = {}
+        by_study: dict[str, list[tuple[float, dict[str, Any]]]] = defaultdict(list)
+        for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+            study = optuna.load_study(study_name=summary.study_name, storage=storage)
+            for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+                record = trial.user_attrs.get("record")
+                if record is None:
+                    continue
+                by_study[summary.study_name].append((trial.value, record))
+                key = trial.user_attrs.get("job_key") or trial_key(trial.user_attrs)
+                if key is not None:
+                    by_key[key] = record
+        seeds = sorted({record["seed"] for trials in by_study.values() for _, record in trials})
+        return cls(by_key, dict(by_study), tuple(seeds))
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One row x setup: the records it is computed from (one per seed) and, for searches, trials per seed."""
+
+    records: list[dict[str, Any]]
+    trials_per_seed: int = 0
+
+    @property
+    def accuracies(self) -> np.ndarray:
+        return np.array([r["accuracy"] for r in self.records], dtype=float)
+
+    @property
+    def seeds(self) -> list[int]:
+        return [r["seed"] for r in self.records]
+
+    def mean_std(self) -> tuple[float, float] | None:
+        if not self.records:
+            return None
+        values = self.accuracies
+        return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+    def text(self) -> str:
+        stats = self.mean_std()
+        if stats is None:
+            return "-"
+        return f"{stats[0]:.2f} ± {stats[1]:.2f} ({len(self.records)})"
+
+
+def _profile_for(setup: str, profile: str | None) -> str:
+    return profile or get_setup(setup).profile
+
+
+def row_cell(experiment: Experiment, label: str, setup: str, stored: StoredTrials, profile: str | None = None) -> Cell:
+    """The records of a fixed row on ``setup``: one per seed found (seeds in increasing order)."""
+    row = next(r for r in experiment.rows if r.label == label)
+    records = []
+    for seed in stored.seeds:
+        kind = "probe" if row.method.startswith("probe:") else "run"
+        job = Job(experiment.name, label, kind, row.method, setup, seed, _profile_for(setup, profile),
+                  tuple(sorted(row.overrides.items())), row.embedding)
+        record = stored.by_key.get(job.key)
+        if record is not None:
+            records.append(record)
+    return Cell(records)
+
+
+def search_cell(search: Search, setup: str, stored: StoredTrials, profile: str | None = None) -> Cell:
+    """Per seed, the run its search selected (highest objective among the completed trials)."""
+    chosen, sizes = [], []
+    for seed in stored.seeds:
+        job = Job("", search.label, "search", search.method, setup, seed, _profile_for(setup, profile),
+                  objective=search.objective, searched=search.searched)
+        trials = stored.by_study.get(job.study_name, [])
+        if trials:
+            chosen.append(max(trials, key=lambda pair: pair[0])[1])
+            sizes.append(len(trials))
+    return Cell(chosen, min(sizes) if sizes else 0)
+
+
+def _setting(method: str) -> str:
+    if method.startswith("probe:"):
+        return "oracle"
+    return registry.get(method).setting.value
+
+
+def _paper_table(experiment: Experiment) -> dict[str, dict[str, float]]:
+    return {"table1": paper.TABLE1, "table4": paper.TABLE4}.get(experiment.name, {})
+
+
+def _paper_column(experiment: Experiment, setup: str) -> str:
+    """The paper's column for a setup: the setup itself, or the target dataset for the probe table."""
+    return get_setup(setup).target if experiment.name == "table3" else setup
+
+
+def _synthetic_context(experiment: Experiment, setups: tuple[str, ...]) -> bool:
+    """Whether a table shows a synthetic setup beside the paper's average (Tables 1 and 4 only)."""
+    return experiment.name in ("table1", "table4") and any(not SETUPS[s].paper for s in setups)
+
+
+def accuracy_frame(experiment: Experiment, setups: tuple[str, ...], stored: StoredTrials, profile: str | None = None) -> pd.DataFrame:
+    """One row per table row: method, setting, selection rule, then per setup ours (and the paper's + diff)."""
+    reference = paper.TABLE3 if experiment.name == "table3" else _paper_table(experiment)
+    # (label, setting, selection rule, cells, paper row label: the paper reports fixed hyperparameters only)
+    lines: list[tuple[str, str, str, dict[str, Cell], str | None]] = [
+        (row.label, _setting(row.method), "fixed: paper hyperparameters" if not row.method.startswith("probe:")
+         else "linear probe (target train labels)", {s: row_cell(experiment, row.label, s, stored, profile) for s in setups},
+         row.label)
+        for row in experiment.rows
+    ]
+    for search in experiment.searches:
+        cells = {s: search_cell(search, s, stored, profile) for s in setups}
+        n = min((c.trials_per_seed for c in cells.values() if c.records), default=0)
+        setting = "oracle" if search.oracle else _setting(search.method)
+        lines.append((f"{search.label} (search)", setting, f"{search.rule} over {n} trials", cells, None))
+    rows = []
+    for label, setting, rule, cells, paper_label in lines:
+        entry: dict[str, Any] = {"method": label, "setting": setting, "selection": rule}
+        means = []
+        for setup in setups:
+            entry[setup] = cells[setup].text()
+            stats = cells[setup].mean_std()
+            theirs = paper.paper_value(reference, paper_label, _paper_column(experiment, setup)) if paper_label else None
+            if SETUPS[setup].paper or (experiment.name == "table3" and theirs is not None):
+                entry[f"{setup} paper"] = "-" if theirs is None else f"{theirs:.2f}"
+                entry[f"{setup} diff"] = "-" if theirs is None or stats is None else f"{stats[0] - theirs:+.2f}"
+            if stats is not None:
+                means.append(stats[0])
+        if len(setups) > 1:
+            entry["average"] = f"{np.mean(means):.2f}" if len(means) == len(setups) else "-"
+        if _synthetic_context(experiment, setups):
+            theirs = paper.paper_average(reference, paper_label) if paper_label else None
+            entry["paper (4 real setups, avg.)"] = "-" if theirs is None else f"{theirs:.2f}"
+        rows.append(entry)
+    return pd.DataFrame(rows)
+
+
+def class_frame(experiment: Experiment, setups: tuple[str, ...], stored: StoredTrials, profile: str | None = None) -> pd.DataFrame:
+    """Table 2: per setup and row, the mean per-class recall over seeds (and the paper's on raf_fer2013)."""
+    rows = []
+    for setup in setups:
+        for row in experiment.rows:
+            cell = row_cell(experiment, row.label, setup, stored, profile)
+            theirs = paper.TABLE2_RAF_FER2013.get(row.label) if setup == "raf_fer2013" else None
+            entry: dict[str, Any] = {"setup": setup, "method": row.label, "seeds": len(cell.records)}
+            for index, name in enumerate(CLASS_NAMES):
+                values = [r["class_accuracy"][name] for r in cell.records]
+                ours = f"{np.mean(values):.2f}" if values else "-"
+                entry[name] = ours if theirs is None else f"{ours} (paper {theirs[index]:.2f})"
+            rows.append(entry)
+    return pd.DataFrame(rows)
+
+
+def to_markdown(frame: pd.DataFrame) -> str:
+    """A pipe table of string cells (no index)."""
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def _commits(stored: StoredTrials, frame_records: list[dict[str, Any]]) -> str:
+    commits = sorted({r.get("versions", {}).get("git", "?") for r in frame_records})
+    return ", ".join(commits) if commits else "-"
+
+
+def render(experiment: Experiment, setups: tuple[str, ...], stored: StoredTrials, profile: str | None = None) -> tuple[str, pd.DataFrame]:
+    """The leaderboard markdown of one experiment (and the frame it shows)."""
+    frame = class_frame(experiment, setups, stored, profile) if experiment.name == "table2" else accuracy_frame(
+        experiment, setups, stored, profile)
+    used = [r for row in experiment.rows for s in setups for r in row_cell(experiment, row.label, s, stored, profile).records]
+    used += [r for search in experiment.searches for s in setups for r in search_cell(search, s, stored, profile).records]
+    seeds = sorted({r["seed"] for r in used})
+    lines = [
+        f"# {experiment.title}",
+        "",
+        f"Setups: {', '.join(setups)}; profile: {', '.join(sorted({_profile_for(s, profile) for s in setups}))}; "
+        f"seeds found: {', '.join(map(str, seeds)) or 'none'}. Top-1 accuracy (%) on the target test split, mean ± std "
+        "over seeds (number of seeds in brackets), last iterate.",
+        "",
+        "Regenerate: `python -m benchmark sweep --experiment "
+        f"{experiment.name} --setups {','.join(setups)} --seeds N` then `python -m benchmark leaderboard`.",
+        "",
+        to_markdown(frame),
+        "",
+        "Selection rules: *fixed* = the paper's (or the method's published) hyperparameters, no selection; "
+        "*search: best IM* = a search scored by an unsupervised validator on the unlabelled target train split; "
+        "*oracle* = selected with target test labels: an upper bound on what selection can leak, never a result.",
+    ]
+    if _synthetic_context(experiment, setups):
+        lines.append("The paper column gives the paper's average over its 4 real setups for context; synthetic and real "
+                     "accuracies are not comparable, so no difference is printed.")
+    lines += ["", f"Records from commits: {_commits(stored, used)}.", ""]
+    return "\n".join(lines), frame
+
+
+def setups_with_results(experiment: Experiment, stored: StoredTrials, profile: str | None = None) -> tuple[str, ...]:
+    """The setups (paper ones first, then synthetic) on which any row of ``experiment`` has a result."""
+    found = []
+    for setup in SETUPS:
+        if any(row_cell(experiment, row.label, setup, stored, profile).records for row in experiment.rows):
+            found.append(setup)
+    return tuple(found)
+
+
+def write_leaderboards(storage: optuna.storages.BaseStorage, out: Path, profile: str | None = None, latex: bool = False,
+                       experiments: tuple[str, ...] | None = None) -> list[Path]:
+    """Write ``<out>/<experiment>.md`` (and ``.tex``) for every experiment with results; returns the paths."""
+    stored = StoredTrials.load(storage)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in experiments or tuple(EXPERIMENTS):
+        experiment = EXPERIMENTS[name]
+        setups = setups_with_results(experiment, stored, profile)
+        if not setups:
+            continue
+        markdown, frame = render(experiment, setups, stored, profile)
+        path = out / f"{name}.md"
+        path.write_text(markdown)
+        written.append(path)
+        if latex:
+            tex = out / f"{name}.tex"
+            tex.write_text(frame.to_latex(index=False, escape=True))
+            written.append(tex)
+    return written

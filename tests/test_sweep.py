@@ -1,0 +1,109 @@
+"""Sweeps on one storage: concurrent workers run each job exactly once; a killed sweep resumes and finishes;
+completed runs and artifacts are reused; searches select by their objective; the SLURM path runs through
+submitit's local executor. All at the built-in ``tiny`` profile on ``synth``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from benchmark.experiments import Experiment, Row, Search
+from benchmark.leaderboard import StoredTrials, search_cell
+from benchmark.storage import open_storage
+from benchmark.sweep import survey, sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: 6 thresholds x 2 scores x 2 seeds = 24 jobs of CluP (source backbone: no SSL pretraining to wait for).
+GRID = Experiment(
+    "test_grid",
+    "a 24-job grid",
+    rows=tuple(Row(f"{s} {q}", "clup", {"score": s, "q": q}) for s in ("purity", "confidence")
+               for q in (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)),
+)
+SMALL = Experiment("test_small", "three jobs", rows=(Row("SHOT-IM", "shot_im"), Row("SHOT", "shot"), Row("Source", "source_only")))
+
+
+def _completed_keys(url: str, experiment: Experiment, seeds: int) -> Counter:
+    jobs = experiment.jobs(("synth",), seeds, "tiny")
+    found = survey(open_storage(url), jobs)
+    return Counter({key: sum(t.state == TrialState.COMPLETE for t in trials) for key, trials in found.items()})
+
+
+@pytest.mark.slow
+def test_four_workers_finish_a_24_job_grid_with_exactly_24_completed_trials(storage):
+    report = sweep(GRID, ("synth",), seeds=2, profile="tiny", workers=4, storage=storage, device="cpu")
+    assert report.jobs == 24 and report.ran == 24 and not report.failed
+    counts = _completed_keys(storage, GRID, 2)
+    assert len(counts) == 24 and set(counts.values()) == {1}
+    study = optuna.load_study(study_name="run/clup/synth/tiny", storage=open_storage(storage))
+    states = Counter(t.state for t in study.get_trials(deepcopy=False))
+    assert states == {TrialState.COMPLETE: 24}  # no duplicate, no leftover WAITING or RUNNING trial
+    assert sorted(report.artifacts_built.values()) == [1, 1]  # one source model per seed, trained once
+    again = sweep(GRID, ("synth",), seeds=2, profile="tiny", workers=4, storage=storage, device="cpu")
+    assert again.done_before == 24 and again.ran == 0
+
+
+_KILLED_SWEEP = textwrap.dedent(
+    """
+    import sys
+    from tests.test_sweep import SMALL
+    from benchmark.sweep import sweep
+    sweep(SMALL, ("synth",), seeds=2, profile="tiny", storage=sys.argv[1], device="cpu")
+    """
+)
+
+
+def test_a_killed_sweep_resumes_and_leaves_one_completed_trial_per_job(storage, monkeypatch):
+    monkeypatch.setenv("FERBENCH_HEARTBEAT_SECONDS", "1")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen([sys.executable, "-c", _KILLED_SWEEP, storage], cwd=ROOT, env=env)
+    try:
+        deadline = time.monotonic() + 240
+        while sum(_completed_keys(storage, SMALL, 2).values()) < 2:
+            assert child.poll() is None, "the sweep ended before it was killed"
+            assert time.monotonic() < deadline, "no progress"
+            time.sleep(0.5)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert sum(_completed_keys(storage, SMALL, 2).values()) < 6
+    report = sweep(SMALL, ("synth",), seeds=2, profile="tiny", storage=storage, device="cpu")
+    assert report.done_before >= 2 and report.done_before + report.ran == 6 and not report.failed
+    counts = _completed_keys(storage, SMALL, 2)
+    assert len(counts) == 6 and set(counts.values()) == {1}
+
+
+def test_a_search_reports_its_objective_and_the_leaderboard_selects_by_it(storage):
+    honest = Search("SHOT", "shot", "validator:im", ("lr", "cls_par"), {"tiny": 2})
+    oracle = Search("SHOT", "shot", "accuracy", ("lr", "cls_par"), {"tiny": 2})
+    experiment = Experiment("test_search", "searches", rows=(), searches=(honest, oracle))
+    report = sweep(experiment, ("synth",), seeds=1, profile="tiny", storage=storage, device="cpu")
+    assert report.jobs == 4 and report.ran == 4
+    stored = StoredTrials.load(open_storage(storage))
+    for search in (honest, oracle):
+        trials = stored.by_study[f"search/{search.objective}/shot/synth/tiny/seed0"]
+        assert len(trials) == 2
+        for value, record in trials:
+            expected = record["accuracy"] if search.oracle else record["validators"]["im"]
+            assert value == pytest.approx(expected)
+        assert len({record["hparams"]["lr"] for _, record in trials}) == 2  # each slot drew its own values
+        chosen = search_cell(search, "synth", stored, "tiny").records[0]
+        assert chosen is max(trials, key=lambda pair: pair[0])[1]
+
+
+def test_the_slurm_launcher_path_runs_through_submitits_local_executor(storage):
+    report = sweep(SMALL, ("synth",), seeds=1, profile="tiny", workers=2, storage=storage, launcher="submitit-local",
+                   device="cpu")
+    assert report.ran == 3 and not report.failed
+    assert set(_completed_keys(storage, SMALL, 1).values()) == {1}
