@@ -1,5 +1,6 @@
-"""Leaderboards and figures are pure functions of the storage: a small storage of hand-made records gives
-the committed golden markdown exactly, and Fig. 4 is drawn with both curves and the data behind them."""
+"""Leaderboards, figures and notebooks are pure functions of the storage: a small storage of hand-made records
+gives the committed golden markdown exactly, Fig. 4 is drawn with both curves and the data behind them, and
+the notebooks in ``notebooks/`` execute against it and write their figures."""
 
 from __future__ import annotations
 
@@ -92,3 +93,20 @@ def test_fig4_is_drawn_from_stored_trials_with_both_curves(small_storage: str, t
         means = part.groupby("q").accuracy.mean()
         assert means.to_dict() == pytest.approx({q: 55.0 + q * slope for q in FIG4_Q})
     assert tmp_path / "confusion_synth.png" in written
+
+
+@pytest.mark.parametrize("notebook", sorted(p.name for p in (Path(__file__).parents[1] / "notebooks").glob("*.ipynb")))
+def test_notebooks_redraw_the_figures_from_the_storage(notebook: str, small_storage: str, tmp_path: Path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("FERBENCH_STORAGE", small_storage)
+    monkeypatch.setenv("FERBENCH_FIGURES_OUT", str(tmp_path))
+    path = Path(__file__).parents[1] / "notebooks" / notebook
+    nb = nbformat.read(path, as_version=4)
+    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    errors = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs if o.output_type == "error"]
+    assert not errors
+    expected = {"fig4_threshold_sweep.ipynb": ["fig4_synth.png", "fig4_synth.csv"],
+                "class_recall_confusion_embeddings.ipynb": ["class_recall_synth.png", "confusion_synth.png"]}[notebook]
+    for name in expected:
+        assert (tmp_path / name).stat().st_size > 0
