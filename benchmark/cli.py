@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmark.errors import UserError
+from benchmark.errors import UserError, raise_interrupt
 from datasets.errors import DatasetError
 
 
@@ -335,10 +335,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point; user errors print one paragraph on stderr and return 2 (no traceback).
 
@@ -346,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     marked failed and temporary files are removed on the way out.
     """
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
     try:
         args.func(args)
     except (UserError, DatasetError) as error:

@@ -7,3 +7,9 @@ class UserError(Exception):
 
 class CheckpointError(UserError):
     """A checkpoint that cannot be loaded safely or does not match the model it is loaded into."""
+
+
+def raise_interrupt(signum: int, frame: object) -> None:
+    """A signal handler turning SIGTERM (a scheduler's pre-emption, a sweep stopping its workers) into
+    KeyboardInterrupt, so a running trial is marked failed and temporary files are removed on the way out."""
+    raise KeyboardInterrupt(f"signal {signum}")

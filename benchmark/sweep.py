@@ -35,7 +35,7 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from benchmark.errors import UserError
+from benchmark.errors import UserError, raise_interrupt
 from benchmark.experiments import Experiment, Job, get_experiment, trial_key
 from benchmark.progress import log
 from benchmark.storage import _suggest, default_storage_url, fixed_params, heartbeat_seconds, open_storage
@@ -103,14 +103,19 @@ def enqueue(storage: optuna.storages.RDBStorage, jobs: list[Job]) -> None:
         studies[job.study_name].enqueue_trial(params, user_attrs=attrs)
 
 
-def claim(storage: optuna.storages.RDBStorage, study_names: list[str]) -> tuple[optuna.Study, optuna.Trial, Job] | None:
-    """Take one WAITING trial of these studies (atomically: two workers never get the same), or None."""
+def claim(
+    storage: optuna.storages.RDBStorage, study_names: list[str], keys: set[str]
+) -> tuple[optuna.Study, optuna.Trial, Job] | None:
+    """Take one WAITING trial of these studies whose job key is in ``keys`` (atomically: two workers never get
+    the same one), or None. Trials of other sweeps waiting in the same studies are left to those sweeps."""
     for name in study_names:
         try:
             study = optuna.load_study(study_name=name, storage=storage)
         except KeyError:
             continue
         for waiting in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            if waiting.user_attrs.get("job_key") not in keys:
+                continue
             if not storage.set_trial_state_values(waiting._trial_id, TrialState.RUNNING):
                 continue  # another worker was first
             storage.record_heartbeat(waiting._trial_id)
@@ -139,8 +144,9 @@ def execute(job: Job, study: optuna.Study, trial: optuna.Trial, storage_url: str
                claimed=(study, trial), objective=job.objective, embedding=job.embedding)
 
 
-def work(storage_url: str, study_names: list[str], device: str = "auto", threads: int | None = None) -> int:
-    """A worker: claim and run WAITING trials of ``study_names`` until none is left; returns how many ran.
+def work(storage_url: str, study_names: list[str], keys: list[str], device: str = "auto", threads: int | None = None) -> int:
+    """A worker: claim and run the WAITING trials of ``study_names`` whose job key is in ``keys`` until none is
+    left; returns how many ran.
 
     A job that raises is left FAIL (the coordinator retries it); the worker goes on with the next.
     """
@@ -148,7 +154,8 @@ def work(storage_url: str, study_names: list[str], device: str = "auto", threads
         torch.set_num_threads(threads)
     storage = open_storage(storage_url)
     ran = 0
-    while (claimed := claim(storage, study_names)) is not None:
+    wanted = set(keys)
+    while (claimed := claim(storage, study_names, wanted)) is not None:
         study, trial, job = claimed
         log(f"[pid {os.getpid()}] {job.experiment}: {job.row} on {job.setup}, seed {job.seed}"
             + (f", search trial {job.slot}" if job.kind == "search" else ""))
@@ -163,11 +170,11 @@ def work(storage_url: str, study_names: list[str], device: str = "auto", threads
     return ran
 
 
-def _worker_main(storage_url: str, study_names: list[str], device: str, threads: int) -> None:
+def _worker_main(storage_url: str, study_names: list[str], keys: list[str], device: str, threads: int) -> None:
     """Entry point of a local worker process: SIGTERM fails the running trial cleanly, bars stay quiet."""
-    signal.signal(signal.SIGTERM, lambda signum, frame: (_ for _ in ()).throw(KeyboardInterrupt(f"signal {signum}")))
+    signal.signal(signal.SIGTERM, raise_interrupt)
     os.environ["FERBENCH_QUIET"] = "1"
-    work(storage_url, study_names, device, threads)
+    work(storage_url, study_names, keys, device, threads)
 
 
 def _worker_device(device: str, index: int) -> str:
@@ -177,15 +184,15 @@ def _worker_device(device: str, index: int) -> str:
     return device
 
 
-def launch_local(storage_url: str, study_names: list[str], workers: int, device: str) -> None:
+def launch_local(storage_url: str, study_names: list[str], keys: list[str], workers: int, device: str) -> None:
     """Run the waiting trials here (one worker) or in ``workers`` spawned processes sharing the CPU cores."""
     if workers == 1:
-        work(storage_url, study_names, device)
+        work(storage_url, study_names, keys, device)
         return
     threads = max(1, (os.cpu_count() or 1) // workers)
     context = multiprocessing.get_context("spawn")
     processes = [
-        context.Process(target=_worker_main, args=(storage_url, study_names, _worker_device(device, i), threads))
+        context.Process(target=_worker_main, args=(storage_url, study_names, keys, _worker_device(device, i), threads))
         for i in range(workers)
     ]
     for process in processes:
@@ -201,7 +208,8 @@ def launch_local(storage_url: str, study_names: list[str], workers: int, device:
 
 
 def launch_submitit(
-    storage_url: str, study_names: list[str], workers: int, device: str, folder: Path, cluster: str = "slurm",
+    storage_url: str, study_names: list[str], keys: list[str], workers: int, device: str, folder: Path,
+    cluster: str = "slurm",
     parameters: dict[str, Any] | None = None,
 ) -> None:
     """Submit ``workers`` worker jobs through submitit (``cluster="slurm"``, or ``"local"`` to test the path
@@ -213,7 +221,7 @@ def launch_submitit(
         raise UserError("--launcher slurm needs submitit: pip install 'fer-sfda-bench[cluster]'") from None
     executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
     executor.update_parameters(**{"timeout_min": 24 * 60, "nodes": 1, "tasks_per_node": 1, **(parameters or {})})
-    jobs = [executor.submit(work, storage_url, study_names, device) for _ in range(workers)]
+    jobs = [executor.submit(work, storage_url, study_names, keys, device) for _ in range(workers)]
     log(f"submitted {len(jobs)} {cluster} worker job(s); logs in {folder}")
     for job in jobs:
         job.result()
@@ -258,6 +266,7 @@ def sweep(
         log("warning: SQLite on a cluster's shared file system is fragile; prefer a PostgreSQL --storage URL")
     store = open_storage(url)
     study_names = sorted({job.study_name for job in jobs})
+    keys = sorted({job.key for job in jobs})
     trials = survey(store, jobs)
     report = SweepReport(experiment, len(jobs), sum(any(t.state in DONE_STATES for t in trials[j.key]) for j in jobs))
     log(f"sweep {experiment}: {len(jobs)} jobs on {', '.join(setups)}; {report.done_before} already done")
@@ -281,10 +290,10 @@ def sweep(
         if waiting:
             log(f"sweep {experiment}: {waiting} job(s) to run with {workers} {launcher} worker(s)")
             if launcher == "local":
-                launch_local(url, study_names, workers, device)
+                launch_local(url, study_names, keys, workers, device)
             else:
                 folder = home() / "submitit"
-                launch_submitit(url, study_names, workers, device, folder, "slurm" if launcher == "slurm" else "local",
+                launch_submitit(url, study_names, keys, workers, device, folder, "slurm" if launcher == "slurm" else "local",
                                 launcher_options)
         else:
             time.sleep(heartbeat_seconds())  # trials another process runs: wait for them to finish or go stale
