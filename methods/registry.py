@@ -30,7 +30,7 @@ def register(cls: type[Method]) -> type[Method]:
 
 
 def _load_builtins() -> None:
-    from methods import clup, oracle, shot, source_only  # noqa: F401  (registration side effect)
+    from methods import aad, adversarial, clup, nrc, oracle, shot, source_only  # noqa: F401  (registration side effect)
 
 
 def _load_entry_points() -> dict[str, type[Method]]:
