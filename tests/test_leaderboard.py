@@ -48,7 +48,7 @@ def _accuracy(job: Job) -> float:
 
 @pytest.fixture(scope="module")
 def small_storage(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Table 1 on raf_fer2013 and synth (2 seeds, the two search rows with 4 trials each) and Fig. 4 on synth
+    """Table 1 on raf_fer2013 and synth (2 seeds, the two search rows with 2 trials each) and Fig. 4 on synth
     (built once for the module's tests; they only read it)."""
     storage = f"sqlite:///{tmp_path_factory.mktemp('leaderboard') / 'results.db'}"
     for job in EXPERIMENTS["table1"].jobs(("raf_fer2013", "synth"), 2, "quick"):
@@ -76,8 +76,8 @@ def test_search_rows_show_the_selected_trial_and_oracle_is_labelled(small_storag
     search_lines = [line for line in text.splitlines() if "(search)" in line]
     assert len(search_lines) == 2
     honest, oracle = search_lines
-    assert "search: best IM (unsupervised) over 4 trials" in honest and "| sfda |" in honest
-    assert "oracle: best target test accuracy over 4 trials" in oracle and "| oracle |" in oracle
+    assert "search: best IM (unsupervised) over 2 trials" in honest and "| sfda |" in honest
+    assert "oracle: best target test accuracy over 2 trials" in oracle and "| oracle |" in oracle
 
 
 def test_fig4_is_drawn_from_stored_trials_with_both_curves(small_storage: str, tmp_path: Path):
