@@ -194,7 +194,7 @@ PROFILES["tiny"] = replace(
     image_size=32,
     source=replace(PROFILES["quick"].source, epochs=1),
     ssl=replace(PROFILES["quick"].ssl, epochs=1, batch_size=256, prototypes=20, projector_hidden=64, large_size=None),
-    hparams={"*": {"epochs": 1}, "clup": {"batch_size": 128}},
+    hparams={"*": {"epochs": 1, "batch_size": 256}},
 )
 
 

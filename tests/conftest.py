@@ -31,7 +31,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def tiny_variant(name: str = "tiny") -> Profile:
-    """The built-in ``tiny`` profile (width 8, 32 px, one epoch of everything), under ``name``."""
+    """The built-in ``tiny`` profile (width 8, 32 px, one epoch of everything at batch 256), under ``name``."""
     return dataclasses.replace(PROFILES["tiny"], name=name)
 
 
