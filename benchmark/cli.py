@@ -29,6 +29,7 @@ def _print_json(payload: Any) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> None:
+    from benchmark.experiments import EXPERIMENTS
     from benchmark.models import ARCHS, HEADS, STEMS
     from benchmark.profiles import PROFILES
     from benchmark.setups import SETUPS
@@ -54,6 +55,8 @@ def cmd_list(args: argparse.Namespace) -> None:
         "datasets": dataset_names(),
         "backbones": {"archs": list(ARCHS), "stems": list(STEMS), "heads": list(HEADS)},
         "profiles": list(PROFILES),
+        "experiments": [{"name": e.name, "title": e.title, "paper_setups": list(e.paper_setups)}
+                        for e in EXPERIMENTS.values()],
     }
     if args.json:
         _print_json(payload)
@@ -68,6 +71,9 @@ def cmd_list(args: argparse.Namespace) -> None:
     print("datasets: " + ", ".join(payload["datasets"]))
     print("backbones: " + ", ".join(ARCHS) + "; stems: " + ", ".join(STEMS) + "; heads: " + ", ".join(HEADS))
     print("profiles: " + ", ".join(payload["profiles"]))
+    print("experiments:")
+    for e in payload["experiments"]:
+        print(f"  {e['name']:<8} {e['title']}")
 
 
 def cmd_data(args: argparse.Namespace) -> None:
@@ -240,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("list", help="methods, setups, datasets, backbones, profiles")
+    p = sub.add_parser("list", help="methods, setups, datasets, backbones, profiles, experiments")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_list)
 
