@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from methods.neighbours import NeighbourBank
-from methods.nrc import LIST_SLACK, nrc_neighbourhood
+from methods.nrc import NRC, nrc_neighbourhood
 
 N_ROWS, DIM, CLASSES, BATCH, K, KK = 30_000, 256, 7, 64, 5, 5
 #: The acceptance ceiling: median seconds per batch.
@@ -83,8 +83,8 @@ def data() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _bank(name: str, data: tuple[torch.Tensor, torch.Tensor]) -> NeighbourBank:
-    """NRC's bank caches neighbour lists as NRC does (``NRC.bank_list_length``); the others search in full."""
-    list_length = LIST_SLACK + max(K, KK) if name == "nrc" else None
+    """NRC's bank caches neighbour lists as NRC's does; the others search in full."""
+    list_length = NRC({"k": K, "kk": KK}).bank_list_length() if name == "nrc" else None
     return NeighbourBank(*data, list_length=list_length)
 
 
