@@ -32,6 +32,7 @@ GRID = Experiment(
                for q in (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)),
 )
 SMALL = Experiment("test_small", "three jobs", rows=(Row("SHOT-IM", "shot_im"), Row("SHOT", "shot"), Row("Source", "source_only")))
+ONE = Experiment("test_one", "one job", rows=(Row("Source", "source_only"),))
 
 
 def _completed_keys(url: str, experiment: Experiment, seeds: int) -> Counter:
@@ -49,7 +50,8 @@ def test_four_workers_finish_a_24_job_grid_with_exactly_24_completed_trials(stor
     study = optuna.load_study(study_name="run/clup/synth/tiny", storage=open_storage(storage))
     states = Counter(t.state for t in study.get_trials(deepcopy=False))
     assert states == {TrialState.COMPLETE: 24}  # no duplicate, no leftover WAITING or RUNNING trial
-    assert sorted(report.artifacts_built.values()) == [1, 1]  # one source model per seed, trained once
+    # One source model per seed, each trained at most once (earlier tests of the session may have built it).
+    assert len(report.artifacts_built) == 2 and max(report.artifacts_built.values()) <= 1
     again = sweep(GRID, ("synth",), seeds=2, profile="tiny", workers=4, storage=storage, device="cpu")
     assert again.done_before == 24 and again.ran == 0
 
@@ -59,7 +61,7 @@ _KILLED_SWEEP = textwrap.dedent(
     import sys
     from tests.test_sweep import SMALL
     from benchmark.sweep import sweep
-    sweep(SMALL, ("synth",), seeds=2, profile="tiny", storage=sys.argv[1], device="cpu")
+    sweep(SMALL, ("synth",), seeds=1, profile="tiny", storage=sys.argv[1], device="cpu")
     """
 )
 
@@ -70,18 +72,18 @@ def test_a_killed_sweep_resumes_and_leaves_one_completed_trial_per_job(storage, 
     child = subprocess.Popen([sys.executable, "-c", _KILLED_SWEEP, storage], cwd=ROOT, env=env)
     try:
         deadline = time.monotonic() + 240
-        while sum(_completed_keys(storage, SMALL, 2).values()) < 2:
+        while sum(_completed_keys(storage, SMALL, 1).values()) < 1:
             assert child.poll() is None, "the sweep ended before it was killed"
             assert time.monotonic() < deadline, "no progress"
             time.sleep(0.5)
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
-    assert sum(_completed_keys(storage, SMALL, 2).values()) < 6
-    report = sweep(SMALL, ("synth",), seeds=2, profile="tiny", storage=storage, device="cpu")
-    assert report.done_before >= 2 and report.done_before + report.ran == 6 and not report.failed
-    counts = _completed_keys(storage, SMALL, 2)
-    assert len(counts) == 6 and set(counts.values()) == {1}
+    assert sum(_completed_keys(storage, SMALL, 1).values()) < 3
+    report = sweep(SMALL, ("synth",), seeds=1, profile="tiny", storage=storage, device="cpu")
+    assert report.done_before >= 1 and report.done_before + report.ran == 3 and not report.failed
+    counts = _completed_keys(storage, SMALL, 1)
+    assert len(counts) == 3 and set(counts.values()) == {1}
 
 
 def test_a_search_reports_its_objective_and_the_leaderboard_selects_by_it(storage):
@@ -103,7 +105,7 @@ def test_a_search_reports_its_objective_and_the_leaderboard_selects_by_it(storag
 
 
 def test_the_slurm_launcher_path_runs_through_submitits_local_executor(storage):
-    report = sweep(SMALL, ("synth",), seeds=1, profile="tiny", workers=2, storage=storage, launcher="submitit-local",
+    report = sweep(ONE, ("synth",), seeds=2, profile="tiny", workers=2, storage=storage, launcher="submitit-local",
                    device="cpu")
-    assert report.ran == 3 and not report.failed
-    assert set(_completed_keys(storage, SMALL, 1).values()) == {1}
+    assert report.ran == 2 and not report.failed
+    assert set(_completed_keys(storage, ONE, 2).values()) == {1}
