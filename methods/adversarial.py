@@ -31,13 +31,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import CategoricalDistribution, FloatDistribution
 from torch import nn
 
 from benchmark.data import batch_indices, normalise, supervised_augmentation
 from benchmark.seeding import derive_seed
 from benchmark.training import optimise, run_epochs, shot_lr_step, shot_optimizer
-from methods.base import HParam, Method, RunContext, Setting
+from methods.base import HParam, Method, RunContext, Setting, sgd_hparams
 from methods.inputs import UdaData
 from methods.losses import EPS
 from methods.registry import register
@@ -147,12 +147,14 @@ class AdversarialAdaptation(Method):
 
     setting = Setting.UDA
     hparams_spec = {
-        "lr": HParam(
-            1e-2, FloatDistribution(1e-3, 1e-1, log=True), "lr of head and discriminator (backbone: x backbone_lr_mult)"
+        **sgd_hparams(
+            1e-2,
+            (1e-3, 1e-1),
+            (1, 30),
+            32,
+            lr_help="lr of head and discriminator (backbone: x backbone_lr_mult)",
+            batch_help="source images and target images per step (each)",
         ),
-        "backbone_lr_mult": HParam(0.1, FloatDistribution(0.01, 1.0, log=True), "backbone lr multiplier"),
-        "epochs": HParam(15, IntDistribution(1, 30), "passes over the target train split"),
-        "batch_size": HParam(32, None, "source images and target images per step (each)"),
         "trade_off": HParam(1.0, FloatDistribution(0.1, 3.0, log=True), "weight of the adversarial domain loss"),
     }
 

@@ -13,12 +13,12 @@ import copy
 from abc import abstractmethod
 
 import torch
-from optuna.distributions import FloatDistribution, IntDistribution
+from optuna.distributions import IntDistribution
 from torch import nn
 
 from benchmark.data import normalise, supervised_augmentation
 from benchmark.training import optimise, run_epochs, shot_lr_step, shot_optimizer
-from methods.base import HParam, Method, RunContext, Setting
+from methods.base import HParam, Method, RunContext, Setting, sgd_hparams
 from methods.inputs import SourceFreeData
 from methods.neighbours import NeighbourBank
 
@@ -55,10 +55,7 @@ class NeighbourConsistencyMethod(Method):
 
     setting = Setting.SFDA
     hparams_spec = {
-        "lr": HParam(1e-3, FloatDistribution(1e-4, 1e-2, log=True), "lr of B and C (F: x backbone_lr_mult)"),
-        "backbone_lr_mult": HParam(0.1, FloatDistribution(0.01, 1.0, log=True), "backbone (F) lr multiplier"),
-        "epochs": HParam(15, IntDistribution(5, 40), "passes over the target train split"),
-        "batch_size": HParam(64, None, "images per step"),
+        **sgd_hparams(1e-3, (1e-4, 1e-2), (5, 40), 64, lr_help="lr of B and C (F: x backbone_lr_mult)", backbone="backbone (F)"),
         "k": HParam(5, IntDistribution(2, 10), "nearest neighbours of each sample in the bank"),
     }
 

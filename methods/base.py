@@ -14,7 +14,7 @@ from enum import Enum
 from typing import Any, ClassVar
 
 import torch
-from optuna.distributions import BaseDistribution
+from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 from torch import nn
 
 from benchmark.profiles import Profile
@@ -41,6 +41,37 @@ class HParam:
     default: Any
     distribution: BaseDistribution | None = None
     help: str = ""
+
+
+def sgd_hparams(
+    lr: float,
+    lr_range: tuple[float, float],
+    epochs_range: tuple[int, int],
+    batch_size: int,
+    *,
+    lr_help: str,
+    batch_help: str = "images per step",
+    backbone: str = "backbone",
+) -> dict[str, HParam]:
+    """The optimiser declarations every SGD-trained adaptation method shares (the rest are its own).
+
+    Args:
+        lr: default learning rate of the head (the backbone trains at ``lr * backbone_lr_mult``).
+        lr_range: (low, high) of the log-uniform lr a search draws.
+        epochs_range: (low, high) of the epochs a search draws; the default is 15 passes.
+        batch_size: default images per step (not searched).
+        lr_help: the lr's help line (which modules train at ``lr``).
+        batch_help: the batch size's help line.
+        backbone: how the help line names the backbone.
+    Returns:
+        ``lr``, ``backbone_lr_mult`` (default 0.1), ``epochs`` (default 15) and ``batch_size``.
+    """
+    return {
+        "lr": HParam(lr, FloatDistribution(*lr_range, log=True), lr_help),
+        "backbone_lr_mult": HParam(0.1, FloatDistribution(0.01, 1.0, log=True), f"{backbone} lr multiplier"),
+        "epochs": HParam(15, IntDistribution(*epochs_range), "passes over the target train split"),
+        "batch_size": HParam(batch_size, None, batch_help),
+    }
 
 
 @dataclass

@@ -11,13 +11,13 @@ import copy
 
 import torch
 import torch.nn.functional as F
-from optuna.distributions import FloatDistribution, IntDistribution
+from optuna.distributions import FloatDistribution
 from torch import nn
 
 from benchmark.data import normalise, supervised_augmentation
 from benchmark.inference import infer
 from benchmark.training import optimise, run_epochs, shot_lr_step, shot_optimizer
-from methods.base import HParam, Method, RunContext, Setting
+from methods.base import HParam, Method, RunContext, Setting, sgd_hparams
 from methods.inputs import SourceFreeData
 from methods.losses import information_maximisation
 from methods.registry import register
@@ -60,10 +60,7 @@ class Shot(Method):
     name = "shot"
     setting = Setting.SFDA
     hparams_spec = {
-        "lr": HParam(1e-2, FloatDistribution(1e-3, 1e-1, log=True), "lr of the bottleneck (backbone: x backbone_lr_mult)"),
-        "backbone_lr_mult": HParam(0.1, FloatDistribution(0.01, 1.0, log=True), "backbone lr multiplier"),
-        "epochs": HParam(15, IntDistribution(1, 30), "passes over the target train split"),
-        "batch_size": HParam(64, None, "images per step"),
+        **sgd_hparams(1e-2, (1e-3, 1e-1), (1, 30), 64, lr_help="lr of the bottleneck (backbone: x backbone_lr_mult)"),
         "cls_par": HParam(0.3, FloatDistribution(0.0, 1.0), "weight of the pseudo-label cross-entropy"),
         "ent_par": HParam(1.0, FloatDistribution(0.1, 2.0), "weight of the information-maximisation loss"),
     }
