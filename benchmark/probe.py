@@ -35,7 +35,7 @@ from benchmark.progress import log
 from benchmark.seeding import derive_seed, seed_everything
 from benchmark.setups import get_setup
 from benchmark.source import get_source_model, imagenet_weights, split_tensors
-from benchmark.storage import complete, open_storage, trial_for_run
+from benchmark.storage import TrialRequest, complete, open_storage, trial_for_run
 from benchmark.versions import versions
 
 PROBE_BACKBONES = ("random", "imagenet", "source", "deepclusterv2", "swav")
@@ -118,8 +118,8 @@ def run_probes(
                 claimed[0].tell(claimed[1], state=TrialState.PRUNED)
             continue
         attrs = {"method": base["method"], "setting": "oracle", "setup": setup, "profile": the_profile.name, "seed": seed}
-        with trial_for_run(store, f"probe/{setup}/{the_profile.name}", {"backbone": name}, {}, attrs,
-                           claimed) as (study, trial):
+        request = TrialRequest(f"probe/{setup}/{the_profile.name}", {"backbone": name}, attrs=attrs)
+        with trial_for_run(store, request, claimed) as (study, trial):
             start = time.perf_counter()
             evaluation, _ = linear_probe(
                 backbone_features(backbone, train.images), train.labels,

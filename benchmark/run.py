@@ -25,7 +25,7 @@ from benchmark.progress import log
 from benchmark.seeding import derive_seed, preserved_rng, seed_everything
 from benchmark.setups import get_setup
 from benchmark.source import SplitTensors, get_source_model, split_tensors
-from benchmark.storage import complete, open_storage, trial_for_run
+from benchmark.storage import TrialRequest, complete, open_storage, trial_for_run
 from benchmark.validators import compute_validators
 from benchmark.versions import versions
 from methods import registry
@@ -143,7 +143,7 @@ def run_method(
     log(f"run {method} on {setup} (profile {the_profile.name}, seed {seed}, device {torch_device})")
 
     built: dict[str, bool] = {}
-    with trial_for_run(store, study_name, hparams, declared, attrs, claimed) as (study, trial):
+    with trial_for_run(store, TrialRequest(study_name, hparams, declared, attrs), claimed) as (study, trial):
         with timer.stage("data"):
             target_test = split_tensors(the_setup.target, "test", the_profile, torch_device)
             target_train = split_tensors(the_setup.target, "train", the_profile, torch_device)

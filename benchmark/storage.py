@@ -16,15 +16,17 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
 import sqlalchemy.exc
-from sqlalchemy import event
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import Trial, TrialState
+from sqlalchemy import event
 
 from datasets.registry import home
+
 
 def heartbeat_seconds() -> int:
     """Seconds between heartbeats of a running trial (``FERBENCH_HEARTBEAT_SECONDS``, default 10)."""
@@ -78,6 +80,24 @@ def open_storage(url: str | None = None) -> optuna.storages.RDBStorage:
     return storage
 
 
+@dataclass(frozen=True)
+class TrialRequest:
+    """What a trial is for: its study and the run's hyperparameters and attributes.
+
+    Attributes:
+        study_name: ``run/<method>/<setup>/<profile>``, ``probe/<setup>/<profile>`` or a search's study.
+        hparams: the fully resolved hyperparameters (stored as params where ``declared`` gives a distribution,
+            and in full as the ``hparams`` user attribute).
+        declared: each hyperparameter's declared distribution (None: kept only in the record).
+        attrs: further user attributes (method, setup, profile, seed, ...).
+    """
+
+    study_name: str
+    hparams: dict[str, Any]
+    declared: dict[str, BaseDistribution | None] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
 def _param_distribution(value: Any, declared: BaseDistribution | None) -> BaseDistribution | None:
     """How ``value`` is stored as a trial param: under its declared distribution, a numeric range widened to
     contain it if needed (Optuna requires one distribution kind per name within a study); None (kept only in
@@ -95,7 +115,8 @@ def _param_distribution(value: Any, declared: BaseDistribution | None) -> BaseDi
     return None
 
 
-def _suggest(trial: Trial, name: str, distribution: BaseDistribution) -> Any:
+def suggest(trial: Trial, name: str, distribution: BaseDistribution) -> Any:
+    """``trial.suggest_*`` for ``distribution``'s kind: the value a sampler draws (or a fixed trial's value)."""
     if isinstance(distribution, FloatDistribution):
         return trial.suggest_float(name, distribution.low, distribution.high, log=distribution.log, step=distribution.step)
     if isinstance(distribution, IntDistribution):
@@ -112,7 +133,7 @@ def fixed_params(hparams: dict[str, Any], declared: dict[str, BaseDistribution |
 def _suggest_fixed(trial: Trial, hparams: dict[str, Any], declared: dict[str, BaseDistribution | None]) -> None:
     """Record the params of a trial created with ``fixed_params`` (the suggestions return the fixed values)."""
     for name in fixed_params(hparams, declared):
-        _suggest(trial, name, _param_distribution(hparams[name], declared.get(name)))
+        suggest(trial, name, _param_distribution(hparams[name], declared.get(name)))
 
 
 def _heartbeat(storage: optuna.storages.RDBStorage, trial_id: int, stop: threading.Event) -> None:
@@ -120,16 +141,11 @@ def _heartbeat(storage: optuna.storages.RDBStorage, trial_id: int, stop: threadi
         storage.record_heartbeat(trial_id)
 
 
-def claim_new_trial(
-    storage: optuna.storages.RDBStorage,
-    study_name: str,
-    hparams: dict[str, Any],
-    declared: dict[str, BaseDistribution | None],
-    attrs: dict[str, Any],
-) -> tuple[optuna.Study, Trial]:
-    """Create a RUNNING trial in ``study_name`` whose params are ``hparams`` and whose user attributes are
-    ``attrs`` plus ``hparams`` (the full dict, including values that have no distribution)."""
-    study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize", load_if_exists=True)
+def claim_new_trial(storage: optuna.storages.RDBStorage, request: TrialRequest) -> tuple[optuna.Study, Trial]:
+    """Create a RUNNING trial in ``request.study_name`` whose params are ``request.hparams`` and whose user
+    attributes are ``request.attrs`` plus ``hparams`` (the full dict, including values that have no distribution)."""
+    hparams, declared = request.hparams, request.declared
+    study = optuna.create_study(study_name=request.study_name, storage=storage, direction="maximize", load_if_exists=True)
     optuna.storages.fail_stale_trials(study)
     # The trial is created RUNNING with its own fixed params, not enqueued + ``study.ask()``: ask() takes the
     # study's oldest WAITING trial, which with several workers on one study is often another worker's.
@@ -139,7 +155,7 @@ def claim_new_trial(
     trial = optuna.Trial(study, study._storage.create_new_trial(study._study_id, template_trial=template))
     _suggest_fixed(trial, hparams, declared)
     trial.set_user_attr("hparams", hparams)
-    for key, value in attrs.items():
+    for key, value in request.attrs.items():
         trial.set_user_attr(key, value)
     return study, trial
 
@@ -167,25 +183,20 @@ def running(study: optuna.Study, trial: Trial) -> Iterator[None]:
 
 @contextmanager
 def trial_for_run(
-    storage: optuna.storages.RDBStorage,
-    study_name: str,
-    hparams: dict[str, Any],
-    declared: dict[str, BaseDistribution | None],
-    attrs: dict[str, Any],
-    claimed: tuple[optuna.Study, Trial] | None = None,
+    storage: optuna.storages.RDBStorage, request: TrialRequest, claimed: tuple[optuna.Study, Trial] | None = None
 ) -> Iterator[tuple[optuna.Study, Trial]]:
-    """A RUNNING trial whose params are ``hparams``; marked FAIL if the body raises (or is interrupted).
+    """A RUNNING trial whose params are ``request.hparams``; marked FAIL if the body raises (or is interrupted).
 
     ``claimed``: a trial a sweep worker already claimed (``benchmark.sweep``) instead of a new one. The caller
     finishes it with ``complete(study, trial, record)`` inside the ``with`` block.
     """
     if claimed is None:
-        study, trial = claim_new_trial(storage, study_name, hparams, declared, attrs)
+        study, trial = claim_new_trial(storage, request)
     else:
         study, trial = claimed
         if study._storage.get_trial_system_attrs(trial._trial_id).get("fixed_params"):
-            _suggest_fixed(trial, hparams, declared)  # a sweep's grid point, enqueued with its params
-        for key, value in {"hparams": hparams, **attrs}.items():
+            _suggest_fixed(trial, request.hparams, request.declared)  # a sweep's grid point, enqueued with its params
+        for key, value in {"hparams": request.hparams, **request.attrs}.items():
             trial.set_user_attr(key, value)
     with running(study, trial):
         yield study, trial

@@ -38,7 +38,7 @@ from optuna.trial import TrialState
 from benchmark.errors import UserError, raise_interrupt
 from benchmark.experiments import Experiment, Job, get_experiment, trial_key
 from benchmark.progress import log
-from benchmark.storage import _suggest, default_storage_url, fixed_params, heartbeat_seconds, open_storage
+from benchmark.storage import default_storage_url, fixed_params, heartbeat_seconds, open_storage, suggest
 from datasets.registry import home
 from methods import registry
 
@@ -139,7 +139,7 @@ def execute(job: Job, study: optuna.Study, trial: optuna.Trial, storage_url: str
     if job.kind == "search":
         spec = registry.get(job.method).hparams_spec
         for name in job.searched:
-            overrides[name] = _suggest(trial, name, spec[name].distribution)
+            overrides[name] = suggest(trial, name, spec[name].distribution)
     run_method(job.method, job.setup, job.seed, job.profile, overrides, device, storage_url,
                claimed=(study, trial), objective=job.objective, embedding=job.embedding)
 

@@ -13,7 +13,7 @@ import pytest
 from benchmark.experiments import EXPERIMENTS, FIG4_Q, Job
 from benchmark.figures import write_figures
 from benchmark.leaderboard import write_leaderboards
-from benchmark.storage import complete, open_storage, trial_for_run
+from benchmark.storage import TrialRequest, complete, open_storage, trial_for_run
 from datasets.labels import CLASS_NAMES
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -35,7 +35,7 @@ def _record(job: Job, accuracy: float) -> dict:
 def _store(url: str, job: Job, accuracy: float, value: float | None = None) -> None:
     attrs = {"method": job.method, "setup": job.setup, "profile": job.profile, "seed": job.seed}
     hparams = job.hparams() if job.kind != "search" else {"lr": 0.01 * (1 + job.slot)}
-    with trial_for_run(open_storage(url), job.study_name, hparams, {}, attrs) as (study, trial):
+    with trial_for_run(open_storage(url), TrialRequest(job.study_name, hparams, attrs=attrs)) as (study, trial):
         record = _record(job, accuracy)
         record["hparams"] = hparams
         complete(study, trial, record, value)
