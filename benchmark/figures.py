@@ -34,7 +34,7 @@ def fig4_data(stored: StoredTrials, setup: str, profile: str | None = None) -> p
     experiment = EXPERIMENTS["fig4"]
     rows = []
     for row in experiment.rows:
-        for record in row_cell(experiment, row.label, setup, stored, profile).records:
+        for record in row_cell(experiment, row, setup, stored, profile).records:
             rows.append({"score": row.overrides["score"], "q": row.overrides["q"], "seed": record["seed"],
                          "accuracy": record["accuracy"]})
     return pd.DataFrame(rows, columns=["score", "q", "seed", "accuracy"])
@@ -46,7 +46,7 @@ def class_recall_data(stored: StoredTrials, setup: str, profile: str | None = No
     rows = [
         {"method": row.label, "seed": record["seed"], "class": name, "recall": record["class_accuracy"][name]}
         for row in experiment.rows
-        for record in row_cell(experiment, row.label, setup, stored, profile).records
+        for record in row_cell(experiment, row, setup, stored, profile).records
         for name in CLASS_NAMES
     ]
     return pd.DataFrame(rows, columns=["method", "seed", "class", "recall"])
@@ -57,7 +57,7 @@ def confusion_data(stored: StoredTrials, setup: str, profile: str | None = None)
     experiment = EXPERIMENTS["table1"]
     matrices = {}
     for row in experiment.rows:
-        records = row_cell(experiment, row.label, setup, stored, profile).records
+        records = row_cell(experiment, row, setup, stored, profile).records
         if records:
             stacked = np.stack([np.asarray(r["confusion"], dtype=float) for r in records])
             normalised = stacked / np.maximum(stacked.sum(axis=2, keepdims=True), 1.0)
@@ -70,7 +70,7 @@ def embedding_data(stored: StoredTrials, setup: str, profile: str | None = None)
     experiment = EXPERIMENTS["fig3"]
     frames = []
     for row in experiment.rows:
-        records = row_cell(experiment, row.label, setup, stored, profile).records
+        records = row_cell(experiment, row, setup, stored, profile).records
         if records and "embedding" in records[0]:
             e = records[0]["embedding"]
             xy = np.asarray(e["xy"])

@@ -20,10 +20,11 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from benchmark import paper
-from benchmark.experiments import EXPERIMENTS, Experiment, Job, Search, trial_key
+from benchmark.experiments import EXPERIMENTS, Experiment, Job, Row, Search, trial_key
 from benchmark.setups import SETUPS, get_setup
 from datasets.labels import CLASS_NAMES
 from methods import registry
+
 
 @dataclass(frozen=True)
 class StoredTrials:
@@ -89,13 +90,12 @@ def _profile_for(setup: str, profile: str | None) -> str:
     return profile or get_setup(setup).profile
 
 
-def row_cell(experiment: Experiment, label: str, setup: str, stored: StoredTrials, profile: str | None = None) -> Cell:
-    """The records of a fixed row on ``setup``: one per seed found (seeds in increasing order)."""
-    row = next(r for r in experiment.rows if r.label == label)
+def row_cell(experiment: Experiment, row: Row, setup: str, stored: StoredTrials, profile: str | None = None) -> Cell:
+    """The records of ``experiment``'s fixed ``row`` on ``setup``: one per seed found (seeds in increasing order)."""
     records = []
     for seed in stored.seeds:
         kind = "probe" if row.method.startswith("probe:") else "run"
-        job = Job(experiment.name, label, kind, row.method, setup, seed, _profile_for(setup, profile),
+        job = Job(experiment.name, row.label, kind, row.method, setup, seed, _profile_for(setup, profile),
                   tuple(sorted(row.overrides.items())), row.embedding)
         record = stored.by_key.get(job.key)
         if record is not None:
@@ -136,29 +136,60 @@ def _synthetic_context(experiment: Experiment, setups: tuple[str, ...]) -> bool:
     return experiment.name in ("table1", "table4") and any(not SETUPS[s].paper for s in setups)
 
 
-def accuracy_frame(experiment: Experiment, setups: tuple[str, ...], stored: StoredTrials, profile: str | None = None) -> pd.DataFrame:
-    """One row per table row: method, setting, selection rule, then per setup ours (and the paper's + diff)."""
-    reference = paper.TABLE3 if experiment.name == "table3" else _paper_table(experiment)
-    # (label, setting, selection rule, cells, paper row label: the paper reports fixed hyperparameters only)
-    lines: list[tuple[str, str, str, dict[str, Cell], str | None]] = [
-        (row.label, _setting(row.method), "fixed: paper hyperparameters" if not row.method.startswith("probe:")
-         else "linear probe (target train labels)", {s: row_cell(experiment, row.label, s, stored, profile) for s in setups},
-         row.label)
+@dataclass(frozen=True)
+class TableLine:
+    """One line of a table: what it shows and, per setup, the cell it is computed from.
+
+    Attributes:
+        label: the line's name (a search's ends in "(search)").
+        setting: sfda | uda | source | oracle.
+        selection: how its hyperparameters were chosen (fixed, or the search's rule and trial count).
+        cells: setup -> the cell (records, one per seed).
+        paper_label: the paper's row to print beside it; None for searches (the paper reports fixed
+            hyperparameters only).
+    """
+
+    label: str
+    setting: str
+    selection: str
+    cells: dict[str, Cell]
+    paper_label: str | None
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return [record for cell in self.cells.values() for record in cell.records]
+
+
+def table_lines(experiment: Experiment, setups: tuple[str, ...], stored: StoredTrials,
+                profile: str | None = None) -> list[TableLine]:
+    """The experiment's rows, then its searches, each with its cells on ``setups`` (computed once here)."""
+    lines = [
+        TableLine(row.label, _setting(row.method),
+                  "linear probe (target train labels)" if row.method.startswith("probe:") else "fixed: paper hyperparameters",
+                  {s: row_cell(experiment, row, s, stored, profile) for s in setups}, row.label)
         for row in experiment.rows
     ]
     for search in experiment.searches:
         cells = {s: search_cell(search, s, stored, profile) for s in setups}
         n = min((c.trials_per_seed for c in cells.values() if c.records), default=0)
         setting = "oracle" if search.oracle else _setting(search.method)
-        lines.append((f"{search.label} (search)", setting, f"{search.rule} over {n} trials", cells, None))
+        lines.append(TableLine(f"{search.label} (search)", setting, f"{search.rule} over {n} trials", cells, None))
+    return lines
+
+
+def accuracy_frame(experiment: Experiment, setups: tuple[str, ...], lines: list[TableLine]) -> pd.DataFrame:
+    """One row per table line: method, setting, selection rule, then per setup ours (and the paper's + diff)."""
+    reference = paper.TABLE3 if experiment.name == "table3" else _paper_table(experiment)
     rows = []
-    for label, setting, rule, cells, paper_label in lines:
-        entry: dict[str, Any] = {"method": label, "setting": setting, "selection": rule}
+    for line in lines:
+        entry: dict[str, Any] = {"method": line.label, "setting": line.setting, "selection": line.selection}
         means = []
         for setup in setups:
-            entry[setup] = cells[setup].text()
-            stats = cells[setup].mean_std()
-            theirs = paper.paper_value(reference, paper_label, _paper_column(experiment, setup)) if paper_label else None
+            cell = line.cells[setup]
+            entry[setup] = cell.text()
+            stats = cell.mean_std()
+            theirs = (paper.paper_value(reference, line.paper_label, _paper_column(experiment, setup))
+                      if line.paper_label else None)
             if SETUPS[setup].paper or (experiment.name == "table3" and theirs is not None):
                 entry[f"{setup} paper"] = "-" if theirs is None else f"{theirs:.2f}"
                 entry[f"{setup} diff"] = "-" if theirs is None or stats is None else f"{stats[0] - theirs:+.2f}"
@@ -167,20 +198,20 @@ def accuracy_frame(experiment: Experiment, setups: tuple[str, ...], stored: Stor
         if len(setups) > 1:
             entry["average"] = f"{np.mean(means):.2f}" if len(means) == len(setups) else "-"
         if _synthetic_context(experiment, setups):
-            theirs = paper.paper_average(reference, paper_label) if paper_label else None
+            theirs = paper.paper_average(reference, line.paper_label) if line.paper_label else None
             entry["paper (4 real setups, avg.)"] = "-" if theirs is None else f"{theirs:.2f}"
         rows.append(entry)
     return pd.DataFrame(rows)
 
 
-def class_frame(experiment: Experiment, setups: tuple[str, ...], stored: StoredTrials, profile: str | None = None) -> pd.DataFrame:
-    """Table 2: per setup and row, the mean per-class recall over seeds (and the paper's on raf_fer2013)."""
+def class_frame(setups: tuple[str, ...], lines: list[TableLine]) -> pd.DataFrame:
+    """Table 2: per setup and line, the mean per-class recall over seeds (and the paper's on raf_fer2013)."""
     rows = []
     for setup in setups:
-        for row in experiment.rows:
-            cell = row_cell(experiment, row.label, setup, stored, profile)
-            theirs = paper.TABLE2_RAF_FER2013.get(row.label) if setup == "raf_fer2013" else None
-            entry: dict[str, Any] = {"setup": setup, "method": row.label, "seeds": len(cell.records)}
+        for line in lines:
+            cell = line.cells[setup]
+            theirs = paper.TABLE2_RAF_FER2013.get(line.label) if setup == "raf_fer2013" else None
+            entry: dict[str, Any] = {"setup": setup, "method": line.label, "seeds": len(cell.records)}
             for index, name in enumerate(CLASS_NAMES):
                 values = [r["class_accuracy"][name] for r in cell.records]
                 ours = f"{np.mean(values):.2f}" if values else "-"
@@ -197,17 +228,17 @@ def to_markdown(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
-def _commits(stored: StoredTrials, frame_records: list[dict[str, Any]]) -> str:
-    commits = sorted({r.get("versions", {}).get("git", "?") for r in frame_records})
+def _commits(records: list[dict[str, Any]]) -> str:
+    """The commits the records were made at (``versions.git``), sorted."""
+    commits = sorted({r.get("versions", {}).get("git", "?") for r in records})
     return ", ".join(commits) if commits else "-"
 
 
 def render(experiment: Experiment, setups: tuple[str, ...], stored: StoredTrials, profile: str | None = None) -> tuple[str, pd.DataFrame]:
     """The leaderboard markdown of one experiment (and the frame it shows)."""
-    frame = class_frame(experiment, setups, stored, profile) if experiment.name == "table2" else accuracy_frame(
-        experiment, setups, stored, profile)
-    used = [r for row in experiment.rows for s in setups for r in row_cell(experiment, row.label, s, stored, profile).records]
-    used += [r for search in experiment.searches for s in setups for r in search_cell(search, s, stored, profile).records]
+    table = table_lines(experiment, setups, stored, profile)
+    frame = class_frame(setups, table) if experiment.name == "table2" else accuracy_frame(experiment, setups, table)
+    used = [record for line in table for record in line.records]
     seeds = sorted({r["seed"] for r in used})
     lines = [
         f"# {experiment.title}",
@@ -228,7 +259,7 @@ def render(experiment: Experiment, setups: tuple[str, ...], stored: StoredTrials
     if _synthetic_context(experiment, setups):
         lines.append("The paper column gives the paper's average over its 4 real setups for context; synthetic and real "
                      "accuracies are not comparable, so no difference is printed.")
-    lines += ["", f"Records from commits: {_commits(stored, used)}.", ""]
+    lines += ["", f"Records from commits: {_commits(used)}.", ""]
     return "\n".join(lines), frame
 
 
@@ -236,7 +267,7 @@ def setups_with_results(experiment: Experiment, stored: StoredTrials, profile: s
     """The setups (paper ones first, then synthetic) on which any row of ``experiment`` has a result."""
     found = []
     for setup in SETUPS:
-        if any(row_cell(experiment, row.label, setup, stored, profile).records for row in experiment.rows):
+        if any(row_cell(experiment, row, setup, stored, profile).records for row in experiment.rows):
             found.append(setup)
     return tuple(found)
 
