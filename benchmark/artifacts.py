@@ -19,6 +19,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
+from benchmark.checkpoints import load_state_dict, save_checkpoint
 from datasets.registry import home
 
 KEY_FILE = "key.json"
@@ -74,3 +77,19 @@ def get_or_build(kind: str, fields: Mapping[str, Any], build: Callable[[Path], N
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
     return final, True
+
+
+def save_model(out: Path, weights_file: str, module: nn.Module, key: Mapping[str, Any], info: Mapping[str, Any]) -> None:
+    """Inside a ``build(out)`` of ``get_or_build``: write ``module``'s state dict (with the key) to
+    ``out/weights_file`` and ``info`` to ``out/info.json``."""
+    save_checkpoint(out / weights_file, {"state_dict": module.state_dict(), "key": dict(key)})
+    (out / "info.json").write_text(json.dumps(dict(info), indent=2))
+
+
+def load_model(path: Path, weights_file: str, module: nn.Module, built_now: bool) -> dict[str, Any]:
+    """Load ``path/weights_file`` into ``module`` (``weights_only=True``); return ``path/info.json`` with
+    ``built_now`` (whether this call trained the artifact) added."""
+    module.load_state_dict(load_state_dict(path / weights_file))
+    info = json.loads((path / "info.json").read_text())
+    info["built_now"] = built_now
+    return info

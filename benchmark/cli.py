@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 from pathlib import Path
 from typing import Any
 
-from benchmark.errors import UserError, raise_interrupt
+from benchmark.errors import UserError, interrupt_on_sigterm
 from datasets.errors import DatasetError
 
 
@@ -348,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     marked failed and temporary files are removed on the way out.
     """
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, raise_interrupt)
+    interrupt_on_sigterm()
     try:
         args.func(args)
     except (UserError, DatasetError) as error:

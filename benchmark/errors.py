@@ -1,5 +1,7 @@
 """Errors meant for the user: the CLI prints their message (no traceback) and exits non-zero."""
 
+import signal
+
 
 class UserError(Exception):
     """A mistake in how the harness was called (unknown name, bad option, missing file...)."""
@@ -13,3 +15,8 @@ def raise_interrupt(signum: int, frame: object) -> None:
     """A signal handler turning SIGTERM (a scheduler's pre-emption, a sweep stopping its workers) into
     KeyboardInterrupt, so a running trial is marked failed and temporary files are removed on the way out."""
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def interrupt_on_sigterm() -> None:
+    """Install ``raise_interrupt`` for SIGTERM in this process (the CLI and each sweep worker process)."""
+    signal.signal(signal.SIGTERM, raise_interrupt)

@@ -7,6 +7,7 @@ weight-normalised Linear``, the linear head a single Linear. Backbone state-dict
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -49,6 +50,29 @@ def _rescale_width(net: ResNet, width: int) -> None:
     net.layer4 = net._make_layer(block, width * 8, depths[3], stride=2)
 
 
+def check_backbone_state(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], where: str) -> None:
+    """Raise a CheckpointError, prefixed by ``where``, unless ``state`` has exactly ``expected``'s tensors
+    (``fc.`` may be absent) with the same shapes; then ``load_state_dict(state, strict=True)`` cannot fail."""
+    missing = [k for k in expected if k not in state and not k.startswith("fc.")]
+    if missing:
+        raise CheckpointError(
+            f"{where}: {len(missing)} backbone tensor(s) missing from the checkpoint: {missing[:5]}"
+            + (" ..." if len(missing) > 5 else "")
+        )
+    unexpected = [k for k in state if k not in expected]
+    if unexpected:
+        raise CheckpointError(
+            f"{where}: {len(unexpected)} unexpected backbone tensor(s) in the checkpoint: {unexpected[:5]}"
+            + (" ..." if len(unexpected) > 5 else "")
+        )
+    for key, tensor in expected.items():
+        if key in state and state[key].shape != tensor.shape:
+            raise CheckpointError(
+                f"{where}: shape mismatch at {key!r}: checkpoint {tuple(state[key].shape)}, "
+                f"model {tuple(tensor.shape)}"
+            )
+
+
 def build_backbone(
     arch: str = "resnet18", stem: str = "imagenet", width: int = 64, weights: str | Path | None = None
 ) -> tuple[nn.Module, int]:
@@ -78,16 +102,8 @@ def build_backbone(
     if weights is not None:
         state = load_state_dict(weights)
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-        try:
-            missing, unexpected = net.load_state_dict(state, strict=False)
-        except RuntimeError as error:  # shape mismatches
-            raise CheckpointError(f"{weights}: does not match {arch} (stem {stem}, width {width}): "
-                                  f"{str(error).splitlines()[1].strip()}") from None
-        if missing or unexpected:
-            raise CheckpointError(
-                f"{weights}: does not match {arch} (stem {stem}, width {width}); "
-                f"missing {missing[:5]}, unexpected {unexpected[:5]}"
-            )
+        check_backbone_state(state, net.state_dict(), f"{weights}: does not match {arch} (stem {stem}, width {width})")
+        net.load_state_dict(state, strict=True)
     return net, feature_dim
 
 

@@ -11,7 +11,6 @@ Labels: only the images of the target train split are read (``UnlabelledImages``
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 from dataclasses import asdict, dataclass
@@ -21,14 +20,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from benchmark.artifacts import artifact_dir, get_or_build
-from benchmark.checkpoints import load_checkpoint, load_state_dict, save_checkpoint
-from benchmark.models import build_backbone
+from benchmark.artifacts import artifact_dir, get_or_build, load_model, save_model
+from benchmark.checkpoints import load_checkpoint, save_checkpoint
 from benchmark.errors import UserError
 from benchmark.lars import LARS
+from benchmark.models import build_backbone
 from benchmark.profiles import Profile, SSLRecipe
 from benchmark.progress import log
-from benchmark.seeding import derive_seed, seed_everything
+from benchmark.seeding import derive_seed, rng_state, seed_everything, set_rng_state
 from benchmark.source import split_tensors
 from benchmark.training import run_epochs
 from datasets import registry
@@ -81,20 +80,6 @@ def ssl_optimizer(parameters: list[nn.Parameter], recipe: SSLRecipe) -> torch.op
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(parameters, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
     raise UserError(f"unknown SSL optimizer {recipe.optimizer!r}; known: lars, sgd")
-
-
-def _rng_state(generator: torch.Generator) -> dict[str, torch.Tensor]:
-    state = {"generator": generator.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state()
-    return state
-
-
-def _set_rng_state(generator: torch.Generator, state: dict[str, torch.Tensor]) -> None:
-    generator.set_state(state["generator"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state(state["cuda"])
 
 
 def _forward_views(backbone: nn.Module, objective: SSLObjective, views: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -150,7 +135,7 @@ def train_ssl(
         backbone.load_state_dict(state["backbone"])
         objective.load_state_dict(state["objective"])
         optimizer.load_state_dict(state["optimizer"])
-        _set_rng_state(generator, state["rng"])
+        set_rng_state(generator, state["rng"])
         history, first_epoch = list(state["history"]), int(state["epoch"]) + 1
         log(f"{ssl}: resuming from the checkpoint of epoch {first_epoch} in {checkpoint_dir}")
     backbone.train()
@@ -178,7 +163,7 @@ def train_ssl(
         if (epoch + 1) % recipe.checkpoint_every == 0 or epoch + 1 == recipe.epochs:
             save_checkpoint(checkpoint, {
                 "backbone": backbone.state_dict(), "objective": objective.state_dict(),
-                "optimizer": optimizer.state_dict(), "rng": _rng_state(generator), "epoch": epoch, "history": history,
+                "optimizer": optimizer.state_dict(), "rng": rng_state(generator), "epoch": epoch, "history": history,
             })
 
     stats = run_epochs(
@@ -213,15 +198,12 @@ def get_pretrained_backbone(ssl: str, dataset: str, profile: Profile, seed: int,
         images = split_tensors(dataset, "train", profile, device).images
         log(f"pretraining {ssl} on {dataset} ({len(images)} unlabelled images, profile {profile.name}, seed {seed})")
         backbone, dim, stats = train_ssl(ssl, UnlabelledImages(images), profile, train_seed, partial)
-        save_checkpoint(out / "backbone.pt", {"state_dict": backbone.state_dict(), "key": key})
         info = {**key, "train_seed": train_seed, "feature_dim": dim, "device": str(device), **stats}
-        (out / "info.json").write_text(json.dumps(info, indent=2))
+        save_model(out, "backbone.pt", backbone, key, info)
 
     path, built = get_or_build("ssl", key, build)
     if built:
         shutil.rmtree(partial, ignore_errors=True)
-    info = json.loads((path / "info.json").read_text())
-    info["built_now"] = built
     backbone, dim = build_backbone(profile.arch, profile.stem, profile.width)
-    backbone.load_state_dict(load_state_dict(path / "backbone.pt"))
+    info = load_model(path, "backbone.pt", backbone, built)
     return PretrainedBackbone(backbone=backbone.to(device).eval(), feature_dim=dim, path=path, info=info)

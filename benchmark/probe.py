@@ -24,10 +24,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from benchmark.data import normalise
 from benchmark.devices import resolve_device
 from benchmark.errors import UserError
 from benchmark.evaluation import score_predictions
+from benchmark.inference import backbone_features
 from benchmark.models import build_backbone
 from benchmark.pretrain import get_pretrained_backbone
 from benchmark.profiles import Profile, get_profile
@@ -39,13 +39,6 @@ from benchmark.storage import TrialRequest, complete, open_storage, trial_for_ru
 from benchmark.versions import versions
 
 PROBE_BACKBONES = ("random", "imagenet", "source", "deepclusterv2", "swav")
-
-
-@torch.no_grad()
-def backbone_features(backbone: nn.Module, images: torch.Tensor, batch_size: int = 512) -> np.ndarray:
-    """(N, C, S, S) uint8 -> (N, D) float32 features of the frozen ``backbone`` (eval mode)."""
-    backbone.eval()
-    return torch.cat([backbone(normalise(images[i : i + batch_size])).float().cpu() for i in range(0, len(images), batch_size)]).numpy()
 
 
 def linear_probe(
@@ -122,8 +115,8 @@ def run_probes(
         with trial_for_run(store, request, claimed) as (study, trial):
             start = time.perf_counter()
             evaluation, _ = linear_probe(
-                backbone_features(backbone, train.images), train.labels,
-                backbone_features(backbone, test.images), test.labels, seed,
+                backbone_features(backbone, train.images).cpu().numpy(), train.labels,
+                backbone_features(backbone, test.images).cpu().numpy(), test.labels, seed,
             )
             record = {**base, "available": True, "hparams": {"backbone": name}, **evaluation,
                       "seconds": {"probe": round(time.perf_counter() - start, 3)}, "versions": versions()}

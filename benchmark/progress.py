@@ -17,14 +17,22 @@ from rich.progress import (
 
 #: Progress and log lines go to stderr so that ``--json`` output on stdout stays machine-readable.
 console = Console(stderr=True)
+_bars_disabled = False
+
+
+def disable_bars() -> None:
+    """No progress bars in this process (a sweep worker: several processes share one terminal); log lines stay."""
+    global _bars_disabled
+    _bars_disabled = True
 
 
 def progress_bar(transient: bool = True) -> Progress:
     """A rich Progress with description, bar, count, elapsed and remaining time.
 
-    Disabled when ``FERBENCH_QUIET`` is set or stderr is not a terminal (CI logs stay readable).
+    Disabled when ``FERBENCH_QUIET`` is set, in a sweep worker (``disable_bars``) or when stderr is not a
+    terminal (CI logs stay readable).
     """
-    quiet = bool(os.environ.get("FERBENCH_QUIET")) or not sys.stderr.isatty()
+    quiet = _bars_disabled or bool(os.environ.get("FERBENCH_QUIET")) or not sys.stderr.isatty()
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

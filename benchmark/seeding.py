@@ -46,3 +46,19 @@ def preserved_rng() -> Iterator[None]:
         finally:
             random.setstate(python_state)
             np.random.set_state(numpy_state)
+
+
+def rng_state(generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """The state of ``generator`` and of torch's global CPU (and current CUDA) streams, for a checkpoint."""
+    state = {"generator": generator.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(generator: torch.Generator, state: dict[str, torch.Tensor]) -> None:
+    """Restore what ``rng_state`` saved (a resumed run continues the same random streams)."""
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])

@@ -7,7 +7,6 @@ The artifact holds ``model.pt`` (a state dict, loaded with ``weights_only=True``
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,8 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark.artifacts import get_or_build
-from benchmark.checkpoints import load_state_dict, save_checkpoint
+from benchmark.artifacts import get_or_build, load_model, save_model
 from benchmark.data import resize_to_tensor
 from benchmark.errors import UserError
 from benchmark.evaluation import evaluate
@@ -120,13 +118,10 @@ def get_source_model(dataset: str, profile: Profile, seed: int, device: torch.de
         stats = train_supervised(model, train.images, labels, profile.source, generator, f"source {dataset}")
         test = split_tensors(dataset, "test", profile, device)
         result = evaluate(model, test.images, test.labels, profile.eval_batch_size)
-        save_checkpoint(out / "model.pt", {"state_dict": model.state_dict(), "key": key})
         info = {**key, "train_seed": train_seed, "device": str(device), "train": stats, "source_test": result.as_record()}
-        (out / "info.json").write_text(json.dumps(info, indent=2))
+        save_model(out, "model.pt", model, key, info)
 
     path, built = get_or_build("source", key, build)
-    info = json.loads((path / "info.json").read_text())
-    info["built_now"] = built
     model = _new_model(profile, None)
-    model.load_state_dict(load_state_dict(path / "model.pt"))
+    info = load_model(path, "model.pt", model, built)
     return SourceModel(model=model.to(device), path=path, info=info)

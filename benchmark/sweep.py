@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import signal
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -35,9 +34,9 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from benchmark.errors import UserError, raise_interrupt
+from benchmark.errors import UserError, interrupt_on_sigterm
 from benchmark.experiments import Experiment, Job, get_experiment, trial_key
-from benchmark.progress import log
+from benchmark.progress import disable_bars, log
 from benchmark.storage import default_storage_url, fixed_params, heartbeat_seconds, open_storage, suggest
 from datasets.registry import home
 from methods import registry
@@ -159,10 +158,15 @@ def work(storage_url: str, study_names: list[str], keys: list[str], device: str 
         study, trial, job = claimed
         log(f"[pid {os.getpid()}] {job.experiment}: {job.row} on {job.setup}, seed {job.seed}"
             + (f", search trial {job.slot}" if job.kind == "search" else ""))
+        started = time.perf_counter()
         try:
             execute(job, study, trial, storage_url, device)
             ran += 1
-        except Exception as error:  # the job's trial is FAIL; keep working
+            finished = storage.get_trial(trial._trial_id)
+            log(f"[pid {os.getpid()}] done: {job.row} on {job.setup}, seed {job.seed}: {finished.state.name}"
+                + (f", value {finished.value:.2f}" if finished.value is not None else "")
+                + f" in {time.perf_counter() - started:.0f} s")
+        except Exception as error:  # noqa: BLE001 - the job's trial is FAIL; keep working
             if storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
                 trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:2000])
                 study.tell(trial, state=TrialState.FAIL)
@@ -171,9 +175,10 @@ def work(storage_url: str, study_names: list[str], keys: list[str], device: str 
 
 
 def _worker_main(storage_url: str, study_names: list[str], keys: list[str], device: str, threads: int) -> None:
-    """Entry point of a local worker process: SIGTERM fails the running trial cleanly, bars stay quiet."""
-    signal.signal(signal.SIGTERM, raise_interrupt)
-    os.environ["FERBENCH_QUIET"] = "1"
+    """Entry point of a local worker process: SIGTERM fails the running trial cleanly; one log line per job,
+    no progress bars."""
+    interrupt_on_sigterm()
+    disable_bars()
     work(storage_url, study_names, keys, device, threads)
 
 
@@ -286,7 +291,8 @@ def sweep(
             enqueue(store, pending)
         elif not active:
             break
-        waiting = sum(t.state == TrialState.WAITING for found in survey(store, jobs).values() for t in found)
+        # Trials to claim: those just enqueued plus any left WAITING (by a sweep killed before its workers ran).
+        waiting = len(pending) + sum(t.state == TrialState.WAITING for found in trials.values() for t in found)
         if waiting:
             log(f"sweep {experiment}: {waiting} job(s) to run with {workers} {launcher} worker(s)")
             if launcher == "local":

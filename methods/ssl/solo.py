@@ -31,7 +31,7 @@ from torch import nn
 
 from benchmark.checkpoints import load_checkpoint
 from benchmark.errors import CheckpointError, UserError
-from benchmark.models import ARCHS, STEMS, build_backbone
+from benchmark.models import ARCHS, STEMS, build_backbone, check_backbone_state
 
 #: Key prefixes of the backbone in solo-learn checkpoints, newest first.
 SOLO_PREFIXES = ("backbone.", "encoder.")
@@ -168,27 +168,6 @@ def infer_stem(state: Mapping[str, torch.Tensor], stem: str | None = None) -> st
                           "(3x3: small, 7x7: imagenet or clup)")
 
 
-def _check_matches(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], where: str) -> None:
-    missing = [k for k in expected if k not in state and not k.startswith("fc.")]
-    if missing:
-        raise CheckpointError(
-            f"{where}: {len(missing)} backbone tensor(s) missing from the checkpoint: {missing[:5]}"
-            + (" ..." if len(missing) > 5 else "")
-        )
-    unexpected = [k for k in state if k not in expected]
-    if unexpected:
-        raise CheckpointError(
-            f"{where}: {len(unexpected)} unexpected backbone tensor(s) in the checkpoint: {unexpected[:5]}"
-            + (" ..." if len(unexpected) > 5 else "")
-        )
-    for key, tensor in expected.items():
-        if key in state and state[key].shape != tensor.shape:
-            raise CheckpointError(
-                f"{where}: shape mismatch at {key!r}: checkpoint {tuple(state[key].shape)}, "
-                f"model {tuple(tensor.shape)}"
-            )
-
-
 def load_solo_backbone(
     path: str | Path, stem: str | None = None, arch: str | None = None
 ) -> tuple[nn.Module, int, dict[str, Any]]:
@@ -225,7 +204,7 @@ def load_solo_backbone(
         raise CheckpointError(f"{path}: {error}") from None
 
     backbone, feature_dim = build_backbone(arch, stem, width)
-    _check_matches(state, backbone.state_dict(), f"{path} ({arch}, stem {stem}, width {width})")
+    check_backbone_state(state, backbone.state_dict(), f"{path} ({arch}, stem {stem}, width {width})")
     backbone.load_state_dict(state, strict=True)
     info = {
         "arch": arch,
