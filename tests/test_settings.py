@@ -1,8 +1,9 @@
 """Every method gets exactly what its setting allows, and the setting travels into records and tables.
 
-The runs go through ``benchmark.run.run_method`` at the tiny profile; in the setting checks each method's
-``adapt`` is replaced by one that records the ``data`` it was given and returns the source model, so every
-registered method (plugins included) is checked at the cost of data loading and evaluation only.
+The runs go through ``benchmark.run.run_method`` at the tiny profile. In the setting checks the run stops
+right after ``benchmark.run._method_inputs`` built the ``data`` that ``run_method`` hands to ``adapt``
+(captured), so every registered method (plugins included) is checked at the cost of data loading only; the
+record and table checks replace ``adapt`` by one that returns the source model.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from torch import nn
 
+from benchmark import run
 from benchmark.results import summary_table, to_markdown
 from benchmark.run import run_method
 from benchmark.storage import completed_records, open_storage
@@ -24,16 +26,31 @@ SOURCE_FREE = tuple(name for name in ALL_METHODS if registry.get(name).setting i
 SYNTH_TARGET_TRAIN = 8000  # synth-wild's train split (see test_methods_run)
 
 
-def _capture_adapt(monkeypatch: pytest.MonkeyPatch, cls: type[Method]) -> list[Any]:
-    """Replace ``cls.adapt`` for one test by one that appends its ``data`` to the returned list."""
+class _Captured(Exception):
+    """Stops a run once the method's inputs are built."""
+
+
+def _capture_inputs(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Wrap ``run._method_inputs`` for one test: append the ``data`` it builds (what ``adapt`` would get) to the
+    returned list, then stop the run."""
     seen: list[Any] = []
+    build = run._method_inputs
+
+    def capture(*args: Any, **kwargs: Any) -> Any:
+        seen.append(build(*args, **kwargs))
+        raise _Captured
+
+    monkeypatch.setattr(run, "_method_inputs", capture)
+    return seen
+
+
+def _skip_adapt(monkeypatch: pytest.MonkeyPatch, cls: type[Method]) -> None:
+    """Replace ``cls.adapt`` for one test by one that returns the source model unchanged."""
 
     def adapt(self: Method, source_model: nn.Module, data: Any, ctx: RunContext) -> nn.Module:
-        seen.append(data)
         return source_model
 
     monkeypatch.setattr(cls, "adapt", adapt)
-    return seen
 
 
 def _assert_target_unlabelled(target: Any) -> None:
@@ -51,8 +68,9 @@ def test_every_setting_is_covered():
 @pytest.mark.parametrize("method", ALL_METHODS)
 def test_method_receives_exactly_what_its_setting_allows(method: str, tiny: str, storage: str, monkeypatch):
     cls = registry.get(method)
-    seen = _capture_adapt(monkeypatch, cls)
-    record = run_method(method, "synth", seed=0, profile=tiny, device="cpu", storage=storage)
+    seen = _capture_inputs(monkeypatch)
+    with pytest.raises(_Captured):
+        run_method(method, "synth", seed=0, profile=tiny, device="cpu", storage=storage)
     assert len(seen) == 1
     data = seen[0]
     if cls.setting is Setting.SOURCE:
@@ -74,8 +92,6 @@ def test_method_receives_exactly_what_its_setting_allows(method: str, tiny: str,
         assert len(data.target.labels) == SYNTH_TARGET_TRAIN
     else:  # a new setting needs its row here
         pytest.fail(f"setting {cls.setting!r} of {method!r} is not checked")
-    assert record["setting"] == cls.setting.value
-    assert [r["setting"] for r in completed_records(open_storage(storage))] == [cls.setting.value]
 
 
 @pytest.mark.parametrize("method", SOURCE_FREE)
@@ -96,15 +112,17 @@ def test_source_free_method_cannot_reach_source_data_or_target_labels(
     assert completed_records(open_storage(storage)) == []
 
 
-def test_uda_rows_say_uda_in_records_and_tables(tiny: str, storage: str, monkeypatch):
-    # adapt is replaced (DANN's and CDAN's real loops run in test_methods_run and test_adversarial): the
-    # setting in the record and the table comes from the class, through run_method and the storage.
-    for name in ("dann", "cdan", "source_only"):
-        _capture_adapt(monkeypatch, registry.get(name))
-    records = [run_method(name, "synth", seed=0, profile=tiny, device="cpu", storage=storage)
-               for name in ("dann", "cdan", "source_only")]
-    assert [r["setting"] for r in records] == ["uda", "uda", "source"]
-    table = to_markdown(summary_table(completed_records(open_storage(storage))))
+def test_each_setting_travels_into_records_and_tables(tiny: str, storage: str, monkeypatch):
+    # adapt is replaced (the real loops run in test_methods_run, test_adversarial...): the setting in the
+    # record and the table comes from the class, through run_method and the storage. One method per setting.
+    names = ("dann", "source_only", "shot_im", "oracle")
+    for name in names:
+        _skip_adapt(monkeypatch, registry.get(name))
+    records = [run_method(name, "synth", seed=0, profile=tiny, device="cpu", storage=storage) for name in names]
+    assert [r["setting"] for r in records] == ["uda", "source", "sfda", "oracle"]
+    stored = completed_records(open_storage(storage))
+    assert sorted((r["method"], r["setting"]) for r in stored) == sorted((r["method"], r["setting"]) for r in records)
+    table = to_markdown(summary_table(stored))
     rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in table.splitlines()[2:]}
-    assert rows == {"dann": "uda", "cdan": "uda", "source_only": "source"}
-    assert list(rows)[0] == "source_only"  # the lower bound first, then the UDA rows
+    assert rows == {"dann": "uda", "source_only": "source", "shot_im": "sfda", "oracle": "oracle"}
+    assert list(rows)[0] == "source_only"  # the lower bound first
