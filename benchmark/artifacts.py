@@ -38,6 +38,17 @@ def artifact_dir(kind: str, fields: Mapping[str, Any]) -> Path:
     return home() / "artifacts" / kind / artifact_key(fields)
 
 
+def describe_artifact(name: str) -> str:
+    """A short description of the artifact folder ``name`` (kind, dataset, SSL method, seed) from its
+    ``key.json``; ``"not in this FERBENCH_HOME"`` when no such complete folder is here."""
+    for key_file in sorted((home() / "artifacts").glob(f"*/{name}/{KEY_FILE}")):
+        key = json.loads(key_file.read_text())
+        parts = [key.get("kind", key_file.parent.parent.name), key.get("ssl"), key.get("dataset")]
+        seed = f"seed {key['seed']}" if "seed" in key else None
+        return " ".join(str(p) for p in (*parts, seed) if p)
+    return "not in this FERBENCH_HOME"
+
+
 def is_built(path: Path) -> bool:
     """True when the artifact folder is complete."""
     return (path / KEY_FILE).is_file()

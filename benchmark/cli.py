@@ -184,20 +184,26 @@ def cmd_results(args: argparse.Namespace) -> None:
         print(to_markdown(table))
 
 
-def _setups(value: str | None, experiment: str) -> tuple[str, ...]:
+def _setups(value: str | None, experiments: list[str]) -> tuple[str, ...]:
+    """``--setups`` as a tuple; by default the paper setups of the experiments (each once, in order)."""
     from benchmark.experiments import get_experiment
     from benchmark.setups import get_setup
 
-    setups = tuple(s.strip() for s in value.split(",") if s.strip()) if value else get_experiment(experiment).paper_setups
+    if value:
+        setups = tuple(s.strip() for s in value.split(",") if s.strip())
+    else:
+        setups = tuple(dict.fromkeys(s for name in experiments for s in get_experiment(name).paper_setups))
     for setup in setups:
         get_setup(setup)
     return setups
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
+    from benchmark.artifacts import describe_artifact
     from benchmark.sweep import sweep
 
-    report = sweep(args.experiment, _setups(args.setups, args.experiment), args.seeds, args.profile, args.workers,
+    experiments = [name.strip() for name in args.experiment.split(",") if name.strip()]
+    report = sweep(experiments, _setups(args.setups, experiments), args.seeds, args.profile, args.workers,
                    args.storage, args.launcher, args.device, args.max_retries)
     if args.json:
         _print_json(report.__dict__)
@@ -205,7 +211,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     print(f"sweep {report.experiment}: {report.jobs} jobs, {report.done_before} already done, {report.ran} run now, "
           f"{len(report.failed)} failed")
     for name, count in sorted(report.artifacts_built.items()):
-        print(f"  artifact {name}: trained by {count} run(s) of this experiment")
+        print(f"  artifact {name} ({describe_artifact(name)}): trained by {count} run(s) of this sweep's jobs")
     for key, error in report.failed.items():
         print(f"  FAILED {key}: {error}")
     if report.failed:
@@ -312,7 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_results)
     p = sub.add_parser("sweep", help="run every missing job of an experiment (the paper's tables and figures)")
-    p.add_argument("--experiment", required=True, help="table1 | table2 | table3 | table4 | fig3 | fig4")
+    p.add_argument("--experiment", required=True,
+                   help="table1 | table2 | table3 | table4 | fig3 | fig4, or several comma-separated (run together)")
     p.add_argument("--setups", help="comma-separated setups (default: the paper's setups of the experiment)")
     p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (default 1)")
     p.add_argument("--workers", type=int, default=1, help="parallel workers on the storage (default 1)")

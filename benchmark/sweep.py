@@ -26,6 +26,7 @@ import multiprocessing
 import os
 import time
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -232,6 +233,15 @@ def launch_submitit(
         job.result()
 
 
+def unique_jobs(jobs: Iterable[Job]) -> list[Job]:
+    """The first job of each key, in order (two experiments, or two rows, may ask for the very same run:
+    table4's SwAV + purity is fig4's purity at the default Q, and table1's CluP (SwAV) too)."""
+    seen: dict[str, Job] = {}
+    for job in jobs:
+        seen.setdefault(job.key, job)
+    return list(seen.values())
+
+
 def _artifacts_built(trials: dict[str, list[optuna.trial.FrozenTrial]]) -> dict[str, int]:
     """How many completed runs of the sweep trained each artifact (from the records' ``artifacts.built_now``)."""
     built: Counter[str] = Counter()
@@ -245,7 +255,7 @@ def _artifacts_built(trials: dict[str, list[optuna.trial.FrozenTrial]]) -> dict[
 
 
 def sweep(
-    experiment: str | Experiment,
+    experiment: str | Experiment | Sequence[str | Experiment],
     setups: tuple[str, ...],
     seeds: int = 1,
     profile: str | None = None,
@@ -256,16 +266,18 @@ def sweep(
     max_retries: int = 2,
     launcher_options: dict[str, Any] | None = None,
 ) -> SweepReport:
-    """Run every missing job of ``experiment`` (a name, or an ``Experiment``) on ``setups`` for seeds
+    """Run every missing job of ``experiment`` (a name, an ``Experiment``, or several: their jobs together, each
+    job once however many experiments share it) on ``setups`` for seeds
     ``0..seeds-1`` (see the module doc); ``launcher`` is ``local``, ``slurm`` or ``submitit-local`` (submitit's
     local executor: the SLURM path on one machine, for tests)."""
     if workers < 1:
         raise UserError("--workers must be at least 1")
     if launcher not in ("local", "slurm", "submitit-local"):
         raise UserError(f"unknown launcher {launcher!r}; known: local, slurm")
-    the_experiment = get_experiment(experiment) if isinstance(experiment, str) else experiment
-    experiment = the_experiment.name
-    jobs = the_experiment.jobs(setups, seeds, profile)
+    experiments = [experiment] if isinstance(experiment, (str, Experiment)) else list(experiment)
+    resolved = [get_experiment(e) if isinstance(e, str) else e for e in experiments]
+    experiment = "+".join(e.name for e in resolved)
+    jobs = unique_jobs(job for e in resolved for job in e.jobs(setups, seeds, profile))
     url = storage or default_storage_url()
     if launcher == "slurm" and url.startswith("sqlite"):
         log("warning: SQLite on a cluster's shared file system is fragile; prefer a PostgreSQL --storage URL")

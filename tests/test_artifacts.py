@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark.artifacts import artifact_dir, get_or_build, is_built
+from benchmark.artifacts import artifact_dir, describe_artifact, get_or_build, is_built
 
 
 def test_built_once_then_reused(tmp_path, monkeypatch):
@@ -37,3 +37,12 @@ def test_crash_during_build_leaves_no_complete_artifact(tmp_path, monkeypatch):
     assert [p.name for p in final.parent.iterdir() if not p.name.endswith(".lock")] == []
     path, built = get_or_build("demo", {"a": 1}, lambda out: (out / "ok").write_text("1"))
     assert built and is_built(path)
+
+
+def test_an_artifact_is_described_by_its_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("FERBENCH_HOME", str(tmp_path))
+    path, _ = get_or_build("ssl", {"ssl": "swav", "dataset": "synth-wild", "seed": 2, "epochs": 16}, lambda out: None)
+    assert describe_artifact(path.name) == "ssl swav synth-wild seed 2"
+    source, _ = get_or_build("source", {"dataset": "synth-lab", "seed": 0}, lambda out: None)
+    assert describe_artifact(source.name) == "source synth-lab seed 0"
+    assert describe_artifact("0123456789abcdef") == "not in this FERBENCH_HOME"

@@ -17,10 +17,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from benchmark.experiments import Experiment, Row, Search
+from benchmark.experiments import EXPERIMENTS, Experiment, Row, Search
 from benchmark.leaderboard import StoredTrials, search_cell
 from benchmark.storage import open_storage
-from benchmark.sweep import survey, sweep
+from benchmark.sweep import survey, sweep, unique_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,6 +84,22 @@ def test_a_killed_sweep_resumes_and_leaves_one_completed_trial_per_job(storage, 
     assert report.done_before >= 1 and report.done_before + report.ran == 3 and not report.failed
     counts = _completed_keys(storage, SMALL, 1)
     assert len(counts) == 3 and set(counts.values()) == {1}
+    # Two experiments swept together share their common job (ONE's only row is SMALL's Source row).
+    both = sweep([SMALL, ONE], ("synth",), seeds=1, profile="tiny", storage=storage, device="cpu")
+    assert (both.experiment, both.jobs, both.done_before, both.ran) == ("test_small+test_one", 3, 3, 0)
+
+
+def test_experiments_swept_together_run_each_shared_job_once():
+    # On synth, Q defaults to 0.8: table1's CluP (SwAV), table4's SwAV + purity and fig4's purity Q=0.8 are one
+    # run per seed, and so are table4's SwAV + confidence and fig4's confidence Q=0.8: a table1 + table4 + fig4
+    # sweep has 3 jobs per seed fewer than its three parts.
+    parts = [EXPERIMENTS[name].jobs(("synth",), 3) for name in ("table1", "table4", "fig4")]
+    together = unique_jobs(job for jobs in parts for job in jobs)
+    assert len(together) == sum(map(len, parts)) - 3 * 3
+    assert len({job.key for job in together}) == len(together)
+    at_default_q = Counter(dict(job.overrides)["score"] for job in together if job.method == "clup"
+                           and dict(job.overrides)["backbone"] == "swav" and dict(job.overrides).get("q", 0.8) == 0.8)
+    assert at_default_q == {"purity": 3, "confidence": 3}  # one per seed each
 
 
 def test_a_search_reports_its_objective_and_the_leaderboard_selects_by_it(storage):
