@@ -119,7 +119,8 @@ def run_probes(
                 backbone_features(backbone, test.images).cpu().numpy(), test.labels, seed,
             )
             record = {**base, "available": True, "hparams": {"backbone": name}, **evaluation,
-                      "seconds": {"probe": round(time.perf_counter() - start, 3)}, "versions": versions()}
+                      "seconds": {"probe": round(time.perf_counter() - start, 3)}, "versions": versions(),
+                      "device": str(torch_device), "threads": torch.get_num_threads()}
             complete(study, trial, record)
         log(f"probe {name}: {record['accuracy']:.2f}%")
         records.append(record)

@@ -199,6 +199,7 @@ def run_method(
                 "target_test_images_sha256": target_test.manifest_sha256,
             },
             "device": str(torch_device),
+            "threads": torch.get_num_threads(),  # CPU results are reproducible at a given thread count
             **extra,
         }
         complete(study, trial, record, objective_value(record, objective))

@@ -16,7 +16,7 @@ from methods import registry
 #: Every field of DESIGN.md's run record.
 RECORD_FIELDS = {
     "method", "setup", "profile", "seed", "hparams", "accuracy", "mean_class_accuracy", "class_accuracy",
-    "confusion", "n_test", "validators", "pseudo_labels", "artifacts", "seconds", "versions", "data",
+    "confusion", "n_test", "validators", "pseudo_labels", "artifacts", "seconds", "versions", "data", "device", "threads",
 }
 #: Every method this repository ships (plugins from entry points are tested in test_plugins.py).
 BUILT_INS = tuple(sorted(name for name, cls in registry.available().items() if cls.__module__.startswith("methods.")))
