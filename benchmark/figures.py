@@ -128,6 +128,10 @@ def plot_embeddings(data: pd.DataFrame, setup: str) -> plt.Figure:
         sns.scatterplot(data=part, x="x", y="y", hue="label", hue_order=list(CLASS_NAMES), s=6, linewidth=0, ax=axis,
                         legend=axis is axes.flat[-1])
         axis.set(title=method, xticks=[], yticks=[], xlabel="", ylabel="")
+    last = axes.flat[-1]
+    if last.get_legend() is not None:  # beside the panels, not over the last one's points
+        sns.move_legend(last, "upper left", bbox_to_anchor=(1.02, 1.0), title="true class", frameon=False,
+                        markerscale=2)
     figure.suptitle(f"t-SNE of target test features, {setup}", fontsize=9)
     figure.tight_layout()
     return figure
