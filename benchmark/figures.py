@@ -139,7 +139,7 @@ def plot_embeddings(data: pd.DataFrame, setup: str) -> plt.Figure:
 
 def _save(figure: plt.Figure, data: pd.DataFrame, path: Path) -> list[Path]:
     figure.savefig(path.with_suffix(".png"), dpi=150)
-    figure.savefig(path.with_suffix(".pdf"))
+    figure.savefig(path.with_suffix(".pdf"), metadata={"CreationDate": None})  # byte-identical on a rerun
     plt.close(figure)
     data.to_csv(path.with_suffix(".csv"), index=False)
     return [path.with_suffix(".png"), path.with_suffix(".pdf"), path.with_suffix(".csv")]
