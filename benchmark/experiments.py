@@ -52,12 +52,23 @@ class Row:
         method: a registered method name, or ``probe:<backbone>`` for a linear probe (Table 3).
         overrides: hyperparameters set on top of the defaults, the profile's and the setup's values.
         embedding: also store the 2-D embedding of the target test features (Fig. 3).
+        swept: the overrides that depart from the paper's hyperparameters (a grid's axis, e.g. Fig. 4's ``q``);
+            tables name them in the row's selection rule.
     """
 
     label: str
     method: str
     overrides: dict[str, Any] = field(default_factory=dict)
     embedding: bool = False
+    swept: tuple[str, ...] = ()
+
+    @property
+    def rule(self) -> str:
+        """How the row's hyperparameters were chosen, for the tables' selection column."""
+        if self.method.startswith("probe:"):
+            return "linear probe (target train labels)"
+        departures = ", ".join(f"{name}={self.overrides[name]}" for name in self.swept)
+        return "fixed: paper hyperparameters" + (f" but {departures}" if departures else "")
 
 
 @dataclass(frozen=True)
@@ -296,7 +307,8 @@ EXPERIMENTS: dict[str, Experiment] = {
         Experiment(
             "fig4",
             "Figure 4: CluP (SwAV) accuracy against the threshold Q, purity vs confidence",
-            rows=tuple(Row(f"{s} Q={q}", "clup", _clup("swav", s, q=q)) for s in ("purity", "confidence") for q in FIG4_Q),
+            rows=tuple(Row(f"{s} Q={q}", "clup", _clup("swav", s, q=q), swept=("q",))
+                       for s in ("purity", "confidence") for q in FIG4_Q),
             paper_setups=("afe_fer2013", "raf_fer2013"),
         ),
     )

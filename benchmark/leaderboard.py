@@ -164,8 +164,7 @@ def table_lines(experiment: Experiment, setups: tuple[str, ...], stored: StoredT
                 profile: str | None = None) -> list[TableLine]:
     """The experiment's rows, then its searches, each with its cells on ``setups`` (computed once here)."""
     lines = [
-        TableLine(row.label, _setting(row.method),
-                  "linear probe (target train labels)" if row.method.startswith("probe:") else "fixed: paper hyperparameters",
+        TableLine(row.label, _setting(row.method), row.rule,
                   {s: row_cell(experiment, row, s, stored, profile) for s in setups}, row.label)
         for row in experiment.rows
     ]
