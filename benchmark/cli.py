@@ -23,6 +23,11 @@ def _parse_sets(pairs: list[str]) -> dict[str, str]:
     return values
 
 
+def _names(value: str) -> tuple[str, ...]:
+    """A comma-separated option (``--setups a,b``, ``--experiment table1,fig4``...) as names, blanks dropped."""
+    return tuple(name.strip() for name in value.split(",") if name.strip())
+
+
 def _print_json(payload: Any) -> None:
     print(json.dumps(payload, indent=2, default=str))
 
@@ -162,7 +167,7 @@ def cmd_probe(args: argparse.Namespace) -> None:
     from benchmark.probe import PROBE_BACKBONES, run_probes
     from benchmark.report import print_probes
 
-    backbones = tuple(args.backbones.split(",")) if args.backbones else PROBE_BACKBONES
+    backbones = _names(args.backbones) if args.backbones else PROBE_BACKBONES
     records = run_probes(args.setup, backbones, args.seed, args.profile, args.device, args.storage)
     _print_json(records) if args.json else print_probes(records)
 
@@ -190,7 +195,7 @@ def _setups(value: str | None, experiments: list[str]) -> tuple[str, ...]:
     from benchmark.setups import get_setup
 
     if value:
-        setups = tuple(s.strip() for s in value.split(",") if s.strip())
+        setups = _names(value)
     else:
         setups = tuple(dict.fromkeys(s for name in experiments for s in get_experiment(name).paper_setups))
     for setup in setups:
@@ -202,7 +207,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     from benchmark.artifacts import describe_artifact
     from benchmark.sweep import sweep
 
-    experiments = [name.strip() for name in args.experiment.split(",") if name.strip()]
+    experiments = list(_names(args.experiment))
     report = sweep(experiments, _setups(args.setups, experiments), args.seeds, args.profile, args.workers,
                    args.storage, args.launcher, args.device, args.max_retries)
     if args.json:
@@ -222,7 +227,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
     from benchmark.leaderboard import write_leaderboards
     from benchmark.storage import open_storage
 
-    experiments = tuple(args.experiments.split(",")) if args.experiments else None
+    experiments = _names(args.experiments) if args.experiments else None
     written = write_leaderboards(open_storage(args.storage), Path(args.out), args.profile, args.latex, experiments)
     if not written:
         raise UserError("no experiment has results in the storage yet; run `python -m benchmark sweep` first")

@@ -63,12 +63,22 @@ class Row:
     swept: tuple[str, ...] = ()
 
     @property
+    def kind(self) -> str:
+        """``probe`` for a linear-probe row (``probe:<backbone>``), ``run`` for a method's run."""
+        return "probe" if self.method.startswith("probe:") else "run"
+
+    @property
     def rule(self) -> str:
         """How the row's hyperparameters were chosen, for the tables' selection column."""
-        if self.method.startswith("probe:"):
+        if self.kind == "probe":
             return "linear probe (target train labels)"
         departures = ", ".join(f"{name}={self.overrides[name]}" for name in self.swept)
         return "fixed: paper hyperparameters" + (f" but {departures}" if departures else "")
+
+    def job(self, experiment: str, setup: str, seed: int, profile: str | None = None) -> Job:
+        """The row's job on ``setup`` for ``seed`` (``profile``: default the setup's)."""
+        return Job(experiment, self.label, self.kind, self.method, setup, seed, setup_profile(setup, profile),
+                   _frozen(self.overrides), self.embedding)
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,17 @@ class Search:
             return "oracle: best target test accuracy"
         return f"search: best {self.objective.partition(':')[2].upper()} (unsupervised)"
 
+    def job(self, experiment: str, setup: str, seed: int, profile: str | None = None, slot: int = 0) -> Job:
+        """Trial ``slot`` of the search on ``setup`` for ``seed`` (``profile``: default the setup's); all slots
+        of one setup and seed share a study."""
+        return Job(experiment, self.label, "search", self.method, setup, seed, setup_profile(setup, profile),
+                   _frozen(self.overrides), objective=self.objective, searched=self.searched, slot=slot)
+
+
+def setup_profile(setup: str, profile: str | None = None) -> str:
+    """``profile``, or the setup's own profile when None."""
+    return profile or get_setup(setup).profile
+
 
 @dataclass(frozen=True)
 class Experiment:
@@ -126,18 +147,12 @@ class Experiment:
         seed_list = range(1 if self.first_seed_only else seeds)
         jobs = []
         for setup in setups:
-            the_profile = profile or get_setup(setup).profile
+            the_profile = setup_profile(setup, profile)
             get_profile(the_profile)
             for seed in seed_list:
-                for row in self.rows:
-                    kind = "probe" if row.method.startswith("probe:") else "run"
-                    jobs.append(Job(self.name, row.label, kind, row.method, setup, seed, the_profile,
-                                    _frozen(row.overrides), row.embedding))
-                for search in self.searches:
-                    for slot in range(search.trials.get(the_profile, 0)):
-                        jobs.append(Job(self.name, search.label, "search", search.method, setup, seed, the_profile,
-                                        _frozen(search.overrides), objective=search.objective,
-                                        searched=search.searched, slot=slot))
+                jobs += [row.job(self.name, setup, seed, the_profile) for row in self.rows]
+                jobs += [search.job(self.name, setup, seed, the_profile, slot)
+                         for search in self.searches for slot in range(search.trials.get(the_profile, 0))]
         return jobs
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from benchmark import paper
-from benchmark.experiments import EXPERIMENTS, Experiment, Job, Row, Search, trial_key
+from benchmark.experiments import EXPERIMENTS, Experiment, Row, Search, setup_profile, trial_key
 from benchmark.setups import SETUPS, get_setup
 from datasets.labels import CLASS_NAMES
 from methods import registry
@@ -86,18 +86,11 @@ class Cell:
         return f"{stats[0]:.2f} ± {stats[1]:.2f} ({len(self.records)})"
 
 
-def _profile_for(setup: str, profile: str | None) -> str:
-    return profile or get_setup(setup).profile
-
-
 def row_cell(experiment: Experiment, row: Row, setup: str, stored: StoredTrials, profile: str | None = None) -> Cell:
     """The records of ``experiment``'s fixed ``row`` on ``setup``: one per seed found (seeds in increasing order)."""
     records = []
     for seed in stored.seeds:
-        kind = "probe" if row.method.startswith("probe:") else "run"
-        job = Job(experiment.name, row.label, kind, row.method, setup, seed, _profile_for(setup, profile),
-                  tuple(sorted(row.overrides.items())), row.embedding)
-        record = stored.by_key.get(job.key)
+        record = stored.by_key.get(row.job(experiment.name, setup, seed, profile).key)
         if record is not None:
             records.append(record)
     return Cell(records)
@@ -107,9 +100,7 @@ def search_cell(search: Search, setup: str, stored: StoredTrials, profile: str |
     """Per seed, the run its search selected (highest objective among the completed trials)."""
     chosen, sizes = [], []
     for seed in stored.seeds:
-        job = Job("", search.label, "search", search.method, setup, seed, _profile_for(setup, profile),
-                  objective=search.objective, searched=search.searched)
-        trials = stored.by_study.get(job.study_name, [])
+        trials = stored.by_study.get(search.job("", setup, seed, profile).study_name, [])
         if trials:
             chosen.append(max(trials, key=lambda pair: pair[0])[1])
             sizes.append(len(trials))
@@ -242,7 +233,7 @@ def render(experiment: Experiment, setups: tuple[str, ...], stored: StoredTrials
     lines = [
         f"# {experiment.title}",
         "",
-        f"Setups: {', '.join(setups)}; profile: {', '.join(sorted({_profile_for(s, profile) for s in setups}))}; "
+        f"Setups: {', '.join(setups)}; profile: {', '.join(sorted({setup_profile(s, profile) for s in setups}))}; "
         f"seeds found: {', '.join(map(str, seeds)) or 'none'}. Top-1 accuracy (%) on the target test split, mean ± std "
         "over seeds (number of seeds in brackets), last iterate.",
         "",

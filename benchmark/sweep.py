@@ -162,16 +162,17 @@ def work(storage_url: str, study_names: list[str], keys: list[str], device: str 
         started = time.perf_counter()
         try:
             execute(job, study, trial, storage_url, device)
-            ran += 1
-            finished = storage.get_trial(trial._trial_id)
-            log(f"[pid {os.getpid()}] done: {job.row} on {job.setup}, seed {job.seed}: {finished.state.name}"
-                + (f", value {finished.value:.2f}" if finished.value is not None else "")
-                + f" in {time.perf_counter() - started:.0f} s")
         except Exception as error:  # noqa: BLE001 - the job's trial is FAIL; keep working
             if storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
                 trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:2000])
                 study.tell(trial, state=TrialState.FAIL)
             log(f"[pid {os.getpid()}] job failed: {type(error).__name__}: {error}")
+        else:
+            ran += 1
+            finished = storage.get_trial(trial._trial_id)
+            log(f"[pid {os.getpid()}] done: {job.row} on {job.setup}, seed {job.seed}: {finished.state.name}"
+                + (f", value {finished.value:.2f}" if finished.value is not None else "")
+                + f" in {time.perf_counter() - started:.0f} s")
     return ran
 
 
