@@ -6,20 +6,20 @@ in a row labelled oracle, by target test accuracy). ``Experiment.jobs(setups, se
 into ``Job`` s, the unit a sweep worker runs; leaderboards and figures read the same definitions to find
 each cell's trials in the storage, so a table is a pure function of the storage.
 
-A job's identity (``Job.key``) is what determines its result: method, setup, profile, seed and the fully
-resolved hyperparameters (defaults <- profile <- setup <- overrides). A ``run --method`` from the command
-line with the same values has the same key, so a sweep reuses it instead of running it again.
+A job's identity (``Job.key``, ``benchmark.identity``) is what determines its result: method, setup, profile,
+seed, the fully resolved hyperparameters (defaults <- profile <- setup <- overrides) and the profile recipes the
+job depends on. A ``run --method`` from the command line with the same values has the same key, so a sweep
+reuses it instead of running it again.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
 
 from benchmark.errors import UserError
+from benchmark.identity import job_recipe, run_key
 from benchmark.paper import PAPER_SETUPS
 from benchmark.profiles import get_profile
 from benchmark.seeding import derive_seed
@@ -168,23 +168,6 @@ def _resolved(method: str, setup: str, profile: str, overrides: tuple[tuple[str,
     return tuple(values.items())
 
 
-def run_key(method: str, setup: str, profile: str, seed: int, hparams: dict[str, Any], embedding: bool = False) -> str:
-    """The identity of a run: a hash of everything that determines its result (16 hex digits)."""
-    payload = json.dumps([method, setup, profile, seed, hparams, bool(embedding)], sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def trial_key(attrs: dict[str, Any]) -> str | None:
-    """The key of a stored trial from its user attributes (None when they are not a run's or probe's)."""
-    if "slot_key" in attrs:
-        return attrs["slot_key"]
-    try:
-        return run_key(attrs["method"], attrs["setup"], attrs["profile"], attrs["seed"], attrs["hparams"],
-                       attrs.get("embedding", False))
-    except KeyError:
-        return None
-
-
 @dataclass(frozen=True)
 class Job:
     """One unit of sweep work: one run, one probe, or one trial of a search.
@@ -234,11 +217,16 @@ class Job:
         return dict(_resolved(self.method, self.setup, self.profile, self.overrides))
 
     @property
+    def recipe(self) -> str:
+        """The fingerprint of the profile values its result depends on (``identity.recipe_fingerprint``)."""
+        return job_recipe(self.method, self.profile, self.hparams())
+
+    @property
     def key(self) -> str:
-        """Its identity in the storage (see ``run_key``; a search trial: its study and slot)."""
+        """Its identity in the storage (``identity.run_key``; a search trial: its study and slot)."""
         if self.kind == "search":
             return f"{self.study_name}#{self.slot}"
-        return run_key(self.method, self.setup, self.profile, self.seed, self.hparams(), self.embedding)
+        return run_key(self.method, self.setup, self.profile, self.seed, self.hparams(), self.embedding, self.recipe)
 
     @property
     def sampler_seed(self) -> int:

@@ -20,7 +20,8 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from benchmark import paper
-from benchmark.experiments import EXPERIMENTS, Experiment, Row, Search, setup_profile, trial_key
+from benchmark.experiments import EXPERIMENTS, Experiment, Row, Search, setup_profile
+from benchmark.identity import trial_key
 from benchmark.setups import SETUPS, get_setup
 from datasets.labels import CLASS_NAMES
 from methods import registry
@@ -51,7 +52,7 @@ class StoredTrials:
                 if record is None:
                     continue
                 by_study[summary.study_name].append((trial.value, record))
-                key = trial.user_attrs.get("job_key") or trial_key(trial.user_attrs)
+                key = trial_key(trial.user_attrs)
                 if key is not None:
                     by_key[key] = record
         seeds = sorted({record["seed"] for trials in by_study.values() for _, record in trials})

@@ -58,7 +58,7 @@ def pretrain_key(ssl: str, dataset: str, profile: Profile, seed: int, train_sha:
         "dataset": dataset,
         "train_images_sha256": train_sha,
         **profile.backbone_fields(),
-        "recipe": asdict(profile.ssl),
+        "recipe": asdict(profile.ssl_recipe(ssl)),
         "seed": seed,
         "code_version": SSL_CODE_VERSION,
     }
@@ -109,14 +109,14 @@ def train_ssl(
     Args:
         ssl: registered objective name (``swav``, ``deepclusterv2``).
         target: the unlabelled target train images, (N, C, S, S) uint8 on the training device.
-        profile: backbone (arch, stem, width, image size) and ``profile.ssl`` recipe.
+        profile: backbone (arch, stem, width, image size) and recipe (``profile.ssl_recipe(ssl)``).
         seed: the derived pretraining seed (batch order, augmentation, k-means, initialisation).
         checkpoint_dir: where resumable checkpoints go (created if missing).
 
     Returns:
         (backbone, feature dim D, stats: per-epoch history, collapse report, resumed-from epoch, seconds).
     """
-    recipe = profile.ssl
+    recipe = profile.ssl_recipe(ssl)
     images = target.images
     device = images.device
     generator = seed_everything(seed)

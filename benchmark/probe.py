@@ -27,6 +27,7 @@ from torch import nn
 from benchmark.devices import resolve_device
 from benchmark.errors import UserError
 from benchmark.evaluation import score_predictions
+from benchmark.identity import job_recipe
 from benchmark.inference import backbone_features
 from benchmark.models import build_backbone
 from benchmark.pretrain import get_pretrained_backbone
@@ -110,7 +111,8 @@ def run_probes(
                 claimed[1].set_user_attr("unavailable", note)
                 claimed[0].tell(claimed[1], state=TrialState.PRUNED)
             continue
-        attrs = {"method": base["method"], "setting": "oracle", "setup": setup, "profile": the_profile.name, "seed": seed}
+        attrs = {"method": base["method"], "setting": "oracle", "setup": setup, "profile": the_profile.name, "seed": seed,
+                 "recipe": job_recipe(base["method"], the_profile.name, {"backbone": name})}
         request = TrialRequest(f"probe/{setup}/{the_profile.name}", {"backbone": name}, attrs=attrs)
         with trial_for_run(store, request, claimed) as (study, trial):
             start = time.perf_counter()
@@ -118,7 +120,8 @@ def run_probes(
                 backbone_features(backbone, train.images).cpu().numpy(), train.labels,
                 backbone_features(backbone, test.images).cpu().numpy(), test.labels, seed,
             )
-            record = {**base, "available": True, "hparams": {"backbone": name}, **evaluation,
+            record = {**base, "available": True, "hparams": {"backbone": name}, "recipe": attrs["recipe"],
+                      "profile_values": the_profile.as_record(), **evaluation,
                       "seconds": {"probe": round(time.perf_counter() - start, 3)}, "versions": versions(),
                       "device": str(torch_device), "threads": torch.get_num_threads()}
             complete(study, trial, record)

@@ -18,6 +18,7 @@ import torch
 from benchmark.devices import resolve_device
 from benchmark.embedding import embed_target_test
 from benchmark.evaluation import evaluate
+from benchmark.identity import job_recipe
 from benchmark.inference import infer
 from benchmark.pretrain import PretrainedBackbone, get_pretrained_backbone
 from benchmark.profiles import Profile, get_profile
@@ -136,7 +137,8 @@ def run_method(
     torch_device = resolve_device(device)
     store = open_storage(storage)
     declared = {name: hp.distribution for name, hp in cls.hparams_spec.items()}
-    attrs = {"method": method, "setting": cls.setting.value, "setup": setup, "profile": the_profile.name, "seed": seed}
+    attrs = {"method": method, "setting": cls.setting.value, "setup": setup, "profile": the_profile.name, "seed": seed,
+             "recipe": job_recipe(method, the_profile.name, hparams)}
     if embedding:
         attrs["embedding"] = True
     study_name = f"run/{method}/{setup}/{the_profile.name}"
@@ -174,6 +176,7 @@ def run_method(
             "target_dataset": the_setup.target,
             "profile": the_profile.name,
             "profile_values": the_profile.as_record(),
+            "recipe": attrs["recipe"],
             "seed": seed,
             "seeds": {"source": source.info["train_seed"], "method": method_seed},
             "hparams": hparams,

@@ -36,7 +36,8 @@ import torch
 from optuna.trial import TrialState
 
 from benchmark.errors import UserError, interrupt_on_sigterm
-from benchmark.experiments import Experiment, Job, get_experiment, trial_key
+from benchmark.experiments import Experiment, Job, get_experiment
+from benchmark.identity import trial_key
 from benchmark.progress import disable_bars, log
 from benchmark.storage import default_storage_url, fixed_params, heartbeat_seconds, open_storage, suggest
 from datasets.registry import home
@@ -84,7 +85,7 @@ def survey(storage: optuna.storages.RDBStorage, jobs: list[Job]) -> dict[str, li
     found: dict[str, list[optuna.trial.FrozenTrial]] = {key: [] for key in wanted}
     for study in _studies(storage, {job.study_name for job in jobs}).values():
         for trial in study.get_trials(deepcopy=False):
-            key = trial.user_attrs.get("job_key") or trial_key(trial.user_attrs)
+            key = trial_key(trial.user_attrs)
             if key in wanted:
                 found[key].append(trial)
     return found
@@ -95,6 +96,8 @@ def enqueue(storage: optuna.storages.RDBStorage, jobs: list[Job]) -> None:
     studies = _studies(storage, {job.study_name for job in jobs})
     for job in jobs:
         attrs: dict[str, Any] = {"job": job.as_attrs(), "job_key": job.key}
+        if job.kind != "search":
+            attrs["recipe"] = job.recipe
         params: dict[str, Any] = {}
         if job.kind in ("run", "probe"):
             hparams = job.hparams()

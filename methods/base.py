@@ -111,6 +111,12 @@ class Method(ABC):
     def __init__(self, hparams: dict[str, Any]) -> None:
         self.hparams = hparams
 
+    @classmethod
+    def ssl_objectives(cls, hparams: dict[str, Any]) -> tuple[str, ...]:
+        """The self-supervised objectives whose pretrained backbones a run with ``hparams`` uses (through
+        ``RunContext.ssl_backbone``); their recipes are part of the run's identity (``benchmark.identity``)."""
+        return ()
+
     @abstractmethod
     def adapt(self, source_model: nn.Module, data: Any, ctx: RunContext) -> nn.Module:
         """Return the adapted ``benchmark.models.Classifier`` ((B, 3, S, S) normalised float -> (B, 7) logits).

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Any
 
 import torch
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
@@ -133,6 +134,10 @@ class CluP(Method):
         "solo_checkpoint": HParam("", None, "backbone=solo: path of a solo-learn .ckpt"),
         "solo_stem": HParam("", None, "backbone=solo with a 7x7 stem: imagenet or clup"),
     }
+
+    @classmethod
+    def ssl_objectives(cls, hparams: dict[str, Any]) -> tuple[str, ...]:
+        return (hparams["backbone"],) if hparams["backbone"] in SSL_BACKBONES else ()
 
     def adapt(self, source_model: Classifier, data: SourceFreeData, ctx: RunContext) -> nn.Module:
         hp = self.hparams

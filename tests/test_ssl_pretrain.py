@@ -38,6 +38,7 @@ def setup_mini() -> Profile:
         hparams={"clup": {"epochs": 1, "batch_size": 128}},
         ssl=replace(quick.ssl, epochs=4, batch_size=64, prototypes=20, projector_hidden=64, large_size=None,
                     small_crops=2, small_size=16, warmup_epochs=1.0, checkpoint_every=1),
+        ssl_overrides={},
     )
     PROFILES["tiny"] = tiny
     return tiny

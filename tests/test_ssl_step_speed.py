@@ -35,7 +35,7 @@ def _sync(device: torch.device) -> None:
 def test_augmentation_share_of_an_ssl_step(benchmark):
     device = resolve_device(os.environ.get("FERBENCH_SSL_DEVICE", "auto"))
     profile = PROFILES[PROFILE]
-    recipe = profile.ssl
+    recipe = profile.ssl_recipe("swav")
     batch = recipe.batch_size if FULL else 32
     torch.manual_seed(0)
     size = recipe.large_size or profile.image_size

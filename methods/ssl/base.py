@@ -30,12 +30,17 @@ def register_ssl(cls: type[SSLObjective]) -> type[SSLObjective]:
     return cls
 
 
-def get_ssl(name: str) -> type[SSLObjective]:
-    """The objective class registered as ``name``; a UserError listing the known ones otherwise."""
+def ssl_names() -> tuple[str, ...]:
+    """The names of the registered objectives (``deepclusterv2``, ``swav``)."""
     import methods.ssl.deepclusterv2  # noqa: F401  (registers)
     import methods.ssl.swav  # noqa: F401  (registers)
 
-    if name not in SSL_METHODS:
+    return tuple(sorted(SSL_METHODS))
+
+
+def get_ssl(name: str) -> type[SSLObjective]:
+    """The objective class registered as ``name``; a UserError listing the known ones otherwise."""
+    if name not in ssl_names():
         raise UserError(f"unknown self-supervised method {name!r}; known: {', '.join(sorted(SSL_METHODS))}")
     return SSL_METHODS[name]
 
