@@ -17,6 +17,7 @@ import torch
 
 from benchmark.devices import resolve_device
 from benchmark.embedding import embed_target_test
+from benchmark.errors import UserError
 from benchmark.evaluation import evaluate
 from benchmark.identity import job_recipe
 from benchmark.inference import infer
@@ -73,16 +74,20 @@ def _pseudo_label_stats(selection: Selection | None, truth: np.ndarray) -> dict[
 
 
 def _ssl_service(
-    target: str, profile: Profile, seed: int, device: torch.device, built: dict[str, bool]
+    target: str, profile: Profile, seed: int, device: torch.device, built: dict[str, bool], declared: tuple[str, ...]
 ) -> Callable[[str], PretrainedBackbone]:
     """``RunContext.ssl_backbone``: the target's SSL backbone for this run's seed, built without moving the
     caller's random streams (a cached and a fresh pretraining leave the method's run identical).
 
     ``built`` receives ``{artifact folder name: trained during this call}`` for the run record, so a sweep's
-    records show that each backbone was trained once.
+    records show that each backbone was trained once. Only the objectives the method ``declared``
+    (``Method.ssl_objectives``) are served: their recipes are in the run's key, so none can be used unseen.
     """
 
     def ssl_backbone(ssl: str) -> PretrainedBackbone:
+        if ssl not in declared:
+            raise UserError(f"the method asked for a {ssl} backbone that its ssl_objectives(hparams) does not declare "
+                            f"({', '.join(declared) or 'none'}); declare it so its recipe is part of the run's identity")
         with preserved_rng():
             pretrained = get_pretrained_backbone(ssl, target, profile, seed, device)
         built[pretrained.path.name] = bool(pretrained.info["built_now"])
@@ -157,7 +162,8 @@ def run_method(
         with timer.stage("adapt"):
             ctx = RunContext(
                 torch_device, the_profile, method_seed, seed_everything(method_seed),
-                ssl_backbone=_ssl_service(the_setup.target, the_profile, seed, torch_device, built),
+                ssl_backbone=_ssl_service(the_setup.target, the_profile, seed, torch_device, built,
+                                          cls.ssl_objectives(hparams)),
             )
             model = cls(hparams).adapt(source.model, data, ctx)
         with timer.stage("evaluate"):

@@ -14,7 +14,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -71,6 +71,15 @@ class AnnotatedRawDataset(RawDataset):
     @abstractmethod
     def read_index(self, root: Path, bad: BadRecords) -> dict[str, list[RawSample]]:
         """``index`` with an explicit bad-record policy."""
+
+
+class SingleAnnotationDataset(AnnotatedRawDataset):
+    """An ``AnnotatedRawDataset`` described by one annotation file at ``annotation`` (relative to the root)."""
+
+    annotation: ClassVar[Path]
+
+    def annotation_files(self, root: Path) -> list[Path]:
+        return [require_file(root, self.annotation, self.layout)]
 
 
 @dataclass(frozen=True)

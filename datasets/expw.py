@@ -24,13 +24,12 @@ from typing import Any
 import numpy as np
 
 from datasets._io import (
-    AnnotatedRawDataset,
     BadRecords,
     ImageRef,
     Record,
+    SingleAnnotationDataset,
     decode_image_sample,
     read_whitespace_file,
-    require_file,
 )
 from datasets.labels import FER2013_TO_CANONICAL, code_map
 from datasets.raw import RawSample
@@ -78,12 +77,13 @@ def index_sha256(keys: Sequence[str]) -> str:
 
 
 @register_raw
-class ExpW(AnnotatedRawDataset):
+class ExpW(SingleAnnotationDataset):
     """ExpW: 91,793 faces in the wild, cached at 112 x 112 RGB, split 80/20 by ``split_seed``."""
 
     name = "expw"
     image_size = 112
     channels = 3
+    annotation = ANNOTATION
     layout = (
         f"<root>/{ANNOTATION} (lines `image_name face_id top left right bottom confidence label`) and "
         f"<root>/{IMAGES}/<image_name>"
@@ -93,9 +93,6 @@ class ExpW(AnnotatedRawDataset):
         super().__init__(split_seed)
         self._test_index_sha256: str | None = None
         self._test_groups: int | None = None
-
-    def annotation_files(self, root: Path) -> list[Path]:
-        return [require_file(root, ANNOTATION, self.layout)]
 
     def read_index(self, root: Path, bad: BadRecords) -> dict[str, list[RawSample]]:
         (annotation,) = self.annotation_files(root)

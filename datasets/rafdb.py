@@ -15,13 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from datasets._io import (
-    AnnotatedRawDataset,
     BadRecords,
     ImageRef,
     Record,
+    SingleAnnotationDataset,
     decode_image_sample,
     read_whitespace_file,
-    require_file,
     split_by_name,
 )
 from datasets.labels import code_map
@@ -43,16 +42,14 @@ def aligned_name(name: str) -> str:
 
 
 @register_raw
-class RafDB(AnnotatedRawDataset):
+class RafDB(SingleAnnotationDataset):
     """RAF-DB basic: 12,271 train / 3,068 test aligned faces, cached at 100 x 100 RGB."""
 
     name = "rafdb"
     image_size = 100
     channels = 3
+    annotation = ANNOTATION
     layout = f"<root>/{ANNOTATION} (lines `train_00001.jpg 5`) and <root>/{IMAGES}/train_00001_aligned.jpg"
-
-    def annotation_files(self, root: Path) -> list[Path]:
-        return [require_file(root, ANNOTATION, self.layout)]
 
     def read_index(self, root: Path, bad: BadRecords) -> dict[str, list[RawSample]]:
         (annotation,) = self.annotation_files(root)

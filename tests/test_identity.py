@@ -7,11 +7,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+import torch
 
+from benchmark.errors import UserError
 from benchmark.experiments import EXPERIMENTS, Job
 from benchmark.identity import job_recipe, trial_key
 from benchmark.pretrain import pretrain_key
 from benchmark.profiles import PROFILES
+from methods import registry
 
 EXPERIMENT_NAMES = ("table1", "table3", "table4", "fig3", "fig4")
 
@@ -85,3 +88,14 @@ def test_a_trial_made_now_answers_its_job_whether_a_sweep_or_the_command_line_ma
                  "recipe": job_recipe(job.method, job.profile, job.hparams())}
     assert trial_key(cli_attrs) == job.key
     assert trial_key({"job": job.as_attrs(), "job_key": job.key, "recipe": job.recipe}) == job.key
+
+
+def test_the_pretraining_service_serves_only_the_objectives_a_method_declares():
+    from benchmark.run import _ssl_service
+
+    service = _ssl_service("synth-wild", PROFILES["tiny"], 0, torch.device("cpu"), {}, declared=("swav",))
+    with pytest.raises(UserError, match="does not declare"):
+        service("deepclusterv2")
+    clup = registry.get("clup")
+    assert clup.ssl_objectives({"backbone": "deepclusterv2"}) == ("deepclusterv2",)
+    assert clup.ssl_objectives({"backbone": "source"}) == () and registry.get("shot").ssl_objectives({}) == ()
