@@ -182,10 +182,10 @@ PROFILES: dict[str, Profile] = {
         ),
         # DeepClusterV2 learns more slowly than SwAV here (its targets are last epoch's k-means assignments, not
         # this batch's Sinkhorn codes): at SwAV's 16 epochs its probe was 7.5 points over the random network's
-        # (3-seed mean), at 30 epochs 12.3 (57.08 / 54.08 / 56.92 against 45.83 / 42.92 / 42.42); 22 and 26
-        # epochs gave 9.6 (exploratory runs of ``train_ssl`` + ``linear_probe``, not kept as a command). A 30-epoch pretraining took 249-286 s of training on 2 quiet cores,
-        # 259-297 s wall through ``python -m benchmark pretrain`` (``python -m benchmark sweep --experiment table3
-        # --setups synth --seeds 3`` reproduces the probes).
+        # (3-seed mean), at 30 epochs 12.3 (57.08 / 54.08 / 56.92 against 45.83 / 42.92 / 42.42; ``python -m
+        # benchmark sweep --experiment table3 --setups synth --seeds 3`` reproduces them); 22 and 26 epochs gave
+        # 9.6 (exploratory runs of ``train_ssl`` + ``linear_probe``, not kept as a command). A 30-epoch
+        # pretraining took 249-286 s of training on 2 quiet cores, 259-297 s wall through ``pretrain``.
         ssl_overrides={"deepclusterv2": {"epochs": 30}},
         hparams={
             "shot": {"epochs": 5},

@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 import optuna
 import torch
+from optuna.trial import TrialState
 
 from benchmark.devices import resolve_device
 from benchmark.embedding import embed_target_test
 from benchmark.errors import UserError
 from benchmark.evaluation import evaluate
-from benchmark.identity import job_recipe
+from benchmark.identity import job_recipe, trial_key
 from benchmark.inference import infer
 from benchmark.pretrain import PretrainedBackbone, get_pretrained_backbone
 from benchmark.profiles import Profile, get_profile
@@ -96,6 +97,22 @@ def _ssl_service(
     return ssl_backbone
 
 
+def _note_earlier_trials(store: optuna.storages.RDBStorage, study_name: str, attrs: dict[str, Any],
+                         hparams: dict[str, Any]) -> None:
+    """Say so when the job this run answers already has completed trials: the run adds another (leaderboards
+    use the newest; a sweep counts the job as done either way)."""
+    key = trial_key({**attrs, "hparams": hparams})
+    try:
+        study = optuna.load_study(study_name=study_name, storage=store)
+    except KeyError:
+        return
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if trial_key(t.user_attrs) == key]
+    if done:
+        log(f"note: this job already has {len(done)} completed trial(s) in {study_name} (newest #{done[-1].number}, "
+            f"accuracy {done[-1].user_attrs.get('record', {}).get('accuracy', float('nan')):.2f}%); this run adds "
+            "another, and leaderboards will show the newest")
+
+
 def objective_value(record: dict[str, Any], objective: str) -> float:
     """The number a trial reports to its study: ``accuracy`` (the default, and an oracle search's objective)
     or ``validator:NAME`` (an unsupervised validator on the target train split, e.g. ``validator:im``)."""
@@ -148,6 +165,8 @@ def run_method(
         attrs["embedding"] = True
     study_name = f"run/{method}/{setup}/{the_profile.name}"
     log(f"run {method} on {setup} (profile {the_profile.name}, seed {seed}, device {torch_device})")
+    if claimed is None:
+        _note_earlier_trials(store, study_name, attrs, hparams)
 
     built: dict[str, bool] = {}
     with trial_for_run(store, TrialRequest(study_name, hparams, declared, attrs), claimed) as (study, trial):

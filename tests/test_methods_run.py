@@ -50,9 +50,17 @@ def test_method_runs_on_synth_and_records_every_field(method: str, tiny: str, st
     assert [r["accuracy"] for r in stored] == [record["accuracy"]]
 
 
-def test_same_seed_same_configuration_same_accuracy(tiny: str, storage: str):
+def test_same_seed_same_configuration_same_accuracy(tiny: str, storage: str, monkeypatch):
+    messages: list[str] = []
+    monkeypatch.setattr("benchmark.run.log", messages.append)
+
+    def notes() -> list[str]:
+        return [m for m in messages if "already has" in m]
+
     first = run_method("clup", "synth", seed=5, profile=tiny, device="cpu", storage=storage)
+    assert notes() == []
     second = run_method("clup", "synth", seed=5, profile=tiny, device="cpu", storage=storage)
+    assert len(notes()) == 1 and "already has 1 completed trial(s)" in notes()[0]  # the rerun says so
     assert second["accuracy"] == first["accuracy"]
     assert second["confusion"] == first["confusion"]
     assert second["pseudo_labels"] == first["pseudo_labels"]
@@ -61,3 +69,4 @@ def test_same_seed_same_configuration_same_accuracy(tiny: str, storage: str):
     assert other["seeds"]["method"] != first["seeds"]["method"]
     assert other["seeds"]["source"] != first["seeds"]["source"]
     assert len(completed_records(open_storage(storage))) == 3  # a rerun adds a trial, never overwrites one
+    assert len(notes()) == 1  # another seed is another job
