@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from benchmark.errors import UserError
-from benchmark.identity import job_recipe, run_key
+from benchmark.identity import job_recipe, run_key, search_key
 from benchmark.paper import PAPER_SETUPS
 from benchmark.profiles import get_profile
 from benchmark.seeding import derive_seed
@@ -223,9 +223,9 @@ class Job:
 
     @property
     def key(self) -> str:
-        """Its identity in the storage (``identity.run_key``; a search trial: its study and slot)."""
+        """Its identity in the storage (``identity.run_key``; a search trial: ``identity.search_key``)."""
         if self.kind == "search":
-            return f"{self.study_name}#{self.slot}"
+            return search_key(self.study_name, self.slot, self.recipe)
         return run_key(self.method, self.setup, self.profile, self.seed, self.hparams(), self.embedding, self.recipe)
 
     @property

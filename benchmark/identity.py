@@ -5,7 +5,8 @@ embedding is stored, and a fingerprint of the profile *values* the job depends o
 the backbone, head and source-training recipe of the profile, plus the pretraining recipe of each
 self-supervised objective the job uses. Changing, say, DeepClusterV2's recipe in a profile therefore gives
 new keys to exactly the jobs that use a DeepClusterV2 backbone (CluP (DCv2), the DCv2 probe), and a sweep
-runs those again while every other stored trial still counts.
+runs those again while every other stored trial still counts. A search trial's key is its study, slot and
+recipe (its hyperparameters are drawn when it runs); a search selects only among trials of its recipe.
 
 Not covered (stated so that nobody relies on it): the dataset's bytes (a dataset is fixed by its name and
 generator version), a solo-learn checkpoint's bytes (only its path is a hyperparameter), the CPU thread
@@ -70,17 +71,26 @@ def run_key(method: str, setup: str, profile: str, seed: int, hparams: Mapping[s
     return _digest([method, setup, profile, seed, dict(hparams), bool(embedding), recipe])
 
 
+def search_key(study_name: str, slot: int, recipe: str) -> str:
+    """The identity of trial ``slot`` of a search (its hyperparameters are drawn when it runs):
+    ``<study>#<slot>@<recipe>``; the leaderboard selects among a study's trials with its current recipe."""
+    return f"{study_name}#{slot}@{recipe}"
+
+
 def _legacy_key(attrs: Mapping[str, Any]) -> str:
     """The key of a trial stored before keys covered recipes, with the recipe it was made with: the profile
     values its record carries, or (a probe's record carries none; an unavailable probe has no record) the
     profile as configured now without per-objective SSL overrides, which did not exist then."""
-    fields = {**(attrs.get("job") or {}), **attrs}
+    job = attrs.get("job") or {}
+    fields = {**job, **attrs}
     method = fields["method"]
     hparams = {"backbone": method.partition(":")[2]} if method.startswith("probe:") else fields["hparams"]
     values = (attrs.get("record") or {}).get("profile_values")
     if values is None:
         values = {**get_profile(fields["profile"]).as_record(), "ssl_overrides": {}}
     recipe = recipe_fingerprint(values, ssl_objectives(method, hparams))
+    if job.get("kind") == "search":  # its job_key was ``<study>#<slot>``
+        return f"{attrs['job_key']}@{recipe}"
     return run_key(method, fields["setup"], fields["profile"], fields["seed"], hparams, fields.get("embedding", False),
                    recipe)
 
@@ -93,10 +103,9 @@ def trial_key(attrs: Mapping[str, Any]) -> str | None:
     and the key is computed; one stored before keys covered recipes is keyed by the recipe it was made
     with (``_legacy_key``), so a trial made with a since-changed recipe no longer answers today's job.
     """
-    job = attrs.get("job") or {}
     try:
         if "recipe" not in attrs:
-            return attrs["job_key"] if job.get("kind") == "search" else _legacy_key(attrs)
+            return _legacy_key(attrs)
         if "job_key" in attrs:
             return attrs["job_key"]
         return run_key(attrs["method"], attrs["setup"], attrs["profile"], attrs["seed"], attrs["hparams"],

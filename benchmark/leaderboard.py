@@ -33,29 +33,29 @@ class StoredTrials:
 
     Attributes:
         by_key: job key -> the record of the latest completed trial with that key.
-        by_study: study name -> (value, record) of each completed trial (searches select from these).
+        by_study: study name -> (value, record, job key) of each completed trial (searches select from these).
         seeds: every seed that has a completed record.
     """
 
     by_key: dict[str, dict[str, Any]]
-    by_study: dict[str, list[tuple[float, dict[str, Any]]]]
+    by_study: dict[str, list[tuple[float, dict[str, Any], str | None]]]
     seeds: tuple[int, ...]
 
     @classmethod
     def load(cls, storage: optuna.storages.BaseStorage) -> StoredTrials:
         by_key: dict[str, dict[str, Any]] = {}
-        by_study: dict[str, list[tuple[float, dict[str, Any]]]] = defaultdict(list)
+        by_study: dict[str, list[tuple[float, dict[str, Any], str | None]]] = defaultdict(list)
         for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
             study = optuna.load_study(study_name=summary.study_name, storage=storage)
             for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
                 record = trial.user_attrs.get("record")
                 if record is None:
                     continue
-                by_study[summary.study_name].append((trial.value, record))
                 key = trial_key(trial.user_attrs)
+                by_study[summary.study_name].append((trial.value, record, key))
                 if key is not None:
                     by_key[key] = record
-        seeds = sorted({record["seed"] for trials in by_study.values() for _, record in trials})
+        seeds = sorted({record["seed"] for trials in by_study.values() for _, record, _ in trials})
         return cls(by_key, dict(by_study), tuple(seeds))
 
 
@@ -98,10 +98,14 @@ def row_cell(experiment: Experiment, row: Row, setup: str, stored: StoredTrials,
 
 
 def search_cell(search: Search, setup: str, stored: StoredTrials, profile: str | None = None) -> Cell:
-    """Per seed, the run its search selected (highest objective among the completed trials)."""
+    """Per seed, the run its search selected (highest objective among the completed trials made with the
+    search's current recipe)."""
     chosen, sizes = [], []
     for seed in stored.seeds:
-        trials = stored.by_study.get(search.job("", setup, seed, profile).study_name, [])
+        job = search.job("", setup, seed, profile)
+        suffix = f"@{job.recipe}"
+        trials = [(value, record) for value, record, key in stored.by_study.get(job.study_name, [])
+                  if key is not None and key.endswith(suffix)]
         if trials:
             chosen.append(max(trials, key=lambda pair: pair[0])[1])
             sizes.append(len(trials))

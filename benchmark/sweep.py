@@ -95,9 +95,7 @@ def enqueue(storage: optuna.storages.RDBStorage, jobs: list[Job]) -> None:
     """Add one WAITING trial per job: the job in user attributes, a run's hyperparameters as fixed params."""
     studies = _studies(storage, {job.study_name for job in jobs})
     for job in jobs:
-        attrs: dict[str, Any] = {"job": job.as_attrs(), "job_key": job.key}
-        if job.kind != "search":
-            attrs["recipe"] = job.recipe
+        attrs: dict[str, Any] = {"job": job.as_attrs(), "job_key": job.key, "recipe": job.recipe}
         params: dict[str, Any] = {}
         if job.kind in ("run", "probe"):
             hparams = job.hparams()

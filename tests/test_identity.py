@@ -12,6 +12,7 @@ import torch
 from benchmark.errors import UserError
 from benchmark.experiments import EXPERIMENTS, Job
 from benchmark.identity import job_recipe, trial_key
+from benchmark.leaderboard import StoredTrials, search_cell
 from benchmark.pretrain import pretrain_key
 from benchmark.profiles import PROFILES
 from methods import registry
@@ -20,8 +21,7 @@ EXPERIMENT_NAMES = ("table1", "table3", "table4", "fig3", "fig4")
 
 
 def _jobs() -> list[Job]:
-    return [job for name in EXPERIMENT_NAMES for job in EXPERIMENTS[name].jobs(("synth",), 2, "quick")
-            if job.kind != "search"]
+    return [job for name in EXPERIMENT_NAMES for job in EXPERIMENTS[name].jobs(("synth",), 2, "quick")]
 
 
 def _uses(job: Job, ssl: str) -> bool:
@@ -49,6 +49,19 @@ def test_a_source_recipe_change_rekeys_every_run(monkeypatch):
     quick = PROFILES["quick"]
     monkeypatch.setitem(PROFILES, "quick", replace(quick, source=replace(quick.source, epochs=quick.source.epochs + 1)))
     assert all(job.key != old for job, old in zip(jobs, before, strict=True))
+    assert any(job.kind == "search" for job in jobs)  # search trials too: their key ends with the recipe
+
+
+def test_a_search_selects_only_among_trials_made_with_its_current_recipe(monkeypatch):
+    search = EXPERIMENTS["table1"].searches[0]
+    old_key = search.job("table1", "synth", 0, "quick").key
+    quick = PROFILES["quick"]
+    monkeypatch.setitem(PROFILES, "quick", replace(quick, source=replace(quick.source, epochs=quick.source.epochs + 1)))
+    new = search.job("table1", "synth", 0, "quick")
+    assert old_key.startswith(f"{new.study_name}#0@") and old_key != new.key
+    stale, current = {"seed": 0, "accuracy": 90.0}, {"seed": 0, "accuracy": 60.0}
+    stored = StoredTrials({}, {new.study_name: [(0.9, stale, old_key), (0.6, current, new.key)]}, (0,))
+    assert search_cell(search, "synth", stored, "quick").records == [current]
 
 
 def test_an_override_for_one_objective_leaves_the_other_objectives_artifact_key(monkeypatch):
@@ -79,6 +92,10 @@ def test_a_trial_stored_before_recipes_were_keyed_answers_only_the_recipe_it_was
     swav_probe, dcv2_probe = by_row["table3", "SwAV"], by_row["table3", "DeepClusterV2"]
     assert trial_key(_legacy_attrs(swav_probe, None)) == swav_probe.key
     assert trial_key(_legacy_attrs(dcv2_probe, None)) != dcv2_probe.key
+    # A search trial's job_key was ``<study>#<slot>``; its recipe comes from its record.
+    search = EXPERIMENTS["table1"].searches[0].job("table1", "synth", 0, "quick", slot=1)
+    legacy_search = {**_legacy_attrs(search, old_values), "job_key": f"{search.study_name}#1"}
+    assert trial_key(legacy_search) == search.key
 
 
 def test_a_trial_made_now_answers_its_job_whether_a_sweep_or_the_command_line_made_it():

@@ -33,9 +33,8 @@ def _record(job: Job, accuracy: float) -> dict:
 
 
 def _store(url: str, job: Job, accuracy: float, value: float | None = None) -> None:
-    attrs = {"method": job.method, "setup": job.setup, "profile": job.profile, "seed": job.seed}
-    if job.kind != "search":
-        attrs["recipe"] = job.recipe
+    attrs = {"method": job.method, "setup": job.setup, "profile": job.profile, "seed": job.seed, "recipe": job.recipe,
+             "job_key": job.key}  # as a sweep stores them
     hparams = job.hparams() if job.kind != "search" else {"lr": 0.01 * (1 + job.slot)}
     with trial_for_run(open_storage(url), TrialRequest(job.study_name, hparams, attrs=attrs)) as (study, trial):
         record = _record(job, accuracy)

@@ -110,7 +110,7 @@ def test_a_search_reports_its_objective_and_the_leaderboard_selects_by_it(storag
     assert report.jobs == 4 and report.ran == 4
     stored = StoredTrials.load(open_storage(storage))
     for search in (honest, oracle):
-        trials = stored.by_study[f"search/{search.objective}/shot/synth/tiny/seed0"]
+        trials = [(value, record) for value, record, _ in stored.by_study[f"search/{search.objective}/shot/synth/tiny/seed0"]]
         assert len(trials) == 2
         for value, record in trials:
             expected = record["accuracy"] if search.oracle else record["validators"]["im"]
