@@ -10,7 +10,8 @@ recipe (its hyperparameters are drawn when it runs); a search selects only among
 
 Not covered (stated so that nobody relies on it): the dataset's bytes (a dataset is fixed by its name and
 generator version), a solo-learn checkpoint's bytes (only its path is a hyperparameter), the CPU thread
-count (results differ slightly with it; records carry ``threads``) and the code version.
+count (results differ slightly with it; records carry ``threads``) and the code version. Conservative by
+design: adding a field to a profile's dataclasses changes the fingerprints it enters, so those jobs run again.
 """
 
 from __future__ import annotations
