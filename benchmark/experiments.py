@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from benchmark.errors import UserError
-from benchmark.identity import job_recipe, run_key, search_key
+from benchmark.identity import job_recipe, probe_backbone, run_key, search_key
 from benchmark.paper import PAPER_SETUPS
 from benchmark.profiles import get_profile
 from benchmark.seeding import derive_seed
@@ -65,7 +65,7 @@ class Row:
     @property
     def kind(self) -> str:
         """``probe`` for a linear-probe row (``probe:<backbone>``), ``run`` for a method's run."""
-        return "probe" if self.method.startswith("probe:") else "run"
+        return "run" if probe_backbone(self.method) is None else "probe"
 
     @property
     def rule(self) -> str:

@@ -53,10 +53,16 @@ def recipe_fingerprint(profile_values: Mapping[str, Any], ssl_objectives: Iterab
     return _digest(values)
 
 
+def probe_backbone(method: str) -> str | None:
+    """The backbone of a linear probe's method name (``probe:<backbone>``); None for a method's run."""
+    kind, colon, backbone = method.partition(":")
+    return backbone if colon and kind == "probe" else None
+
+
 def ssl_objectives(method: str, hparams: Mapping[str, Any]) -> tuple[str, ...]:
     """The self-supervised objectives a run of ``method`` (or a probe, ``probe:<backbone>``) uses."""
-    if method.startswith("probe:"):
-        backbone = method.partition(":")[2]
+    backbone = probe_backbone(method)
+    if backbone is not None:
         return (backbone,) if backbone in ssl_names() else ()
     return tuple(registry.get(method).ssl_objectives(dict(hparams)))
 
@@ -78,6 +84,11 @@ def search_key(study_name: str, slot: int, recipe: str) -> str:
     return f"{study_name}#{slot}@{recipe}"
 
 
+def search_key_recipe(key: str) -> str:
+    """The recipe part of a ``search_key``."""
+    return key.rpartition("@")[2]
+
+
 def _legacy_key(attrs: Mapping[str, Any]) -> str:
     """The key of a trial stored before keys covered recipes, with the recipe it was made with: the profile
     values its record carries, or (a probe's record carries none; an unavailable probe has no record) the
@@ -85,13 +96,15 @@ def _legacy_key(attrs: Mapping[str, Any]) -> str:
     job = attrs.get("job") or {}
     fields = {**job, **attrs}
     method = fields["method"]
-    hparams = {"backbone": method.partition(":")[2]} if method.startswith("probe:") else fields["hparams"]
+    backbone = probe_backbone(method)
+    hparams = {"backbone": backbone} if backbone is not None else fields["hparams"]
     values = (attrs.get("record") or {}).get("profile_values")
     if values is None:
         values = {**get_profile(fields["profile"]).as_record(), "ssl_overrides": {}}
     recipe = recipe_fingerprint(values, ssl_objectives(method, hparams))
     if job.get("kind") == "search":  # its job_key was ``<study>#<slot>``
-        return f"{attrs['job_key']}@{recipe}"
+        study, _, slot = attrs["job_key"].rpartition("#")
+        return search_key(study, int(slot), recipe)
     return run_key(method, fields["setup"], fields["profile"], fields["seed"], hparams, fields.get("embedding", False),
                    recipe)
 

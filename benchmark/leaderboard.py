@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 
 from benchmark import paper
 from benchmark.experiments import EXPERIMENTS, Experiment, Row, Search, setup_profile
-from benchmark.identity import trial_key
+from benchmark.identity import probe_backbone, search_key_recipe, trial_key
 from benchmark.setups import SETUPS, get_setup
 from datasets.labels import CLASS_NAMES
 from methods import registry
@@ -103,9 +103,8 @@ def search_cell(search: Search, setup: str, stored: StoredTrials, profile: str |
     chosen, sizes = [], []
     for seed in stored.seeds:
         job = search.job("", setup, seed, profile)
-        suffix = f"@{job.recipe}"
         trials = [(value, record) for value, record, key in stored.by_study.get(job.study_name, [])
-                  if key is not None and key.endswith(suffix)]
+                  if key is not None and search_key_recipe(key) == job.recipe]
         if trials:
             chosen.append(max(trials, key=lambda pair: pair[0])[1])
             sizes.append(len(trials))
@@ -113,7 +112,7 @@ def search_cell(search: Search, setup: str, stored: StoredTrials, profile: str |
 
 
 def _setting(method: str) -> str:
-    if method.startswith("probe:"):
+    if probe_backbone(method) is not None:
         return "oracle"
     return registry.get(method).setting.value
 

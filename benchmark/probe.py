@@ -38,6 +38,7 @@ from benchmark.setups import get_setup
 from benchmark.source import get_source_model, imagenet_weights, split_tensors
 from benchmark.storage import TrialRequest, complete, open_storage, trial_for_run
 from benchmark.versions import versions
+from methods.ssl.base import ssl_names
 
 PROBE_BACKBONES = ("random", "imagenet", "source", "deepclusterv2", "swav")
 
@@ -72,7 +73,7 @@ def probe_backbone(name: str, setup: str, profile: Profile, seed: int, device: t
     if name == "source":
         source = get_source_model(the_setup.source, profile, seed, device)
         return source.model.backbone, f"source model artifact {source.path.name}"
-    if name in ("deepclusterv2", "swav"):
+    if name in ssl_names():
         pretrained = get_pretrained_backbone(name, the_setup.target, profile, seed, device)
         return pretrained.backbone, f"{name} artifact {pretrained.path.name}"
     raise UserError(f"unknown probe backbone {name!r}; known: {', '.join(PROBE_BACKBONES)}")
