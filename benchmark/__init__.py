@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+#: The installed distribution's version (pyproject.toml is the one place it is written).
+__version__ = version("fer-sfda-bench")
 
 
 def _check_datasets_package() -> None:

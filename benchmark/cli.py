@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmark.errors import UserError, interrupt_on_sigterm
+from benchmark.config.errors import UserError, interrupt_on_sigterm
 from datasets.errors import DatasetError
 
 
@@ -33,11 +33,11 @@ def _print_json(payload: Any) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> None:
-    from benchmark.experiments import EXPERIMENTS
-    from benchmark.models import ARCHS, HEADS, STEMS
-    from benchmark.profiles import PROFILES
-    from benchmark.setups import SETUPS
+    from benchmark.config.profiles import PROFILES
+    from benchmark.config.setups import SETUPS
+    from benchmark.orchestration.experiments import EXPERIMENTS
     from datasets.registry import dataset_names
+    from methods.core.models import ARCHS, HEADS, STEMS
     from methods.registry import available
 
     methods = [
@@ -111,9 +111,9 @@ def cmd_data(args: argparse.Namespace) -> None:
 
 
 def cmd_source(args: argparse.Namespace) -> None:
-    from benchmark.devices import resolve_device
-    from benchmark.profiles import get_profile
-    from benchmark.source import get_source_model
+    from benchmark.config.devices import resolve_device
+    from benchmark.config.profiles import get_profile
+    from benchmark.services.source import get_source_model
 
     source = get_source_model(args.dataset, get_profile(args.profile), args.seed, resolve_device(args.device))
     if args.json:
@@ -125,16 +125,16 @@ def cmd_source(args: argparse.Namespace) -> None:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> None:
-    from benchmark.calibration import calibrate
-    from benchmark.report import print_calibration
+    from benchmark.reporting.report import print_calibration
+    from benchmark.services.calibration import calibrate
 
     result = calibrate(args.setup, args.seed, args.device)
     _print_json(result) if args.json else print_calibration(result)
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from benchmark.report import print_run
-    from benchmark.run import run_method
+    from benchmark.orchestration.run import run_method
+    from benchmark.reporting.report import print_run
 
     record = run_method(
         args.method, args.setup, args.seed, args.profile, _parse_sets(args.set), args.device, args.storage
@@ -143,9 +143,9 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> None:
-    from benchmark.devices import resolve_device
-    from benchmark.pretrain import get_pretrained_backbone
-    from benchmark.profiles import get_profile
+    from benchmark.config.devices import resolve_device
+    from benchmark.config.profiles import get_profile
+    from benchmark.services.pretrain import get_pretrained_backbone
 
     pretrained = get_pretrained_backbone(args.ssl, args.dataset, get_profile(args.profile), args.seed,
                                          resolve_device(args.device))
@@ -164,8 +164,8 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
 
 
 def cmd_probe(args: argparse.Namespace) -> None:
-    from benchmark.probe import PROBE_BACKBONES, run_probes
-    from benchmark.report import print_probes
+    from benchmark.orchestration.probes import PROBE_BACKBONES, run_probes
+    from benchmark.reporting.report import print_probes
 
     backbones = _names(args.backbones) if args.backbones else PROBE_BACKBONES
     records = run_probes(args.setup, backbones, args.seed, args.profile, args.device, args.storage)
@@ -173,8 +173,8 @@ def cmd_probe(args: argparse.Namespace) -> None:
 
 
 def cmd_results(args: argparse.Namespace) -> None:
-    from benchmark.results import summary_table, to_markdown
-    from benchmark.storage import completed_records, open_storage
+    from benchmark.reporting.results import summary_table, to_markdown
+    from benchmark.store.storage import completed_records, open_storage
 
     records = [
         r for r in completed_records(open_storage(args.storage))
@@ -191,8 +191,8 @@ def cmd_results(args: argparse.Namespace) -> None:
 
 def _setups(value: str | None, experiments: list[str]) -> tuple[str, ...]:
     """``--setups`` as a tuple; by default the paper setups of the experiments (each once, in order)."""
-    from benchmark.experiments import get_experiment
-    from benchmark.setups import get_setup
+    from benchmark.config.setups import get_setup
+    from benchmark.orchestration.experiments import get_experiment
 
     if value:
         setups = _names(value)
@@ -204,8 +204,8 @@ def _setups(value: str | None, experiments: list[str]) -> tuple[str, ...]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
-    from benchmark.artifacts import describe_artifact
-    from benchmark.sweep import sweep
+    from benchmark.orchestration.sweep import sweep
+    from benchmark.services.artifacts import describe_artifact
 
     experiments = list(_names(args.experiment))
     report = sweep(experiments, _setups(args.setups, experiments), args.seeds, args.profile, args.workers,
@@ -224,8 +224,8 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> None:
-    from benchmark.leaderboard import write_leaderboards
-    from benchmark.storage import open_storage
+    from benchmark.reporting.leaderboard import write_leaderboards
+    from benchmark.store.storage import open_storage
 
     experiments = _names(args.experiments) if args.experiments else None
     written = write_leaderboards(open_storage(args.storage), Path(args.out), args.profile, args.latex, experiments)
@@ -236,8 +236,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
 
 
 def cmd_figures(args: argparse.Namespace) -> None:
-    from benchmark.figures import write_figures
-    from benchmark.storage import open_storage
+    from benchmark.reporting.figures import write_figures
+    from benchmark.store.storage import open_storage
 
     written = write_figures(open_storage(args.storage), Path(args.out), args.profile)
     if not written:

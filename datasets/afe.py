@@ -37,7 +37,6 @@ from datasets._io import (
 )
 from datasets.labels import code_map
 from datasets.raw import RawSample
-from datasets.registry import register_raw
 
 COLUMNS = ("path", "left", "top", "right", "bottom", "emotion")
 
@@ -82,7 +81,6 @@ CDFER = AfeLayout(
 LAYOUTS = (CLUP, CDFER)
 
 
-@register_raw
 class Afe(AnnotatedRawDataset):
     """AFE: 54,901 face crops from Asian films, cached at 112 x 112 RGB (the CluP authors used 160)."""
 

@@ -33,7 +33,6 @@ from datasets._io import (
 )
 from datasets.labels import FER2013_TO_CANONICAL, code_map
 from datasets.raw import RawSample
-from datasets.registry import register_raw
 
 ANNOTATION = Path("label/label.lst")
 IMAGES = Path("image/origin")
@@ -76,7 +75,6 @@ def index_sha256(keys: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(sorted(keys)).encode("utf-8")).hexdigest()
 
 
-@register_raw
 class ExpW(SingleAnnotationDataset):
     """ExpW: 91,793 faces in the wild, cached at 112 x 112 RGB, split 80/20 by ``split_seed``."""
 

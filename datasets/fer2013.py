@@ -28,7 +28,6 @@ from datasets._io import AnnotatedRawDataset, BadRecords, Record, missing, parse
 from datasets.errors import DatasetError
 from datasets.labels import FER2013_TO_CANONICAL, code_map
 from datasets.raw import RawSample
-from datasets.registry import register_raw
 
 #: Accepted CSV names, in order of preference.
 CSV_NAMES = ("fer2013.csv", "icml_face_data.csv")
@@ -87,7 +86,6 @@ def decode_pixels(pixels: str, path: Path, line: int | None) -> np.ndarray:
     return array.astype(np.uint8).reshape(SIDE, SIDE, 1)
 
 
-@register_raw
 class Fer2013(AnnotatedRawDataset):
     """FER2013: 28,709 train / 7,178 test grey faces, cached at 48 x 48 x 1."""
 

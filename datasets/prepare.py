@@ -10,19 +10,18 @@ from __future__ import annotations
 import logging
 import tempfile
 import warnings
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rich.progress import Progress
 
-from benchmark import __version__
-from benchmark.progress import progress_bar
-
 from datasets._io import AnnotatedRawDataset, BadRecords
 from datasets.cache import CacheWriter, file_sha256, read_manifest
 from datasets.errors import DatasetError
 from datasets.labels import CLASS_NAMES
+from datasets.progress import progress_bar
 from datasets.raw import RawDataset, RawSample
 
 logger = logging.getLogger(__name__)
@@ -148,7 +147,7 @@ def prepare_raw(dataset: RawDataset, root: Path, out_dir: Path, *, skip_bad: boo
             channels=dataset.channels,
             raw_root=str(root),
             annotation_sha256=hashes,
-            code_version=__version__,
+            code_version=version("fer-sfda-bench"),
             skip_bad=skip_bad,
             skipped={"count": len(bad.errors), "records": bad.records()},
             empty_classes=_empty_classes(dataset.name, written),

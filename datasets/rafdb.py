@@ -25,7 +25,6 @@ from datasets._io import (
 )
 from datasets.labels import code_map
 from datasets.raw import RawSample
-from datasets.registry import register_raw
 
 ANNOTATION = Path("basic/EmoLabel/list_patition_label.txt")
 IMAGES = Path("basic/Image/aligned")
@@ -41,7 +40,6 @@ def aligned_name(name: str) -> str:
     return f"{stem}_aligned.{suffix}" if dot else f"{name}_aligned"
 
 
-@register_raw
 class RafDB(SingleAnnotationDataset):
     """RAF-DB basic: 12,271 train / 3,068 test aligned faces, cached at 100 x 100 RGB."""
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 import torch
 from optuna.distributions import FloatDistribution
 
+from methods.api import HParam
 from methods.bank_methods import NeighbourConsistencyMethod, neighbour_attraction
-from methods.base import HParam
-from methods.neighbours import NeighbourBank
-from methods.registry import register
+from methods.core.neighbours import NeighbourBank
 
 
 def dispersion_weight(step: int, total_steps: int, alpha: float, beta: float) -> float:
@@ -44,7 +43,6 @@ def aad_loss(probabilities: torch.Tensor, neighbour_scores: torch.Tensor, disper
     return neighbour_attraction(probabilities, neighbour_scores) + dispersion * batch_dispersion(probabilities)
 
 
-@register
 class AaD(NeighbourConsistencyMethod):
     """AaD: attract to K nearest bank neighbours, disperse from the rest of the batch; C trained too."""
 

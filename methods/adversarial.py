@@ -34,13 +34,12 @@ import torch.nn.functional as F
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from torch import nn
 
-from benchmark.data import batch_indices, normalise, supervised_augmentation
-from benchmark.seeding import derive_seed
-from benchmark.training import optimise, run_epochs, shot_lr_step, shot_optimizer
-from methods.base import HParam, Method, RunContext, Setting, sgd_hparams
-from methods.inputs import UdaData
-from methods.losses import EPS
-from methods.registry import register
+from methods.api import HParam, Method, RunContext, Setting, sgd_hparams
+from methods.core.data import batch_indices, normalise, supervised_augmentation
+from methods.core.inputs import UdaData
+from methods.core.losses import EPS
+from methods.core.seeding import derive_seed
+from methods.core.training import optimise, run_epochs, shot_lr_step, shot_optimizer
 
 DISCRIMINATOR_HIDDEN = 1024
 
@@ -223,7 +222,6 @@ class AdversarialAdaptation(Method):
         return model
 
 
-@register
 class Dann(AdversarialAdaptation):
     """DANN: the discriminator sees the bottleneck features (B, 256)."""
 
@@ -236,7 +234,6 @@ class Dann(AdversarialAdaptation):
         return features
 
 
-@register
 class Cdan(AdversarialAdaptation):
     """CDAN (+E by default): the discriminator sees ``softmax(logits) ⊗ features`` (B, 7 * 256).
 

@@ -2,7 +2,7 @@
 
 Both copy the source model and train all of it (F at ``backbone_lr_mult`` x lr, B and C at lr; unlike SHOT,
 C is not frozen) with SHOT's SGD and lr schedule, on SHOT's training augmentation. The bank
-(``methods.neighbours.NeighbourBank``) is filled by one eval-mode pass; at every step the batch's rows are
+(``methods.core.neighbours.NeighbourBank``) is filled by one eval-mode pass; at every step the batch's rows are
 overwritten with its detached, normalised embeddings and softmax before the neighbours are retrieved. A
 subclass supplies only ``neighbour_loss``. The last iterate is the result.
 """
@@ -16,11 +16,11 @@ import torch
 from optuna.distributions import IntDistribution
 from torch import nn
 
-from benchmark.data import normalise, supervised_augmentation
-from benchmark.training import optimise, run_epochs, shot_lr_step, shot_optimizer
-from methods.base import HParam, Method, RunContext, Setting, sgd_hparams
-from methods.inputs import SourceFreeData
-from methods.neighbours import NeighbourBank
+from methods.api import HParam, Method, RunContext, Setting, sgd_hparams
+from methods.core.data import normalise, supervised_augmentation
+from methods.core.inputs import SourceFreeData
+from methods.core.neighbours import NeighbourBank
+from methods.core.training import optimise, run_epochs, shot_lr_step, shot_optimizer
 
 #: SGD weight decay of NRC and AaD (reference/methods.md; SHOT's source recipe uses 1e-3).
 WEIGHT_DECAY = 5e-4

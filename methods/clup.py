@@ -14,25 +14,38 @@ import copy
 import math
 from typing import Any
 
+import kornia.augmentation as K
 import torch
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from torch import nn
 
-from benchmark.data import clup_augmentation, standardise, to_unit
-from benchmark.errors import UserError
-from benchmark.inference import infer
-from benchmark.models import Classifier, LinearHead, build_backbone
-from benchmark.source import imagenet_weights
-from benchmark.training import optimise, run_epochs
-from methods.base import HParam, Method, RunContext, Setting
-from methods.inputs import SourceFreeData
-from methods.losses import mixup_cross_entropy
-from methods.pseudo_labels import Selection, cluster_pseudo_labels
-from methods.registry import register
+from benchmark.config.errors import UserError
+from benchmark.config.paths import imagenet_weights
+from methods.api import HParam, Method, RunContext, Setting
+from methods.core.data import standardise, to_unit
+from methods.core.inference import infer
+from methods.core.inputs import SourceFreeData
+from methods.core.losses import mixup_cross_entropy
+from methods.core.models import Classifier, LinearHead, build_backbone
+from methods.core.pseudo_labels import Selection, cluster_pseudo_labels
+from methods.core.training import optimise, run_epochs
 from methods.ssl.solo import load_solo_backbone
 
 SSL_BACKBONES = ("swav", "deepclusterv2")
 BACKBONES = ("source", "imagenet", *SSL_BACKBONES, "solo")
+
+
+def clup_augmentation() -> K.AugmentationSequential:
+    """CluP's target-training views on normalised (B, 3, S, S) floats (authors' transforms, batched):
+    horizontal flip, random affine (35 deg, translate 0.15), colour jitter (brightness, contrast,
+    saturation in [0.5, 1.5], hue +-0.5). Jitter acts before normalisation in the authors' pipeline;
+    here it acts on [0, 1] images: apply it to ``to_unit(batch)``, then ``standardise``.
+    """
+    return K.AugmentationSequential(
+        K.RandomHorizontalFlip(),
+        K.RandomAffine(degrees=35.0, translate=(0.15, 0.15), p=1.0),
+        K.ColorJitter(brightness=0.5, contrast=0.5, saturation=0.5, hue=0.5, p=1.0),
+    )
 
 
 def target_backbone(hp: dict, source_model: Classifier, ctx: RunContext) -> nn.Module:
@@ -115,7 +128,6 @@ def train_on_pseudo_labels(
     run_epochs(len(kept), hp["batch_size"], hp["epochs"], ctx.generator, step, "clup", device=images.device)
 
 
-@register
 class CluP(Method):
     """CluP with cluster-purity (or, for the ablation, confidence) pseudo-label selection."""
 

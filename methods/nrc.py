@@ -11,11 +11,10 @@ from __future__ import annotations
 import torch
 from optuna.distributions import IntDistribution
 
+from methods.api import HParam
 from methods.bank_methods import NeighbourConsistencyMethod, neighbour_attraction
-from methods.base import HParam
-from methods.losses import marginal_entropy
-from methods.neighbours import NeighbourBank, reciprocal_affinity
-from methods.registry import register
+from methods.core.losses import marginal_entropy
+from methods.core.neighbours import NeighbourBank, reciprocal_affinity
 
 #: Weight of every expanded neighbour (the authors' constant).
 EXPANDED_WEIGHT = 0.1
@@ -53,7 +52,7 @@ def nrc_loss(
     Args:
         probabilities: (B, C) softmax of the batch.
         neighbour_scores: (B, K, C) bank scores of the K nearest neighbours.
-        affinity: (B, K) affinity of each neighbour (``methods.neighbours.reciprocal_affinity``).
+        affinity: (B, K) affinity of each neighbour (``methods.core.neighbours.reciprocal_affinity``).
         expanded_scores: (B, K, KK, C) bank scores of each neighbour's KK nearest neighbours.
         expanded_weight: weight of every expanded neighbour.
 
@@ -65,7 +64,6 @@ def nrc_loss(
     return expanded + nearest - marginal_entropy(probabilities)
 
 
-@register
 class NRC(NeighbourConsistencyMethod):
     """NRC: reciprocal-affinity-weighted neighbours + expanded neighbours + diversity; C trained too."""
 

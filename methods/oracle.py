@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from torch import nn
 
-from benchmark.models import build_classifier
-from benchmark.source import imagenet_weights
-from benchmark.training import train_supervised
-from methods.base import Method, RunContext, Setting
-from methods.inputs import OracleData
-from methods.registry import register
+from benchmark.config.paths import imagenet_weights
+from methods.api import Method, RunContext, Setting
+from methods.core.inputs import OracleData
+from methods.core.models import build_classifier
+from methods.core.training import train_supervised
 
 
-@register
 class Oracle(Method):
     """Same architecture, initialisation and recipe as the source model, trained on labelled target train."""
 

@@ -1,6 +1,6 @@
-"""The method registry: built-ins register by decorator, third-party packages by entry point.
+"""The method registry: every method, built-in or third-party, is an entry point of one group.
 
-A third-party package declares, in its ``pyproject.toml``::
+This project's ``pyproject.toml`` declares the built-ins; a third-party package declares, in its own::
 
     [project.entry-points."fer_sfda_bench.methods"]
     my_method = "my_package.my_module:MyMethod"
@@ -11,48 +11,47 @@ and ``python -m benchmark run --method my_method`` finds it, with no edit to thi
 from __future__ import annotations
 
 from functools import cache
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from benchmark.errors import UserError
-from benchmark.profiles import Profile
-from methods.base import Method
+from benchmark.config.errors import UserError
+from benchmark.config.profiles import Profile
+from methods.api import Method
 
 ENTRY_POINT_GROUP = "fer_sfda_bench.methods"
-_BUILTIN: dict[str, type[Method]] = {}
+#: The distribution whose entry points are the built-in methods.
+DISTRIBUTION = "fer-sfda-bench"
 
 
-def register(cls: type[Method]) -> type[Method]:
-    """Class decorator registering a built-in method under ``cls.name``."""
-    if cls.name in _BUILTIN:
-        raise ValueError(f"method {cls.name!r} registered twice")
-    _BUILTIN[cls.name] = cls
+def _load(point: EntryPoint) -> type[Method]:
+    cls = point.load()
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        raise UserError(f"entry point {point.name!r} ({point.value}) is not a methods.api.Method subclass")
+    if cls.name != point.name:
+        raise UserError(f"entry point {point.name!r} ({point.value}) names a method called {cls.name!r}")
     return cls
 
 
-def _load_builtins() -> None:
-    from methods import aad, adversarial, clup, nrc, oracle, shot, source_only  # noqa: F401  (registration side effect)
+def available() -> dict[str, type[Method]]:
+    """Every method by name: built-ins first, then plugins (a plugin may not shadow a built-in)."""
+    return dict(_scan())
 
 
 @cache  # one scan per process: importlib.metadata's scan took about 4.6 ms a call, and job keys ask per job
-def _load_entry_points() -> dict[str, type[Method]]:
-    found: dict[str, type[Method]] = {}
-    for point in entry_points(group=ENTRY_POINT_GROUP):
-        cls = point.load()
-        if not (isinstance(cls, type) and issubclass(cls, Method)):
-            raise UserError(f"entry point {point.name!r} ({point.value}) is not a methods.base.Method subclass")
-        found[cls.name] = cls
-    return found
-
-
-def available() -> dict[str, type[Method]]:
-    """Every method by name: built-ins first, then entry-point plugins (a plugin may not shadow a built-in)."""
-    _load_builtins()
-    methods = dict(_BUILTIN)
-    for name, cls in _load_entry_points().items():
-        if name in methods and methods[name] is not cls:
-            raise UserError(f"plugin method {name!r} ({cls.__module__}) clashes with a built-in method")
-        methods[name] = cls
+def _scan() -> dict[str, type[Method]]:
+    points = entry_points(group=ENTRY_POINT_GROUP)
+    builtin = [p for p in points if p.dist is not None and p.dist.name == DISTRIBUTION]
+    if not builtin:
+        raise UserError(f"no built-in methods found: install the project (`pip install -e .`) so that its "
+                        f"{ENTRY_POINT_GROUP!r} entry points exist")
+    methods = {point.name: _load(point) for point in builtin}
+    for point in points:
+        if point in builtin:
+            continue
+        cls = _load(point)
+        if cls.name in methods and methods[cls.name] is not cls:
+            raise UserError(f"plugin method {cls.name!r} ({cls.__module__}) clashes with a built-in method")
+        methods[cls.name] = cls
     return methods
 
 

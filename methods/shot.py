@@ -14,13 +14,12 @@ import torch.nn.functional as F
 from optuna.distributions import FloatDistribution
 from torch import nn
 
-from benchmark.data import normalise, supervised_augmentation
-from benchmark.inference import infer
-from benchmark.training import optimise, run_epochs, shot_lr_step, shot_optimizer
-from methods.base import HParam, Method, RunContext, Setting, sgd_hparams
-from methods.inputs import SourceFreeData
-from methods.losses import information_maximisation
-from methods.registry import register
+from methods.api import HParam, Method, RunContext, Setting, sgd_hparams
+from methods.core.data import normalise, supervised_augmentation
+from methods.core.inference import infer
+from methods.core.inputs import SourceFreeData
+from methods.core.losses import information_maximisation
+from methods.core.training import optimise, run_epochs, shot_lr_step, shot_optimizer
 
 
 def _nearest_centroid(features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -53,7 +52,6 @@ def shot_pseudo_labels(embeddings: torch.Tensor, probabilities: torch.Tensor) ->
     return _nearest_centroid(features, one_hot)
 
 
-@register
 class Shot(Method):
     """SHOT: information maximisation + self-supervised pseudo-labels (cls_par 0.3)."""
 
@@ -94,7 +92,6 @@ class Shot(Method):
         return model
 
 
-@register
 class ShotIM(Shot):
     """SHOT-IM: SHOT without pseudo-labels (information maximisation only)."""
 

@@ -6,11 +6,9 @@ from typing import Any
 
 from torch import nn
 
-from methods.base import Method, RunContext, Setting
-from methods.registry import register
+from methods.api import Method, RunContext, Setting
 
 
-@register
 class SourceOnly(Method):
     """No adaptation: returns the source model unchanged."""
 

@@ -9,7 +9,7 @@ import tempfile
 
 import pytest
 
-from benchmark.profiles import PROFILES, Profile
+from benchmark.config.profiles import PROFILES, Profile
 
 _SESSION_HOME: str | None = None
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from datasets import afe, expw, fer2013, rafdb
+from datasets import afe, expw, rafdb
 from datasets.labels import FER2013_TO_CANONICAL, NUM_CLASSES
 
 ALL_CLASSES: tuple[int, ...] = tuple(range(NUM_CLASSES))

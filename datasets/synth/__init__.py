@@ -69,8 +69,8 @@ def write_cache(name: str, out_dir: Path) -> None:
     The manifest records the dataset, the generator signature, the seeds, the label noise (rate and
     per-split count of flipped labels), the image size and channels.
     """
-    from benchmark.progress import progress_bar
     from datasets.cache import CacheWriter
+    from datasets.progress import progress_bar
 
     spec = get_spec(name)
     noise: dict[str, object] = {"rate": spec.label_noise, "partner_flip": spec.partner_flip}

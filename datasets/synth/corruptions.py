@@ -14,7 +14,7 @@ import numpy as np
 from datasets.synth.domains import DomainSpec
 from datasets.synth.params import ParamTable, col
 from datasets.synth.render import FaceLayout, face_sdf
-from datasets.synth.shapes import Canvas, coverage, ellipse, rotated_ellipse, segment
+from datasets.synth.shapes import Canvas, coverage, rotated_ellipse, segment
 
 #: Occluder kinds, in the order of ``CorruptionSpec.occluder_kinds`` (-1 = none).
 OCCLUDERS: tuple[str, ...] = ("hand", "hair", "mask", "blob")

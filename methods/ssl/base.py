@@ -2,7 +2,7 @@
 
 An objective owns everything of a self-supervised method except the backbone: the projector, the
 prototypes and any state (queue, memory bank, cluster assignments). The pretraining loop
-(``benchmark.pretrain``) calls, per step: ``before_step()``, ``project`` on the backbone features of every
+(``benchmark.services.pretrain``) calls, per step: ``before_step()``, ``project`` on the backbone features of every
 view, ``loss(...)``, backward, ``after_backward(epoch)``, the optimiser step; and per epoch
 ``on_epoch_start(epoch, generator)``. ``usage()`` gives per-prototype assignment counts since the last
 epoch start, for collapse detection.
@@ -18,31 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.errors import UserError
-from benchmark.profiles import SSLRecipe
-
-SSL_METHODS: dict[str, type[SSLObjective]] = {}
-
-
-def register_ssl(cls: type[SSLObjective]) -> type[SSLObjective]:
-    """Class decorator: make ``cls`` available under ``cls.name``."""
-    SSL_METHODS[cls.name] = cls
-    return cls
-
-
-def ssl_names() -> tuple[str, ...]:
-    """The names of the registered objectives (``deepclusterv2``, ``swav``)."""
-    import methods.ssl.deepclusterv2  # noqa: F401  (registers)
-    import methods.ssl.swav  # noqa: F401  (registers)
-
-    return tuple(sorted(SSL_METHODS))
-
-
-def get_ssl(name: str) -> type[SSLObjective]:
-    """The objective class registered as ``name``; a UserError listing the known ones otherwise."""
-    if name not in ssl_names():
-        raise UserError(f"unknown self-supervised method {name!r}; known: {', '.join(sorted(SSL_METHODS))}")
-    return SSL_METHODS[name]
+from benchmark.config.profiles import SSLRecipe
 
 
 class Projector(nn.Sequential):

@@ -12,14 +12,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from benchmark.profiles import SSLRecipe
-from methods.ssl.base import SSLObjective, register_ssl
+from benchmark.config.profiles import SSLRecipe
+from methods.ssl.base import SSLObjective
 from methods.ssl.spherical_kmeans import spherical_kmeans
 
 HEADS = 3
 
 
-@register_ssl
 class DeepClusterV2(SSLObjective):
     """DeepClusterV2's projector, memory bank, k-means prototypes and cluster cross-entropy."""
 

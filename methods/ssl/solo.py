@@ -15,7 +15,7 @@ The stem cannot always be read off the weights: a 3x3 ``conv1`` is the ``small``
 differ only in hyper-parameters that leave no trace in the state dict. So ``stem`` is inferred for 3x3
 kernels and must be given for 7x7 ones.
 
-Loading goes through ``benchmark.checkpoints.load_checkpoint`` (``weights_only=True``): a Lightning
+Loading goes through ``methods.core.checkpoints.load_checkpoint`` (``weights_only=True``): a Lightning
 checkpoint that pickles custom objects (e.g. an ``argparse.Namespace`` of hyper-parameters) is refused
 there with a clear message rather than unpickled.
 """
@@ -29,9 +29,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from benchmark.checkpoints import load_checkpoint
-from benchmark.errors import CheckpointError, UserError
-from benchmark.models import ARCHS, STEMS, build_backbone, check_backbone_state
+from benchmark.config.errors import CheckpointError, UserError
+from methods.core.checkpoints import load_checkpoint
+from methods.core.models import ARCHS, STEMS, build_backbone, check_backbone_state
 
 #: Key prefixes of the backbone in solo-learn checkpoints, newest first.
 SOLO_PREFIXES = ("backbone.", "encoder.")

@@ -12,12 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.profiles import SSLRecipe
-from methods.ssl.base import SSLObjective, register_ssl
+from benchmark.config.profiles import SSLRecipe
+from methods.ssl.base import SSLObjective
 from methods.ssl.sinkhorn import sinkhorn_knopp
 
 
-@register_ssl
 class SwAV(SSLObjective):
     """SwAV's projector, prototypes, optional queue and swapped-prediction loss."""
 

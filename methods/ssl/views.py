@@ -9,17 +9,15 @@ Python in the loop. ``RandomResizedCrop`` uses ``cropping_mode="resample"`` (one
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 
 import kornia.augmentation as K
 import torch
 from torch import nn
 
-from benchmark.data import standardise, to_unit
-from benchmark.profiles import SSLRecipe
-
+from benchmark.config.profiles import SSLRecipe
+from methods.core.data import standardise, to_unit
 
 #: RGB -> YIQ (rows Y, I, Q) and back; a hue shift is a rotation of the (I, Q) plane.
 _YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])

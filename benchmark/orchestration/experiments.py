@@ -1,0 +1,324 @@
+"""Experiments as data: the CluP paper's Tables 1-4 and Figures 3-4 as grids of jobs.
+
+An ``Experiment`` is a list of rows (a method with fixed hyperparameters, or a backbone probe) and of
+searches (a method whose hyperparameters a seeded sampler draws, scored by an unsupervised validator or,
+in a row labelled oracle, by target test accuracy). ``Experiment.jobs(setups, seeds, profile)`` expands it
+into ``Job`` s, the unit a sweep worker runs; leaderboards and figures read the same definitions to find
+each cell's trials in the storage, so a table is a pure function of the storage.
+
+A job's identity (``Job.key``, ``benchmark.store.identity``) is what determines its result: method, setup, profile,
+seed, the fully resolved hyperparameters (defaults <- profile <- setup <- overrides) and the profile recipes the
+job depends on. A ``run --method`` from the command line with the same values has the same key, so a sweep
+reuses it instead of running it again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from benchmark.config.errors import UserError
+from benchmark.config.profiles import get_profile
+from benchmark.config.setups import PAPER_SETUPS, get_setup
+from benchmark.store.identity import job_recipe, probe_backbone, run_key, search_key
+from methods import registry
+from methods.core.seeding import derive_seed
+
+#: Display names of the methods in tables.
+METHOD_LABELS = {
+    "source_only": "Source only",
+    "shot_im": "SHOT-IM",
+    "shot": "SHOT",
+    "nrc": "NRC",
+    "aad": "AaD",
+    "dann": "DANN",
+    "cdan": "CDAN",
+    "oracle": "Oracle (target labels)",
+}
+#: Display names of CluP's backbones.
+BACKBONE_LABELS = {"source": "Source", "imagenet": "ImageNet", "swav": "SwAV", "deepclusterv2": "DeepClusterV2"}
+#: Q values of the threshold sweep (Fig. 4).
+FIG4_Q = (0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+@dataclass(frozen=True)
+class Row:
+    """A fixed configuration run for every setup and seed of an experiment.
+
+    Attributes:
+        label: the row's name in tables and figures (also the key of the paper's numbers).
+        method: a registered method name, or ``probe:<backbone>`` for a linear probe (Table 3).
+        overrides: hyperparameters set on top of the defaults, the profile's and the setup's values.
+        embedding: also store the 2-D embedding of the target test features (Fig. 3).
+        swept: the overrides that depart from the paper's hyperparameters (a grid's axis, e.g. Fig. 4's ``q``);
+            tables name them in the row's selection rule.
+    """
+
+    label: str
+    method: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    embedding: bool = False
+    swept: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        """``probe`` for a linear-probe row (``probe:<backbone>``), ``run`` for a method's run."""
+        return "run" if probe_backbone(self.method) is None else "probe"
+
+    @property
+    def rule(self) -> str:
+        """How the row's hyperparameters were chosen, for the tables' selection column."""
+        if self.kind == "probe":
+            return "linear probe (target train labels)"
+        departures = ", ".join(f"{name}={self.overrides[name]}" for name in self.swept)
+        return "fixed: paper hyperparameters" + (f" but {departures}" if departures else "")
+
+    def job(self, experiment: str, setup: str, seed: int, profile: str | None = None) -> Job:
+        """The row's job on ``setup`` for ``seed`` (``profile``: default the setup's)."""
+        return Job(experiment, self.label, self.kind, self.method, setup, seed, setup_profile(setup, profile),
+                   _frozen(self.overrides), self.embedding)
+
+
+@dataclass(frozen=True)
+class Search:
+    """A hyperparameter search of one method: ``trials[profile]`` trials per setup and seed.
+
+    ``objective`` is ``validator:NAME`` (an unsupervised validator on the unlabelled target train split; an
+    honest selection) or ``accuracy`` (target test accuracy: an oracle, always labelled so). Only the
+    ``searched`` hyperparameters are drawn (from the method's declared distributions); the rest stay fixed.
+    """
+
+    label: str
+    method: str
+    objective: str
+    searched: tuple[str, ...]
+    trials: dict[str, int]
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def oracle(self) -> bool:
+        return self.objective == "accuracy"
+
+    @property
+    def rule(self) -> str:
+        """The selection rule as a leaderboard prints it."""
+        if self.oracle:
+            return "oracle: best target test accuracy"
+        return f"search: best {self.objective.partition(':')[2].upper()} (unsupervised)"
+
+    def job(self, experiment: str, setup: str, seed: int, profile: str | None = None, slot: int = 0) -> Job:
+        """Trial ``slot`` of the search on ``setup`` for ``seed`` (``profile``: default the setup's); all slots
+        of one setup and seed share a study."""
+        return Job(experiment, self.label, "search", self.method, setup, seed, setup_profile(setup, profile),
+                   _frozen(self.overrides), objective=self.objective, searched=self.searched, slot=slot)
+
+
+def setup_profile(setup: str, profile: str | None = None) -> str:
+    """``profile``, or the setup's own profile when None."""
+    return profile or get_setup(setup).profile
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One of the paper's tables or figures, as data.
+
+    Attributes:
+        name: CLI key (``table1`` ... ``fig4``).
+        title: what it reproduces.
+        rows: fixed configurations.
+        searches: hyperparameter searches (honest and oracle).
+        paper_setups: the setups it runs on real data (``--setups`` default when the data is there).
+        first_seed_only: run one seed whatever ``--seeds`` says (a figure of one run, Fig. 3).
+    """
+
+    name: str
+    title: str
+    rows: tuple[Row, ...]
+    searches: tuple[Search, ...] = ()
+    paper_setups: tuple[str, ...] = PAPER_SETUPS
+    first_seed_only: bool = False
+
+    def jobs(self, setups: tuple[str, ...], seeds: int, profile: str | None = None) -> list[Job]:
+        """Every job of the experiment: rows x setups x seeds, then one job per search trial."""
+        if seeds < 1:
+            raise UserError("--seeds must be at least 1")
+        seed_list = range(1 if self.first_seed_only else seeds)
+        jobs = []
+        for setup in setups:
+            the_profile = setup_profile(setup, profile)
+            get_profile(the_profile)
+            for seed in seed_list:
+                jobs += [row.job(self.name, setup, seed, the_profile) for row in self.rows]
+                jobs += [search.job(self.name, setup, seed, the_profile, slot)
+                         for search in self.searches for slot in range(search.trials.get(the_profile, 0))]
+        return jobs
+
+
+def _frozen(values: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted(values.items()))
+
+
+@lru_cache(maxsize=4096)
+def _resolved(method: str, setup: str, profile: str, overrides: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, Any], ...]:
+    """Resolved hyperparameters, cached: a leaderboard or a survey resolves the same row for every seed."""
+    cls = registry.get(method)
+    values = registry.resolve_hparams(cls, get_setup(setup).hparams, dict(overrides), get_profile(profile))
+    return tuple(values.items())
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of sweep work: one run, one probe, or one trial of a search.
+
+    Attributes:
+        experiment, row: where its result is shown.
+        kind: ``run``, ``probe`` or ``search``.
+        method: method name (``probe:<backbone>`` for probes).
+        setup, seed, profile: as for ``run``.
+        overrides: hyperparameters set by the row (sorted pairs).
+        embedding: store the target test embedding (Fig. 3).
+        objective: what the trial reports (``accuracy`` or ``validator:NAME``); searches maximise it.
+        searched: hyperparameters a search draws.
+        slot: index of a search trial within its (search, setup, seed).
+    """
+
+    experiment: str
+    row: str
+    kind: str
+    method: str
+    setup: str
+    seed: int
+    profile: str
+    overrides: tuple[tuple[str, Any], ...] = ()
+    embedding: bool = False
+    objective: str = "accuracy"
+    searched: tuple[str, ...] = ()
+    slot: int = 0
+
+    @property
+    def study_name(self) -> str:
+        """The results study its trial goes to (the same as ``run`` and ``probe`` use from the CLI)."""
+        if self.kind == "probe":
+            return f"probe/{self.setup}/{self.profile}"
+        if self.kind == "search":
+            return f"search/{self.objective}/{self.method}/{self.setup}/{self.profile}/seed{self.seed}"
+        return f"run/{self.method}/{self.setup}/{self.profile}"
+
+    @property
+    def probe_backbone(self) -> str:
+        return self.method.partition(":")[2]
+
+    def hparams(self) -> dict[str, Any]:
+        """The fully resolved hyperparameters of a run or probe (a search's are drawn when it runs)."""
+        if self.kind == "probe":
+            return {"backbone": self.probe_backbone}
+        return dict(_resolved(self.method, self.setup, self.profile, self.overrides))
+
+    @property
+    def recipe(self) -> str:
+        """The fingerprint of the profile values its result depends on (``identity.recipe_fingerprint``)."""
+        return job_recipe(self.method, self.profile, self.hparams())
+
+    @property
+    def key(self) -> str:
+        """Its identity in the storage (``identity.run_key``; a search trial: ``identity.search_key``)."""
+        if self.kind == "search":
+            return search_key(self.study_name, self.slot, self.recipe)
+        return run_key(self.method, self.setup, self.profile, self.seed, self.hparams(), self.embedding, self.recipe)
+
+    @property
+    def sampler_seed(self) -> int:
+        """Seed of the sampler that draws a search trial's hyperparameters (per slot: workers never collide)."""
+        return derive_seed("search", self.study_name, self.slot)
+
+    def as_attrs(self) -> dict[str, Any]:
+        """JSON-ready form (a trial's user attribute ``job``)."""
+        values = asdict(self)
+        values["overrides"] = dict(self.overrides)
+        values["searched"] = list(self.searched)
+        return values
+
+    @classmethod
+    def from_attrs(cls, values: dict[str, Any]) -> Job:
+        values = dict(values)
+        values["overrides"] = _frozen(values["overrides"])
+        values["searched"] = tuple(values["searched"])
+        return cls(**values)
+
+
+def _method_rows(*methods: str) -> tuple[Row, ...]:
+    return tuple(Row(METHOD_LABELS[m], m) for m in methods)
+
+
+def _clup(backbone: str, score: str = "purity", **more: Any) -> dict[str, Any]:
+    return {"backbone": backbone, "score": score, **more}
+
+
+CLUP_DCV2 = Row("CluP (DeepClusterV2)", "clup", _clup("deepclusterv2"))
+CLUP_SWAV = Row("CluP (SwAV)", "clup", _clup("swav"))
+#: SHOT searched over its loss weights and lr; the epochs stay the profile's (a budget, not a knob).
+SHOT_SEARCHED = ("lr", "cls_par", "ent_par")
+SEARCH_TRIALS = {"quick": 2, "paper": 20}
+
+EXPERIMENTS: dict[str, Experiment] = {
+    e.name: e
+    for e in (
+        Experiment(
+            "table1",
+            "Table 1: target test accuracy of every method on each setup",
+            rows=(
+                Row(METHOD_LABELS["source_only"], "source_only"),
+                *_method_rows("shot_im", "shot"),
+                CLUP_DCV2,
+                CLUP_SWAV,
+                *_method_rows("nrc", "aad", "dann", "cdan", "oracle"),
+            ),
+            searches=(
+                Search("SHOT", "shot", "validator:im", SHOT_SEARCHED, SEARCH_TRIALS),
+                Search("SHOT", "shot", "accuracy", SHOT_SEARCHED, SEARCH_TRIALS),
+            ),
+        ),
+        Experiment(
+            "table2",
+            "Table 2: per-class recall of the source-free methods",
+            rows=(*_method_rows("shot_im", "shot"), CLUP_DCV2, CLUP_SWAV),
+            paper_setups=("raf_fer2013",),
+        ),
+        Experiment(
+            "table3",
+            "Table 3: linear probe on each frozen backbone (trained with target labels: oracle by design)",
+            rows=tuple(Row(BACKBONE_LABELS.get(b, "Random init"), f"probe:{b}")
+                       for b in ("imagenet", "source", "deepclusterv2", "swav", "random")),
+            paper_setups=("raf_expw", "raf_fer2013"),
+        ),
+        Experiment(
+            "table4",
+            "Table 4: CluP ablation, backbone x pseudo-label score",
+            rows=tuple(Row(f"{BACKBONE_LABELS[b]} + {s}", "clup", _clup(b, s))
+                       for b in ("source", "swav") for s in ("confidence", "purity")),
+        ),
+        Experiment(
+            "fig3",
+            "Figure 3: 2-D embedding of the target test features after adaptation",
+            rows=(Row("SHOT", "shot", embedding=True), Row("CluP (DeepClusterV2)", "clup", _clup("deepclusterv2"), True),
+                  Row("CluP (SwAV)", "clup", _clup("swav"), True)),
+            paper_setups=("raf_fer2013",),
+            first_seed_only=True,
+        ),
+        Experiment(
+            "fig4",
+            "Figure 4: CluP (SwAV) accuracy against the threshold Q, purity vs confidence",
+            rows=tuple(Row(f"{s} Q={q}", "clup", _clup("swav", s, q=q), swept=("q",))
+                       for s in ("purity", "confidence") for q in FIG4_Q),
+            paper_setups=("afe_fer2013", "raf_fer2013"),
+        ),
+    )
+}
+
+
+def get_experiment(name: str) -> Experiment:
+    """The experiment called ``name``; a UserError listing the known ones otherwise."""
+    if name not in EXPERIMENTS:
+        raise UserError(f"unknown experiment {name!r}; known: {', '.join(EXPERIMENTS)}")
+    return EXPERIMENTS[name]

@@ -1,0 +1,71 @@
+"""The backbone probe (the CluP paper's Table 3): how good is each frozen backbone for the target task?
+
+A multinomial logistic regression (scikit-learn, on standardised features) is fitted on the frozen backbone's
+features of the target **train** split with its ground-truth labels and scored on the target test split.
+This uses target labels by design, so every probe record is labelled ``setting = "oracle"``: it measures
+representations, it never selects anything for an adaptation method.
+
+Backbones: ``random`` (an untrained network: the floor), ``imagenet`` (a local weights file, when given),
+``source`` (the source model's backbone), ``deepclusterv2`` and ``swav`` (pretrained on the unlabelled target
+train split). Each probe is one trial in the results storage (study ``probe/<setup>/<profile>``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+
+from benchmark.config.errors import UserError
+from benchmark.config.paths import imagenet_weights
+from benchmark.config.profiles import Profile
+from benchmark.config.setups import get_setup
+from benchmark.services.pretrain import get_pretrained_backbone
+from benchmark.services.source import get_source_model
+from methods.core.evaluation import score_predictions
+from methods.core.models import build_backbone
+from methods.core.seeding import derive_seed, seed_everything
+from methods.ssl.registry import ssl_names
+
+PROBE_BACKBONES = ("random", "imagenet", "source", "deepclusterv2", "swav")
+
+
+def linear_probe(
+    train_features: np.ndarray, train_labels: np.ndarray, test_features: np.ndarray, test_labels: np.ndarray, seed: int
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Fit standardise + multinomial logistic regression (L2, C = 1, lbfgs) on train; score test.
+
+    Returns (the test evaluation record, the (N_test,) predictions).
+    """
+    classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
+    classifier.fit(train_features, train_labels)
+    predictions = classifier.predict(test_features)
+    return score_predictions(predictions, test_labels).as_record(), predictions
+
+
+def frozen_backbone(name: str, setup: str, profile: Profile, seed: int, device: torch.device) -> tuple[nn.Module | None, str]:
+    """The frozen backbone called ``name`` for ``setup``, or (None, why it is missing)."""
+    the_setup = get_setup(setup)
+    if name == "random":
+        seed_everything(derive_seed("probe-random", setup, seed))
+        return build_backbone(profile.arch, profile.stem, profile.width)[0].to(device), "untrained network (the floor)"
+    if name == "imagenet":
+        try:
+            weights = imagenet_weights(profile) if profile.imagenet_init else None
+        except UserError as error:
+            return None, str(error)
+        if weights is None:
+            return None, f"profile {profile.name!r} has no ImageNet initialisation (width {profile.width}, random init)"
+        return build_backbone(profile.arch, profile.stem, profile.width, weights)[0].to(device), f"ImageNet ({weights.name})"
+    if name == "source":
+        source = get_source_model(the_setup.source, profile, seed, device)
+        return source.model.backbone, f"source model artifact {source.path.name}"
+    if name in ssl_names():
+        pretrained = get_pretrained_backbone(name, the_setup.target, profile, seed, device)
+        return pretrained.backbone, f"{name} artifact {pretrained.path.name}"
+    raise UserError(f"unknown probe backbone {name!r}; known: {', '.join(PROBE_BACKBONES)}")

@@ -1,0 +1,128 @@
+"""The identity of a run or probe in the results storage: a hash of everything that determines its result.
+
+A key covers the method, setup, profile name, seed, fully resolved hyperparameters, whether a t-SNE
+embedding is stored, and a fingerprint of the profile *values* the job depends on (``recipe_fingerprint``):
+the backbone, head and source-training recipe of the profile, plus the pretraining recipe of each
+self-supervised objective the job uses. Changing, say, DeepClusterV2's recipe in a profile therefore gives
+new keys to exactly the jobs that use a DeepClusterV2 backbone (CluP (DCv2), the DCv2 probe), and a sweep
+runs those again while every other stored trial still counts. A search trial's key is its study, slot and
+recipe (its hyperparameters are drawn when it runs); a search selects only among trials of its recipe.
+
+Not covered (stated so that nobody relies on it): the dataset's bytes (a dataset is fixed by its name and
+generator version), a solo-learn checkpoint's bytes (only its path is a hyperparameter), the CPU thread
+count (results differ slightly with it; records carry ``threads``) and the code version. Conservative by
+design: adding a field to a profile's dataclasses changes the fingerprints it enters, so those jobs run again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from benchmark.config.errors import UserError
+from benchmark.config.profiles import get_profile
+from methods import registry
+from methods.ssl.registry import ssl_names
+
+# Profile values that are not part of a job's recipe: its name is in the key already, the method
+# hyperparameters it scales are in the resolved hyperparameters, and the SSL recipes count only for the
+# objectives a job uses.
+_NOT_RECIPE = ("name", "hparams", "ssl", "ssl_overrides")
+
+
+def _digest(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def ssl_recipe_values(profile_values: Mapping[str, Any], ssl: str) -> dict[str, Any]:
+    """The effective pretraining recipe of objective ``ssl`` from a profile's values (``Profile.as_record``)."""
+    return {**profile_values["ssl"], **profile_values.get("ssl_overrides", {}).get(ssl, {})}
+
+
+def recipe_fingerprint(profile_values: Mapping[str, Any], ssl_objectives: Iterable[str]) -> str:
+    """A hash (16 hex digits) of the profile values a job depends on.
+
+    Args:
+        profile_values: ``Profile.as_record()`` (or a stored record's ``profile_values``).
+        ssl_objectives: the self-supervised objectives whose backbones the job uses (may be empty).
+    """
+    values = {k: v for k, v in profile_values.items() if k not in _NOT_RECIPE}
+    values["ssl"] = {name: ssl_recipe_values(profile_values, name) for name in sorted(set(ssl_objectives))}
+    return _digest(values)
+
+
+def probe_backbone(method: str) -> str | None:
+    """The backbone of a linear probe's method name (``probe:<backbone>``); None for a method's run."""
+    kind, colon, backbone = method.partition(":")
+    return backbone if colon and kind == "probe" else None
+
+
+def ssl_objectives(method: str, hparams: Mapping[str, Any]) -> tuple[str, ...]:
+    """The self-supervised objectives a run of ``method`` (or a probe, ``probe:<backbone>``) uses."""
+    backbone = probe_backbone(method)
+    if backbone is not None:
+        return (backbone,) if backbone in ssl_names() else ()
+    return tuple(registry.get(method).ssl_objectives(dict(hparams)))
+
+
+def job_recipe(method: str, profile: str, hparams: Mapping[str, Any]) -> str:
+    """The recipe fingerprint of a run or probe of ``method`` at the named profile, as configured now."""
+    return recipe_fingerprint(get_profile(profile).as_record(), ssl_objectives(method, hparams))
+
+
+def run_key(method: str, setup: str, profile: str, seed: int, hparams: Mapping[str, Any], embedding: bool,
+            recipe: str) -> str:
+    """The identity of a run or probe (16 hex digits)."""
+    return _digest([method, setup, profile, seed, dict(hparams), bool(embedding), recipe])
+
+
+def search_key(study_name: str, slot: int, recipe: str) -> str:
+    """The identity of trial ``slot`` of a search (its hyperparameters are drawn when it runs):
+    ``<study>#<slot>@<recipe>``; the leaderboard selects among a study's trials with its current recipe."""
+    return f"{study_name}#{slot}@{recipe}"
+
+
+def search_key_recipe(key: str) -> str:
+    """The recipe part of a ``search_key``."""
+    return key.rpartition("@")[2]
+
+
+def _legacy_key(attrs: Mapping[str, Any]) -> str:
+    """The key of a trial stored before keys covered recipes, with the recipe it was made with: the profile
+    values its record carries, or (a probe's record carries none; an unavailable probe has no record) the
+    profile as configured now without per-objective SSL overrides, which did not exist then."""
+    job = attrs.get("job") or {}
+    fields = {**job, **attrs}
+    method = fields["method"]
+    backbone = probe_backbone(method)
+    hparams = {"backbone": backbone} if backbone is not None else fields["hparams"]
+    values = (attrs.get("record") or {}).get("profile_values")
+    if values is None:
+        values = {**get_profile(fields["profile"]).as_record(), "ssl_overrides": {}}
+    recipe = recipe_fingerprint(values, ssl_objectives(method, hparams))
+    if job.get("kind") == "search":  # its job_key was ``<study>#<slot>``
+        study, _, slot = attrs["job_key"].rpartition("#")
+        return search_key(study, int(slot), recipe)
+    return run_key(method, fields["setup"], fields["profile"], fields["seed"], hparams, fields.get("embedding", False),
+                   recipe)
+
+
+def trial_key(attrs: Mapping[str, Any]) -> str | None:
+    """The key of the job a stored trial answers, from its user attributes (None when they are not a run's,
+    a probe's or a search trial's).
+
+    A trial made by a sweep carries its ``job_key``; one made by ``run``/``probe`` carries its ``recipe``
+    and the key is computed; one stored before keys covered recipes is keyed by the recipe it was made
+    with (``_legacy_key``), so a trial made with a since-changed recipe no longer answers today's job.
+    """
+    try:
+        if "recipe" not in attrs:
+            return _legacy_key(attrs)
+        if "job_key" in attrs:
+            return attrs["job_key"]
+        return run_key(attrs["method"], attrs["setup"], attrs["profile"], attrs["seed"], attrs["hparams"],
+                       attrs.get("embedding", False), attrs["recipe"])
+    except (KeyError, UserError):
+        return None

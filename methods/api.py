@@ -1,0 +1,137 @@
+"""The one module a method plugin imports: the method interface, what a method is given, and the engine
+helpers a method needs (docs/PLUGINS.md).
+
+A method declares its ``name``, its ``setting`` and its hyperparameters once (default + an Optuna
+distribution for searches, DomainBed style). ``adapt`` receives the source model and only the data its
+setting allows, and returns the classifier that is evaluated on the target test split.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, ClassVar
+
+import torch
+from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
+from torch import nn
+
+from benchmark.config.profiles import Profile
+from methods.core.data import normalise, standardise, to_unit
+from methods.core.inputs import LabelledImages, OracleData, SourceFreeData, UdaData, UnlabelledImages
+from methods.core.losses import mean_entropy
+from methods.core.training import optimise, run_epochs
+
+__all__ = [
+    "HParam", "LabelledImages", "Method", "OracleData", "RunContext", "Setting", "SourceFreeData", "UdaData",
+    "UnlabelledImages", "mean_entropy", "normalise", "optimise", "run_epochs", "sgd_hparams", "standardise",
+    "to_unit",
+]
+
+
+class Setting(str, Enum):
+    """What data a method may see besides the source model.
+
+    SFDA: the unlabelled target train split. UDA: also the labelled source train split.
+    SOURCE: nothing (the source model as it is). ORACLE: the labelled target train split (an upper bound,
+    always reported as oracle).
+    """
+
+    SFDA = "sfda"
+    UDA = "uda"
+    SOURCE = "source"
+    ORACLE = "oracle"
+
+
+@dataclass(frozen=True)
+class HParam:
+    """One declared hyperparameter: its default, the Optuna distribution a search draws from, a help line."""
+
+    default: Any
+    distribution: BaseDistribution | None = None
+    help: str = ""
+
+
+def sgd_hparams(
+    lr: float,
+    lr_range: tuple[float, float],
+    epochs_range: tuple[int, int],
+    batch_size: int,
+    *,
+    lr_help: str,
+    batch_help: str = "images per step",
+    backbone: str = "backbone",
+) -> dict[str, HParam]:
+    """The optimiser declarations every SGD-trained adaptation method shares (the rest are its own).
+
+    Args:
+        lr: default learning rate of the head (the backbone trains at ``lr * backbone_lr_mult``).
+        lr_range: (low, high) of the log-uniform lr a search draws.
+        epochs_range: (low, high) of the epochs a search draws; the default is 15 passes.
+        batch_size: default images per step (not searched).
+        lr_help: the lr's help line (which modules train at ``lr``).
+        batch_help: the batch size's help line.
+        backbone: how the help line names the backbone.
+    Returns:
+        ``lr``, ``backbone_lr_mult`` (default 0.1), ``epochs`` (default 15) and ``batch_size``.
+    """
+    return {
+        "lr": HParam(lr, FloatDistribution(*lr_range, log=True), lr_help),
+        "backbone_lr_mult": HParam(0.1, FloatDistribution(0.01, 1.0, log=True), f"{backbone} lr multiplier"),
+        "epochs": HParam(15, IntDistribution(*epochs_range), "passes over the target train split"),
+        "batch_size": HParam(batch_size, None, batch_help),
+    }
+
+
+@dataclass
+class RunContext:
+    """What the harness hands every method besides data.
+
+    Attributes:
+        device: where tensors live and models train.
+        profile: the run's profile (image size, batch sizes...).
+        seed: the method's derived seed (already applied to the global RNGs).
+        generator: CPU generator for data order, seeded from ``seed``.
+        stats: a dict the method may fill for the run record. A method that pseudo-labels puts its
+            ``methods.core.pseudo_labels.Selection`` under ``"pseudo_labels"``; the harness scores it against
+            the truth after ``adapt`` returns. A method that starts from an artifact backbone puts the
+            artifact's folder name under ``"backbone_artifact"``.
+        ssl_backbone: the harness's pretraining service: ``ssl_backbone("swav")`` returns the
+            ``benchmark.services.pretrain.PretrainedBackbone`` pretrained with that method on this run's unlabelled
+            target train split (built once, then cached); the global random streams are left as they were.
+            None where the harness offers none.
+    """
+
+    device: torch.device
+    profile: Profile
+    seed: int
+    generator: torch.Generator
+    stats: dict[str, Any] = field(default_factory=dict)
+    ssl_backbone: Callable[[str], Any] | None = None
+
+
+class Method(ABC):
+    """Base class of adaptation methods; subclasses are registered with ``methods.registry.register``."""
+
+    name: ClassVar[str]
+    setting: ClassVar[Setting]
+    hparams_spec: ClassVar[dict[str, HParam]] = {}
+
+    def __init__(self, hparams: dict[str, Any]) -> None:
+        self.hparams = hparams
+
+    @classmethod
+    def ssl_objectives(cls, hparams: dict[str, Any]) -> tuple[str, ...]:
+        """The self-supervised objectives whose pretrained backbones a run with ``hparams`` uses (through
+        ``RunContext.ssl_backbone``); their recipes are part of the run's identity (``benchmark.store.identity``)."""
+        return ()
+
+    @abstractmethod
+    def adapt(self, source_model: nn.Module, data: Any, ctx: RunContext) -> nn.Module:
+        """Return the adapted ``methods.core.models.Classifier`` ((B, 3, S, S) normalised float -> (B, 7) logits).
+
+        ``data`` is exactly what the method's setting allows (``methods.core.inputs``): None for ``source``,
+        ``SourceFreeData`` for ``sfda``, ``UdaData`` for ``uda``, ``OracleData`` for ``oracle``.
+        """

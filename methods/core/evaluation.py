@@ -1,0 +1,60 @@
+"""Evaluation on a labelled split: top-1 accuracy, per-class recall and the confusion matrix (percent)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import confusion_matrix
+from torch import nn
+
+from datasets.labels import CLASS_NAMES, NUM_CLASSES
+from methods.core.inference import infer
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Scores of predictions against true labels.
+
+    Attributes:
+        accuracy: top-1 accuracy, percent.
+        mean_class_accuracy: unweighted mean of per-class recall, percent (classes absent from the split
+            are left out of the mean).
+        class_accuracy: per-class recall by class name, percent (NaN for a class absent from the split).
+        confusion: 7x7 counts, rows = true class, columns = predicted class.
+        n: number of samples.
+    """
+
+    accuracy: float
+    mean_class_accuracy: float
+    class_accuracy: dict[str, float]
+    confusion: list[list[int]]
+    n: int
+
+    def as_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def score_predictions(predictions: np.ndarray, labels: np.ndarray) -> Evaluation:
+    """Score (N,) predicted class indices against (N,) true indices."""
+    predictions = np.asarray(predictions)
+    labels = np.asarray(labels)
+    confusion = confusion_matrix(labels, predictions, labels=list(range(NUM_CLASSES)))
+    support = confusion.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.where(support > 0, 100.0 * np.diag(confusion) / support, np.nan)
+    return Evaluation(
+        accuracy=float(100.0 * (predictions == labels).mean()) if len(labels) else float("nan"),
+        mean_class_accuracy=float(np.nanmean(recall)) if (support > 0).any() else float("nan"),
+        class_accuracy={name: float(r) for name, r in zip(CLASS_NAMES, recall)},
+        confusion=confusion.astype(int).tolist(),
+        n=int(len(labels)),
+    )
+
+
+def evaluate(model: nn.Module, images: torch.Tensor, labels: np.ndarray, batch_size: int = 512) -> Evaluation:
+    """Top-1 / per-class recall / confusion of ``model`` on uint8 ``images`` (N, C, S, S) with ``labels`` (N,)."""
+    logits = infer(model, images, batch_size).logits
+    return score_predictions(logits.argmax(1).cpu().numpy(), labels)

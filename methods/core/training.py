@@ -1,0 +1,144 @@
+"""Training loops shared by source training and the adaptation methods.
+
+``run_epochs`` owns what every loop repeats (seeded batch order, epochs, progress bar, loss tracking,
+timing); a method supplies only ``step(indices, step, total) -> loss`` and, optionally,
+``on_epoch_start(epoch)``. ``train_supervised`` is SHOT's source recipe on top of it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmark.config.profiles import SourceRecipe
+from datasets.progress import progress_bar
+from methods.core.data import batch_indices, normalise, steps_per_epoch, supervised_augmentation
+
+StepFn = Callable[[torch.Tensor, int, int], torch.Tensor]
+
+__all__ = ["StepFn", "optimise", "run_epochs", "shot_lr_step", "shot_optimizer", "train_supervised"]
+
+
+def shot_optimizer(
+    backbone_params: Iterable[nn.Parameter],
+    head_params: Iterable[nn.Parameter],
+    lr: float,
+    backbone_lr_mult: float,
+    momentum: float = 0.9,
+    weight_decay: float = 1e-3,
+    nesterov: bool = True,
+) -> torch.optim.SGD:
+    """SGD with the backbone at ``lr * backbone_lr_mult`` and the head at ``lr``; each group remembers ``lr0``.
+
+    Parameters with ``requires_grad=False`` (e.g. SHOT's frozen classifier) are left out.
+    """
+    groups = [
+        {"params": [p for p in backbone_params if p.requires_grad], "lr": lr * backbone_lr_mult},
+        {"params": [p for p in head_params if p.requires_grad], "lr": lr},
+    ]
+    for group in groups:
+        group["lr0"] = group["lr"]
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+
+
+def shot_lr_step(optimizer: torch.optim.Optimizer, step: int, total_steps: int, gamma: float = 10.0, power: float = 0.75) -> None:
+    """Set every group's lr to ``lr0 * (1 + gamma * step / total_steps) ** -power`` (SHOT's ``lr_scheduler``)."""
+    decay = (1.0 + gamma * step / max(total_steps, 1)) ** (-power)
+    for group in optimizer.param_groups:
+        group["lr"] = group["lr0"] * decay
+
+
+def optimise(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """zero_grad, backward, step."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def run_epochs(
+    n: int,
+    batch_size: int,
+    epochs: int,
+    generator: torch.Generator,
+    step: StepFn,
+    description: str,
+    on_epoch_start: Callable[[int], None] | None = None,
+    device: torch.device | str = "cpu",
+    first_epoch: int = 0,
+    on_epoch_end: Callable[[int, float], None] | None = None,
+) -> dict[str, float]:
+    """Drive ``epochs`` passes of shuffled mini-batches over ``range(n)`` (last partial batch dropped).
+
+    Args:
+        n: number of training samples.
+        batch_size: samples per step.
+        epochs: passes over the data.
+        generator: CPU generator fixing the batch order.
+        step: called as ``step(indices (B,) on device, step index, total steps)``; trains and returns the loss.
+        description: progress-bar label.
+        on_epoch_start: called with the epoch index before its first step (e.g. to refresh pseudo-labels).
+        device: where the index tensors are sent.
+        first_epoch: resume here (epochs before it count as done; step indices continue from them).
+        on_epoch_end: called with (epoch index, mean loss of that epoch) after its last step (checkpoints).
+
+    Returns:
+        ``{"final_loss": mean loss of the last epoch, "seconds": wall time, "steps": total steps}``.
+    """
+    start = time.perf_counter()
+    per_epoch = steps_per_epoch(n, batch_size, drop_last=True)
+    total = per_epoch * epochs
+    done, epoch_loss = per_epoch * first_epoch, float("nan")
+    with progress_bar() as bar:
+        task = bar.add_task(description, total=total, completed=done)
+        for epoch in range(first_epoch, epochs):
+            if on_epoch_start is not None:
+                on_epoch_start(epoch)
+            losses = []
+            for indices in batch_indices(n, batch_size, generator, drop_last=True):
+                losses.append(step(indices.to(device), done, total).detach())
+                done += 1
+                bar.update(task, advance=1)
+            epoch_loss = float(torch.stack(losses).mean()) if losses else float("nan")
+            bar.update(task, description=f"{description} (epoch {epoch + 1}/{epochs}, loss {epoch_loss:.3f})")
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, epoch_loss)
+    return {"final_loss": epoch_loss, "seconds": time.perf_counter() - start, "steps": total}
+
+
+def train_supervised(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    recipe: SourceRecipe,
+    generator: torch.Generator,
+    description: str = "train",
+) -> dict[str, float]:
+    """Train ``model`` (a ``Classifier``) in place on labelled uint8 images with SHOT's source recipe.
+
+    Args:
+        model: backbone + head, already on the device of ``images``.
+        images: (N, C, S, S) uint8 on the device.
+        labels: (N,) int64 on the device.
+        recipe: optimiser, schedule, epochs, batch size, label smoothing.
+        generator: CPU generator that orders the batches (seeded by the caller).
+        description: progress-bar label.
+    """
+    augment = supervised_augmentation()
+    optimizer = shot_optimizer(
+        model.backbone.parameters(), model.head.parameters(), recipe.lr, recipe.backbone_lr_mult,
+        recipe.momentum, recipe.weight_decay, recipe.nesterov,
+    )
+    model.train()
+
+    def step(indices: torch.Tensor, index: int, total: int) -> torch.Tensor:
+        shot_lr_step(optimizer, index, total, recipe.schedule_gamma, recipe.schedule_power)
+        x = augment(normalise(images[indices]))
+        loss = F.cross_entropy(model(x), labels[indices], label_smoothing=recipe.label_smoothing)
+        optimise(optimizer, loss)
+        return loss
+
+    return run_epochs(len(images), recipe.batch_size, recipe.epochs, generator, step, description, device=images.device)

@@ -1,0 +1,57 @@
+"""The CLI contract: help, list, user errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmark.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FERBENCH_QUIET": "1"}
+    return subprocess.run([sys.executable, "-m", "benchmark", *args], capture_output=True, text=True, env=env, cwd=ROOT)
+
+
+def test_help_lists_commands():
+    result = _cli("--help")
+    assert result.returncode == 0
+    for command in ("list", "data", "source", "calibrate", "run"):
+        assert command in result.stdout
+
+
+def test_list_json_has_every_section(capsys):
+    assert main(["list", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert {"methods", "setups", "datasets", "backbones", "profiles"} <= set(payload)
+    settings = {m["name"]: m["setting"] for m in payload["methods"]}
+    assert settings["source_only"] == "source" and settings["oracle"] == "oracle" and settings["clup"] == "sfda"
+    assert {"rafdb", "fer2013", "expw", "afe", "synth-lab", "synth-wild"} <= set(payload["datasets"])
+    assert {s["name"] for s in payload["setups"]} >= {"synth", "raf_fer2013", "afe_expw", "raf_expw", "afe_fer2013"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--method", "nope", "--setup", "synth"], "unknown method 'nope'; known: "),
+        (["run", "--method", "source_only", "--setup", "mars"], "unknown setup 'mars'; known: "),
+        (["run", "--method", "source_only", "--setup", "synth", "--set", "lr=1"], "unknown hyperparameter"),
+        (["run", "--method", "source_only", "--setup", "synth", "--set", "lr"], "--set expects KEY=VALUE"),
+        (["run", "--method", "source_only", "--setup", "synth", "--profile", "huge"], "unknown profile 'huge'"),
+        (["data", "verify", "nope"], "unknown dataset 'nope'"),
+        (["data", "verify", "rafdb"], "no complete prepared cache"),
+        (["data", "prepare", "rafdb", "--raw", "/nonexistent/raf"], "/nonexistent/raf"),
+    ],
+)
+def test_user_errors_exit_nonzero_without_traceback(args, message):
+    result = _cli(*args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,113 @@
+"""Leaderboards, figures and notebooks are pure functions of the storage: a small storage of hand-made records
+gives the committed golden markdown exactly, Fig. 4 is drawn with both curves and the data behind them, and
+the notebooks in ``notebooks/`` execute against it and write their figures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmark.orchestration.experiments import EXPERIMENTS, FIG4_Q, Job
+from benchmark.reporting.figures import write_figures
+from benchmark.reporting.leaderboard import write_leaderboards
+from benchmark.store.storage import TrialRequest, complete, open_storage, trial_for_run
+from datasets.labels import CLASS_NAMES
+
+GOLDEN = Path(__file__).parents[1] / "golden"
+
+
+def _record(job: Job, accuracy: float) -> dict:
+    """A run record with the fields tables and figures read (accuracy-driven per-class recall and confusion)."""
+    correct = round(accuracy)
+    confusion = [[correct if i == j else (100 - correct) // 6 for j in range(7)] for i in range(7)]
+    return {
+        "method": job.method, "setting": "sfda", "setup": job.setup, "profile": job.profile, "seed": job.seed,
+        "hparams": job.hparams(), "accuracy": accuracy, "mean_class_accuracy": accuracy - 1.0,
+        "class_accuracy": {name: accuracy + i - 3.0 for i, name in enumerate(CLASS_NAMES)},
+        "confusion": confusion, "n_test": 700, "validators": {"im": accuracy / 100.0, "entropy": 0.5, "snd": 0.1},
+        "versions": {"git": "0123abc"},
+    }
+
+
+def _store(url: str, job: Job, accuracy: float, value: float | None = None) -> None:
+    attrs = {"method": job.method, "setup": job.setup, "profile": job.profile, "seed": job.seed, "recipe": job.recipe,
+             "job_key": job.key}  # as a sweep stores them
+    hparams = job.hparams() if job.kind != "search" else {"lr": 0.01 * (1 + job.slot)}
+    with trial_for_run(open_storage(url), TrialRequest(job.study_name, hparams, attrs=attrs)) as (study, trial):
+        record = _record(job, accuracy)
+        record["hparams"] = hparams
+        complete(study, trial, record, value)
+
+
+def _accuracy(job: Job) -> float:
+    """Deterministic, distinct numbers per row, setup and seed."""
+    return 40.0 + (sum(map(ord, job.row)) % 30) + (5.0 if job.setup == "synth" else 0.0) + 0.5 * job.seed
+
+
+@pytest.fixture(scope="module")
+def small_storage(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Table 1 on raf_fer2013 and synth (2 seeds, the two search rows with 2 trials each) and Fig. 4 on synth
+    (built once for the module's tests; they only read it)."""
+    storage = f"sqlite:///{tmp_path_factory.mktemp('leaderboard') / 'results.db'}"
+    for job in EXPERIMENTS["table1"].jobs(("raf_fer2013", "synth"), 2, "quick"):
+        if job.kind == "search":
+            accuracy = _accuracy(job) + job.slot
+            _store(storage, job, accuracy, accuracy if job.objective == "accuracy" else 1.0 - job.slot)
+        elif job.slot == 0:
+            _store(storage, job, _accuracy(job))
+    for job in EXPERIMENTS["fig4"].jobs(("synth",), 2, "quick"):
+        _store(storage, job, 50.0 + 10 * job.seed + dict(job.overrides)["q"] * (10 if "purity" in job.row else 5))
+    return storage
+
+
+def test_table1_leaderboard_matches_the_golden_file(small_storage: str, tmp_path: Path):
+    written = write_leaderboards(open_storage(small_storage), tmp_path, profile="quick", experiments=("table1",))
+    assert written == [tmp_path / "table1.md"]
+    produced = written[0].read_text()
+    if os.environ.get("FERBENCH_UPDATE_GOLDEN"):
+        (GOLDEN / "table1.md").write_text(produced)
+    assert produced == (GOLDEN / "table1.md").read_text()
+
+
+def test_search_rows_show_the_selected_trial_and_oracle_is_labelled(small_storage: str, tmp_path: Path):
+    text = write_leaderboards(open_storage(small_storage), tmp_path, profile="quick", experiments=("table1",))[0].read_text()
+    search_lines = [line for line in text.splitlines() if "(search)" in line]
+    assert len(search_lines) == 2
+    honest, oracle = search_lines
+    assert "search: best IM (unsupervised) over 2 trials" in honest and "| sfda |" in honest
+    assert "oracle: best target test accuracy over 2 trials" in oracle and "| oracle |" in oracle
+
+
+def test_fig4_is_drawn_from_stored_trials_with_both_curves(small_storage: str, tmp_path: Path):
+    written = write_figures(open_storage(small_storage), tmp_path, profile="quick")
+    for suffix in (".png", ".pdf", ".csv"):
+        assert tmp_path / f"fig4_synth{suffix}" in written
+        assert (tmp_path / f"fig4_synth{suffix}").stat().st_size > 0
+    data = pd.read_csv(tmp_path / "fig4_synth.csv")
+    assert set(data.score) == {"purity", "confidence"}
+    for score, slope in (("purity", 10), ("confidence", 5)):
+        part = data[data.score == score]
+        assert sorted(part.q.unique()) == list(FIG4_Q) and len(part) == 2 * len(FIG4_Q)
+        means = part.groupby("q").accuracy.mean()
+        assert means.to_dict() == pytest.approx({q: 55.0 + q * slope for q in FIG4_Q})
+    assert tmp_path / "confusion_synth.png" in written
+
+
+@pytest.mark.parametrize("notebook", sorted(p.name for p in (Path(__file__).parents[2] / "notebooks").glob("*.ipynb")))
+def test_notebooks_redraw_the_figures_from_the_storage(notebook: str, small_storage: str, tmp_path: Path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("FERBENCH_STORAGE", small_storage)
+    monkeypatch.setenv("FERBENCH_FIGURES_OUT", str(tmp_path))
+    path = Path(__file__).parents[2] / "notebooks" / notebook
+    nb = nbformat.read(path, as_version=4)
+    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    errors = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs if o.output_type == "error"]
+    assert not errors
+    expected = {"fig4_threshold_sweep.ipynb": ["fig4_synth.png", "fig4_synth.csv"],
+                "class_recall_confusion_embeddings.ipynb": ["class_recall_synth.png", "confusion_synth.png"]}[notebook]
+    for name in expected:
+        assert (tmp_path / name).stat().st_size > 0

@@ -1,0 +1,155 @@
+"""The synthetic benchmark generator: determinism, shapes, class balance, label noise, speed, cache round trip."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+import pytest
+
+from datasets.cache import load_split, read_manifest, verify_cache
+from datasets.labels import NUM_CLASSES
+from datasets.synth import (
+    DOMAINS,
+    DomainSpec,
+    generate_split,
+    generate_split_with_plan,
+    generator_signature,
+    write_cache,
+)
+from datasets.synth.pipeline import PARTNER, annotate, class_counts_for
+
+NAMES = sorted(DOMAINS)
+
+
+def small(name: str, n_train: int = 300, n_test: int = 100) -> DomainSpec:
+    """A reduced-size copy of a registered spec (same generator, same knobs, fewer samples)."""
+    return dataclasses.replace(DOMAINS[name], n_train=n_train, n_test=n_test, chunk=128)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_seed_gives_identical_arrays(name: str) -> None:
+    spec = small(name)
+    a_images, a_plan = generate_split_with_plan(spec, "train")
+    b_images, b_plan = generate_split_with_plan(spec, "train")
+    assert a_images.tobytes() == b_images.tobytes()
+    np.testing.assert_array_equal(a_plan.labels, b_plan.labels)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_splits_and_seeds_differ(name: str) -> None:
+    spec = small(name, n_train=100, n_test=100)
+    train, _ = generate_split_with_plan(spec, "train")
+    test, _ = generate_split_with_plan(spec, "test")
+    other, _ = generate_split_with_plan(dataclasses.replace(spec, seed=spec.seed + 1), "train")
+    assert not np.array_equal(train, test)
+    assert not np.array_equal(train, other)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shapes_dtypes_channels(name: str) -> None:
+    spec = small(name, n_train=130, n_test=70)
+    for split, n in (("train", 130), ("test", 70)):
+        images, plan = generate_split_with_plan(spec, split)
+        assert images.dtype == np.uint8
+        assert images.shape == (n, spec.image_size, spec.image_size, spec.channels)
+        assert plan.labels.dtype == np.int64 and plan.labels.shape == (n,)
+        assert plan.labels.min() >= 0 and plan.labels.max() < NUM_CLASSES
+        assert images.std() > 10  # not blank
+    assert DOMAINS["synth-lab"].channels == 3 and DOMAINS["synth-wild"].channels == 1
+    assert DOMAINS["synth-lab"].image_size == 64 and DOMAINS["synth-wild"].image_size == 48
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_full_size_splits_are_large_enough(name: str) -> None:
+    assert DOMAINS[name].n_train >= 4000 and DOMAINS[name].n_test >= 1000
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_class_present_and_balance_follows_prior(name: str) -> None:
+    from datasets.synth import describe_plan
+
+    spec = DOMAINS[name]
+    prior = np.asarray(spec.class_prior) / np.sum(spec.class_prior)
+    for split in ("train", "test"):
+        plan = describe_plan(spec, split)  # full size, labels only (no rendering)
+        clean = np.bincount(plan.clean, minlength=NUM_CLASSES)
+        noisy = np.bincount(plan.labels, minlength=NUM_CLASSES)
+        assert np.all(noisy > 0) and np.all(clean > 0)
+        np.testing.assert_allclose(clean / clean.sum(), prior, atol=1e-3)
+        np.testing.assert_allclose(noisy / noisy.sum(), prior, atol=0.02)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_label_noise_rate(name: str) -> None:
+    from datasets.synth import describe_plan
+
+    spec = DOMAINS[name]
+    for split in ("train", "test"):
+        plan = describe_plan(spec, split)
+        rate = float(np.mean(plan.labels != plan.clean))
+        assert plan.flipped == int(np.sum(plan.labels != plan.clean))
+        assert abs(rate - spec.label_noise) < 0.005
+        flipped = plan.labels != plan.clean
+        to_partner = np.mean(plan.labels[flipped] == np.asarray(PARTNER)[plan.clean[flipped]])
+        assert to_partner > 0.55  # mostly to the confusable partner
+
+
+def test_annotate_flips_exactly_and_never_to_the_same_class() -> None:
+    clean = np.repeat(np.arange(NUM_CLASSES), 100)
+    noisy, flipped = annotate(clean, 0.05, 0.7, np.random.default_rng(0))
+    assert flipped == 35 and int(np.sum(noisy != clean)) == 35
+
+
+def test_class_counts_exact() -> None:
+    counts = class_counts_for(DOMAINS["synth-lab"].class_prior, 5000)
+    assert counts.sum() == 5000 and np.all(counts > 0)
+
+
+def test_signature_tracks_the_spec() -> None:
+    import datasets.synth as synth
+
+    sig = generator_signature("synth-lab")
+    assert sig.startswith(synth.GENERATOR_VERSION + ":")
+    assert sig != generator_signature("synth-wild")
+    changed = dataclasses.replace(DOMAINS["synth-lab"], label_noise=0.1)
+    assert synth.spec_signature(changed) != sig
+
+
+def test_generate_split_api_matches_plan() -> None:
+    images, labels = generate_split("synth-lab", "test")
+    spec = DOMAINS["synth-lab"]
+    assert images.shape == (spec.n_test, 64, 64, 3) and labels.shape == (spec.n_test,)
+    assert labels.dtype == np.int64
+
+
+def test_write_cache_round_trip(tmp_path, monkeypatch) -> None:
+    import datasets.synth as synth
+
+    spec = small("synth-wild", n_train=150, n_test=60)
+    monkeypatch.setitem(synth.DOMAINS, "synth-wild", spec)
+    out = tmp_path / "synth-wild"
+    write_cache("synth-wild", out)
+    manifest = read_manifest(out)
+    assert manifest["dataset"] == "synth-wild"
+    assert manifest["generator"] == synth.spec_signature(spec)
+    assert manifest["label_noise"]["rate"] == spec.label_noise
+    assert manifest["channels"] == 1 and manifest["image_size"] == 48
+    verify_cache(out)
+    for split in ("train", "test"):
+        images, plan = generate_split_with_plan(spec, split)
+        loaded = load_split(out, split)
+        np.testing.assert_array_equal(np.asarray(loaded.images), images)
+        np.testing.assert_array_equal(loaded.labels, plan.labels)
+        assert manifest["label_noise"][f"{split}_flipped"] == plan.flipped
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_full_domain_generates_within_30_seconds(name: str) -> None:
+    start = time.perf_counter()
+    for split in ("train", "test"):
+        generate_split(name, split)
+    elapsed = time.perf_counter() - start
+    assert elapsed <= 30.0, f"{name}: {elapsed:.1f} s"

@@ -1,0 +1,118 @@
+"""Job identity covers the profile recipes a job depends on: changing one objective's pretraining recipe gives
+new keys to exactly the jobs that use that objective's backbone, leaves SwAV's artifact where it was, and a
+trial stored before keys covered recipes answers only the job made with the recipe it was made with."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from benchmark.config.errors import UserError
+from benchmark.config.profiles import PROFILES
+from benchmark.orchestration.experiments import EXPERIMENTS, Job
+from benchmark.reporting.leaderboard import StoredTrials, search_cell
+from benchmark.services.pretrain import pretrain_key
+from benchmark.store.identity import job_recipe, trial_key
+from methods import registry
+
+EXPERIMENT_NAMES = ("table1", "table3", "table4", "fig3", "fig4")
+
+
+def _jobs() -> list[Job]:
+    return [job for name in EXPERIMENT_NAMES for job in EXPERIMENTS[name].jobs(("synth",), 2, "quick")]
+
+
+def _uses(job: Job, ssl: str) -> bool:
+    return job.method == f"probe:{ssl}" or dict(job.overrides).get("backbone") == ssl
+
+
+def _with_overrides(monkeypatch: pytest.MonkeyPatch, overrides: dict) -> None:
+    monkeypatch.setitem(PROFILES, "quick", replace(PROFILES["quick"], ssl_overrides=overrides))
+
+
+@pytest.mark.parametrize("ssl", ["deepclusterv2", "swav"])
+def test_an_ssl_recipe_change_rekeys_exactly_the_jobs_that_use_that_backbone(monkeypatch, ssl):
+    jobs = _jobs()
+    before = [job.key for job in jobs]
+    epochs = PROFILES["quick"].ssl_recipe(ssl).epochs
+    _with_overrides(monkeypatch, {**PROFILES["quick"].ssl_overrides, ssl: {"epochs": epochs + 1}})
+    changed = {job for job, old in zip(jobs, before, strict=True) if job.key != old}
+    users = {job for job in jobs if _uses(job, ssl)}
+    assert users and changed == users
+
+
+def test_a_source_recipe_change_rekeys_every_run(monkeypatch):
+    jobs = _jobs()
+    before = [job.key for job in jobs]
+    quick = PROFILES["quick"]
+    monkeypatch.setitem(PROFILES, "quick", replace(quick, source=replace(quick.source, epochs=quick.source.epochs + 1)))
+    assert all(job.key != old for job, old in zip(jobs, before, strict=True))
+    assert any(job.kind == "search" for job in jobs)  # search trials too: their key ends with the recipe
+
+
+def test_a_search_selects_only_among_trials_made_with_its_current_recipe(monkeypatch):
+    search = EXPERIMENTS["table1"].searches[0]
+    old_key = search.job("table1", "synth", 0, "quick").key
+    quick = PROFILES["quick"]
+    monkeypatch.setitem(PROFILES, "quick", replace(quick, source=replace(quick.source, epochs=quick.source.epochs + 1)))
+    new = search.job("table1", "synth", 0, "quick")
+    assert old_key.startswith(f"{new.study_name}#0@") and old_key != new.key
+    stale, current = {"seed": 0, "accuracy": 90.0}, {"seed": 0, "accuracy": 60.0}
+    stored = StoredTrials({}, {new.study_name: [(0.9, stale, old_key), (0.6, current, new.key)]}, (0,))
+    assert search_cell(search, "synth", stored, "quick").records == [current]
+
+
+def test_an_override_for_one_objective_leaves_the_other_objectives_artifact_key(monkeypatch):
+    quick = PROFILES["quick"]
+    plain = replace(quick, ssl_overrides={})
+    tuned = replace(quick, ssl_overrides={"deepclusterv2": {"epochs": 99}})
+    assert pretrain_key("swav", "synth-wild", plain, 0, "sha") == pretrain_key("swav", "synth-wild", tuned, 0, "sha")
+    assert pretrain_key("deepclusterv2", "synth-wild", plain, 0, "sha") != pretrain_key("deepclusterv2", "synth-wild", tuned, 0, "sha")
+    assert tuned.ssl_recipe("deepclusterv2").epochs == 99 and tuned.ssl_recipe("swav") == quick.ssl
+
+
+def _legacy_attrs(job: Job, profile_values: dict | None) -> dict:
+    """User attributes of a trial stored by a sweep before keys covered recipes (its job_key is stale)."""
+    record = {"accuracy": 50.0} if profile_values is None else {"accuracy": 50.0, "profile_values": profile_values}
+    return {"job": job.as_attrs(), "job_key": "0123456789abcdef", "method": job.method, "setup": job.setup,
+            "profile": job.profile, "seed": job.seed, "hparams": job.hparams(), "record": record}
+
+
+def test_a_trial_stored_before_recipes_were_keyed_answers_only_the_recipe_it_was_made_with(monkeypatch):
+    old_values = replace(PROFILES["quick"], ssl_overrides={}).as_record()
+    _with_overrides(monkeypatch, {"deepclusterv2": {"epochs": 99}})
+    by_row = {(job.experiment, job.row): job for job in _jobs() if job.seed == 0}
+    shot, swav, dcv2 = by_row["table1", "SHOT-IM"], by_row["table1", "CluP (SwAV)"], by_row["table1", "CluP (DeepClusterV2)"]
+    assert trial_key(_legacy_attrs(shot, old_values)) == shot.key
+    assert trial_key(_legacy_attrs(swav, old_values)) == swav.key
+    assert trial_key(_legacy_attrs(dcv2, old_values)) != dcv2.key  # made with DCv2's old recipe: run it again
+    # A probe's record carried no profile values: the profile as configured now, without per-objective overrides.
+    swav_probe, dcv2_probe = by_row["table3", "SwAV"], by_row["table3", "DeepClusterV2"]
+    assert trial_key(_legacy_attrs(swav_probe, None)) == swav_probe.key
+    assert trial_key(_legacy_attrs(dcv2_probe, None)) != dcv2_probe.key
+    # A search trial's job_key was ``<study>#<slot>``; its recipe comes from its record.
+    search = EXPERIMENTS["table1"].searches[0].job("table1", "synth", 0, "quick", slot=1)
+    legacy_search = {**_legacy_attrs(search, old_values), "job_key": f"{search.study_name}#1"}
+    assert trial_key(legacy_search) == search.key
+
+
+def test_a_trial_made_now_answers_its_job_whether_a_sweep_or_the_command_line_made_it():
+    job = next(job for job in _jobs() if _uses(job, "deepclusterv2") and job.kind == "run")
+    cli_attrs = {"method": job.method, "setup": job.setup, "profile": job.profile, "seed": job.seed,
+                 "hparams": job.hparams(), "embedding": job.embedding,
+                 "recipe": job_recipe(job.method, job.profile, job.hparams())}
+    assert trial_key(cli_attrs) == job.key
+    assert trial_key({"job": job.as_attrs(), "job_key": job.key, "recipe": job.recipe}) == job.key
+
+
+def test_the_pretraining_service_serves_only_the_objectives_a_method_declares():
+    from benchmark.orchestration.run import _ssl_service
+
+    service = _ssl_service("synth-wild", PROFILES["tiny"], 0, torch.device("cpu"), {}, declared=("swav",))
+    with pytest.raises(UserError, match="does not declare"):
+        service("deepclusterv2")
+    clup = registry.get("clup")
+    assert clup.ssl_objectives({"backbone": "deepclusterv2"}) == ("deepclusterv2",)
+    assert clup.ssl_objectives({"backbone": "source"}) == () and registry.get("shot").ssl_objectives({}) == ()
