@@ -1,5 +1,5 @@
 """Command line: ``python -m benchmark {list,data,source,calibrate,run,pretrain,probe,results,sweep,leaderboard,figures}``
-(contract: DESIGN.md)."""
+(contract: docs/PROTOCOL.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""AaD, attracting and dispersing (Yang et al., NeurIPS 2022), per reference/methods.md.
+"""AaD, attracting and dispersing (Yang et al., NeurIPS 2022), per docs/METHODS.md.
 
 Each prediction is attracted to the bank scores of its K nearest neighbours and dispersed from the other
 predictions of its batch, the dispersion weight decaying as ``alpha * (1 + 10 t / T) ** -beta``. Training

@@ -1,4 +1,4 @@
-"""DANN and CDAN: the classic adversarial UDA baselines (setting ``uda``), per reference/methods.md.
+"""DANN and CDAN: the classic adversarial UDA baselines (setting ``uda``), per docs/METHODS.md.
 
 Both start from the harness's source model (the same one every method gets, so that the comparison with
 the source-free methods is fair) and train backbone + head + a domain discriminator on labelled source and

@@ -22,7 +22,7 @@ from methods.core.inputs import SourceFreeData
 from methods.core.neighbours import NeighbourBank
 from methods.core.training import optimise, run_epochs, shot_lr_step, shot_optimizer
 
-#: SGD weight decay of NRC and AaD (reference/methods.md; SHOT's source recipe uses 1e-3).
+#: SGD weight decay of NRC and AaD (docs/METHODS.md; SHOT's source recipe uses 1e-3).
 WEIGHT_DECAY = 5e-4
 
 

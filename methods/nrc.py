@@ -1,4 +1,4 @@
-"""NRC, neighbourhood reciprocity clustering (Yang et al., NeurIPS 2021), per reference/methods.md.
+"""NRC, neighbourhood reciprocity clustering (Yang et al., NeurIPS 2021), per docs/METHODS.md.
 
 Each sample is pulled towards the bank scores of its K nearest neighbours, weighted by affinity (1 for a
 reciprocal neighbour, one that has the sample among its own KK nearest, else 0.1), and towards those of its

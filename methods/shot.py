@@ -1,4 +1,4 @@
-"""SHOT and SHOT-IM (Liang et al., ICML 2020), per reference/methods.md.
+"""SHOT and SHOT-IM (Liang et al., ICML 2020), per docs/METHODS.md.
 
 The classifier is frozen; backbone (0.1x lr) and bottleneck (1x lr) are trained on the unlabelled target
 with information maximisation plus (SHOT only) cross-entropy on self-supervised pseudo-labels that are

@@ -16,7 +16,7 @@ from benchmark.config.errors import UserError
 
 @dataclass(frozen=True)
 class SourceRecipe:
-    """Supervised training of the source model (SHOT's recipe; reference/methods.md).
+    """Supervised training of the source model (SHOT's recipe; docs/METHODS.md).
 
     Attributes:
         epochs: passes over the source train split.
@@ -42,7 +42,7 @@ class SourceRecipe:
 
 @dataclass(frozen=True)
 class SSLRecipe:
-    """Self-supervised pretraining of the target backbone (SwAV, DeepClusterV2; reference/ssl.md).
+    """Self-supervised pretraining of the target backbone (SwAV, DeepClusterV2; docs/SSL.md).
 
     Attributes:
         epochs: passes over the target train split.

@@ -1,7 +1,7 @@
 """Setups: a (source dataset -> target dataset) pair, its default profile and per-setup hyperparameters.
 
 The paper's K (k-means clusters) and Q (per-class purity percentile) are per setup
-(reference/paper-results.md); methods read them from ``Setup.hparams`` as overrides of their defaults.
+(docs/PAPER.md); methods read them from ``Setup.hparams`` as overrides of their defaults.
 """
 
 from __future__ import annotations

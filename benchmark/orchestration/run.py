@@ -136,7 +136,7 @@ def run_method(
     objective: str = "accuracy",
     embedding: bool = False,
 ) -> dict[str, Any]:
-    """Run ``method`` on ``setup`` and return its run record (see DESIGN.md, "The run record").
+    """Run ``method`` on ``setup`` and return its run record (see docs/PROTOCOL.md, "The run record").
 
     Args:
         method: registered method name.

@@ -1,6 +1,6 @@
 """The CluP paper's reported numbers (BMVC 2022, arXiv 2210.05246), printed beside ours in leaderboards.
 
-Copied from the paper's Tables 1-4 (the project's ``reference/paper-results.md``). Top-1 accuracy or
+Copied from the paper's Tables 1-4 (the project's docs/PAPER.md). Top-1 accuracy or
 per-class recall, in percent, on the target test split. Keys are the leaderboard row labels of
 ``benchmark.orchestration.experiments`` and the setup names of ``benchmark.config.setups``.
 """

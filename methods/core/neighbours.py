@@ -1,4 +1,4 @@
-"""The memory bank of NRC and AaD and its nearest-neighbour retrieval (reference/methods.md).
+"""The memory bank of NRC and AaD and its nearest-neighbour retrieval (docs/METHODS.md).
 
 The bank holds, for every sample of the target train split, its L2-normalised embedding (the bottleneck
 output B) and its softmax. It is filled by one eval-mode pass and the rows of each training batch are

@@ -1,6 +1,6 @@
 """DeepClusterV2 (Caron et al., 2020): predict per-epoch spherical k-means assignments of a memory bank.
 
-Choices (reference/ssl.md): the memory bank holds each sample's embedding of every large crop, indexed by
+Choices (docs/SSL.md): the memory bank holds each sample's embedding of every large crop, indexed by
 dataset index, and is filled by an initial no-grad pass (the FAIR way, so no epoch is wasted). At each epoch
 start, head h runs spherical k-means on bank ``h mod large_crops``; its centroids become that head's
 prototypes (never trained) and its labels the targets. The loss uses every view (large and small; FAIR),

@@ -1,6 +1,6 @@
 """SwAV (Caron et al., 2020): swapped prediction of Sinkhorn-Knopp cluster codes between views.
 
-Choices (reference/ssl.md): prototypes are a bias-free Linear(out, P) whose rows are re-normalised to unit
+Choices (docs/SSL.md): prototypes are a bias-free Linear(out, P) whose rows are re-normalised to unit
 norm under no_grad before every step (the FAIR reference's way; solo-learn's frozen-g weight-norm is the
 same function); Sinkhorn-Knopp runs in fp32 on each large crop's scores (plus the queue's, once active);
 prototypes get no gradient for the first ``freeze_prototypes_epochs``.

@@ -13,7 +13,7 @@ from benchmark.store.storage import completed_records, open_storage
 from datasets.labels import CLASS_NAMES
 from methods import registry
 
-#: Every field of DESIGN.md's run record.
+#: Every field of docs/PROTOCOL.md's run record.
 RECORD_FIELDS = {
     "method", "setup", "profile", "seed", "hparams", "accuracy", "mean_class_accuracy", "class_accuracy",
     "confusion", "n_test", "validators", "pseudo_labels", "artifacts", "seconds", "versions", "data", "device", "threads",

@@ -1,4 +1,4 @@
-"""SwAV's Sinkhorn-Knopp codes and DeepClusterV2's spherical k-means (methods/ssl, spec: shared/reference/ssl.md).
+"""SwAV's Sinkhorn-Knopp codes and DeepClusterV2's spherical k-means (methods/ssl, spec: docs/SSL.md).
 
 Measured marginals after the spec's 3 iterations (eps 0.05, unit-norm z (B = 256, 128-d) against unit-norm
 random prototypes, 20 seeds): the sample marginal (rows) is exact to 3e-7. The prototype marginal (columns)
