@@ -32,7 +32,9 @@ def _print_json(payload: Any) -> None:
     print(json.dumps(payload, indent=2, default=str))
 
 
-def cmd_list(args: argparse.Namespace) -> None:
+def _list_payload() -> dict[str, Any]:
+    """Everything ``list`` shows: methods (with settings and default hyperparameters), setups, datasets,
+    backbones, profiles and experiments."""
     from benchmark.config.profiles import PROFILES
     from benchmark.config.setups import SETUPS
     from benchmark.orchestration.experiments import EXPERIMENTS
@@ -62,15 +64,22 @@ def cmd_list(args: argparse.Namespace) -> None:
         "experiments": [{"name": e.name, "title": e.title, "paper_setups": list(e.paper_setups)}
                         for e in EXPERIMENTS.values()],
     }
+    return payload
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    from methods.core.models import ARCHS, HEADS, STEMS
+
+    payload = _list_payload()
     if args.json:
         _print_json(payload)
         return
     print("methods:")
-    for m in methods:
+    for m in payload["methods"]:
         hp = ", ".join(f"{k}={v}" for k, v in m["hparams"].items()) or "-"
         print(f"  {m['name']:<16} {m['setting']:<7} {hp}   [{m['module']}]")
     print("setups:")
-    for s in setups:
+    for s in payload["setups"]:
         print(f"  {s['name']:<12} {s['source']} -> {s['target']}  (profile {s['profile']}{', paper' if s['paper'] else ''})")
     print("datasets: " + ", ".join(payload["datasets"]))
     print("backbones: " + ", ".join(ARCHS) + "; stems: " + ", ".join(STEMS) + "; heads: " + ", ".join(HEADS))
@@ -136,9 +145,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     from benchmark.orchestration.run import run_method
     from benchmark.reporting.report import print_run
 
-    record = run_method(
-        args.method, args.setup, args.seed, args.profile, _parse_sets(args.set), args.device, args.storage
-    )
+    record = run_method(args.method, args.setup, seed=args.seed, profile=args.profile, overrides=_parse_sets(args.set),
+                        device=args.device, storage_url=args.storage)
     _print_json(record) if args.json else print_run(record)
 
 
@@ -168,7 +176,8 @@ def cmd_probe(args: argparse.Namespace) -> None:
     from benchmark.reporting.report import print_probes
 
     backbones = _names(args.backbones) if args.backbones else PROBE_BACKBONES
-    records = run_probes(args.setup, backbones, args.seed, args.profile, args.device, args.storage)
+    records = run_probes(args.setup, backbones, seed=args.seed, profile=args.profile, device=args.device,
+                         storage_url=args.storage)
     _print_json(records) if args.json else print_probes(records)
 
 
@@ -246,20 +255,16 @@ def cmd_figures(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmark",
-        description="fer-sfda-bench: source-free domain adaptation benchmark for facial expression recognition.",
-        epilog="Environment: FERBENCH_HOME (caches, artifacts, results; default ~/.cache/fer-sfda-bench), "
-        "FERBENCH_DATA (raw releases, one sub-folder per dataset), FERBENCH_IMAGENET_WEIGHTS (local "
-        "torchvision ResNet-18 weights for the paper profile), FERBENCH_QUIET (no progress bars).",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+STORAGE_HELP = "results storage URL (default sqlite:///$FERBENCH_HOME/results.db)"
 
-    p = sub.add_parser("list", help="methods, setups, datasets, backbones, profiles, experiments")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_list)
 
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0, help="run seed; stage seeds are derived from it (default 0)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default auto)")
+    p.add_argument("--json", action="store_true", help="print the machine-readable record")
+
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="prepare, verify or show a dataset cache")
     dsub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     p = dsub.add_parser("prepare", help="raw release (or synthetic generator) -> verified cache")
@@ -277,51 +282,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output PNG path")
     data.set_defaults(func=cmd_data)
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--seed", type=int, default=0, help="run seed; stage seeds are derived from it (default 0)")
-        p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default auto)")
-        p.add_argument("--json", action="store_true", help="print the machine-readable record")
 
+def _add_artifacts(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("source", help="train (or fetch from cache) the source model of a dataset")
     p.add_argument("--dataset", required=True)
     p.add_argument("--profile", default="quick", help="quick | paper (default quick)")
-    common(p)
+    _common(p)
     p.set_defaults(func=cmd_source)
-
     p = sub.add_parser("calibrate", help="the synthetic benchmark's three calibration numbers")
     p.add_argument("--setup", default="synth")
-    common(p)
+    _common(p)
     p.set_defaults(func=cmd_calibrate)
+    p = sub.add_parser("pretrain", help="self-supervised pretraining (SwAV, DeepClusterV2) on a dataset's train images")
+    p.add_argument("--ssl", required=True, help="swav | deepclusterv2")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--profile", default="quick", help="quick | paper (default quick)")
+    _common(p)
+    p.set_defaults(func=cmd_pretrain)
 
+
+def _add_runs(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="adapt with one method on one setup and evaluate on the target test split")
     p.add_argument("--method", required=True)
     p.add_argument("--setup", required=True)
     p.add_argument("--profile", help="quick | paper (default: the setup's)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a hyperparameter")
-    p.add_argument("--storage", help="results storage URL (default sqlite:///$FERBENCH_HOME/results.db)")
-    common(p)
+    p.add_argument("--storage", help=STORAGE_HELP)
+    _common(p)
     p.set_defaults(func=cmd_run)
-
-    p = sub.add_parser("pretrain", help="self-supervised pretraining (SwAV, DeepClusterV2) on a dataset's train images")
-    p.add_argument("--ssl", required=True, help="swav | deepclusterv2")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--profile", default="quick", help="quick | paper (default quick)")
-    common(p)
-    p.set_defaults(func=cmd_pretrain)
-
     p = sub.add_parser("probe", help="linear probes of frozen backbones on a setup's target (the paper's Table 3)")
     p.add_argument("--setup", required=True)
     p.add_argument("--backbones", help="comma-separated subset of random,imagenet,source,deepclusterv2,swav")
     p.add_argument("--profile", help="quick | paper (default: the setup's)")
-    p.add_argument("--storage", help="results storage URL (default sqlite:///$FERBENCH_HOME/results.db)")
-    common(p)
+    p.add_argument("--storage", help=STORAGE_HELP)
+    _common(p)
     p.set_defaults(func=cmd_probe)
-
     p = sub.add_parser("results", help="mean +- std over seeds of the stored runs, as a markdown table")
     p.add_argument("--setup", help="only this setup")
-    p.add_argument("--storage", help="results storage URL (default sqlite:///$FERBENCH_HOME/results.db)")
+    p.add_argument("--storage", help=STORAGE_HELP)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_results)
+
+
+def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="run every missing job of an experiment (the paper's tables and figures)")
     p.add_argument("--experiment", required=True,
                    help="table1 | table2 | table3 | table4 | fig3 | fig4, or several comma-separated (run together)")
@@ -331,24 +334,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--launcher", default="local", choices=("local", "slurm"), help="local processes or SLURM (submitit)")
     p.add_argument("--max-retries", type=int, default=2, help="retries of a failing job (default 2)")
     p.add_argument("--profile", help="quick | paper (default: each setup's)")
-    p.add_argument("--storage", help="results storage URL (default sqlite:///$FERBENCH_HOME/results.db)")
+    p.add_argument("--storage", help=STORAGE_HELP)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default auto; one GPU per worker)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sweep)
 
+
+def _add_reports(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("leaderboard", help="markdown leaderboards of every experiment with results")
-    p.add_argument("--storage", help="results storage URL (default sqlite:///$FERBENCH_HOME/results.db)")
+    p.add_argument("--storage", help=STORAGE_HELP)
     p.add_argument("--out", default="leaderboards", help="output folder (default leaderboards/)")
     p.add_argument("--experiments", help="comma-separated subset (default: all with results)")
     p.add_argument("--profile", help="only records of this profile (default: each setup's)")
     p.add_argument("--latex", action="store_true", help="also write LaTeX tables")
     p.set_defaults(func=cmd_leaderboard)
-
     p = sub.add_parser("figures", help="the paper's figures (PNG and PDF) from the stored trials")
-    p.add_argument("--storage", help="results storage URL (default sqlite:///$FERBENCH_HOME/results.db)")
+    p.add_argument("--storage", help=STORAGE_HELP)
     p.add_argument("--out", default="figures", help="output folder (default figures/)")
     p.add_argument("--profile", help="only records of this profile (default: each setup's)")
     p.set_defaults(func=cmd_figures)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmark",
+        description="fer-sfda-bench: source-free domain adaptation benchmark for facial expression recognition.",
+        epilog="Environment: FERBENCH_HOME (caches, artifacts, results; default ~/.cache/fer-sfda-bench), "
+        "FERBENCH_DATA (raw releases, one sub-folder per dataset), FERBENCH_IMAGENET_WEIGHTS (local "
+        "torchvision ResNet-18 weights for the paper profile), FERBENCH_QUIET (no progress bars).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("list", help="methods, setups, datasets, backbones, profiles, experiments")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_list)
+    for add in (_add_data, _add_artifacts, _add_runs, _add_sweep, _add_reports):
+        add(sub)
     return parser
 
 

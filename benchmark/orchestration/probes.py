@@ -6,7 +6,6 @@ Trials live in the study ``probe/<setup>/<profile>``.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import optuna
@@ -14,24 +13,58 @@ import torch
 from optuna.trial import TrialState
 
 from benchmark.config.devices import resolve_device
-from benchmark.config.profiles import get_profile
+from benchmark.config.profiles import Profile, get_profile
 from benchmark.config.setups import get_setup
-from benchmark.config.versions import versions
+from benchmark.orchestration.records import StageTimer, common_fields
 from benchmark.services.probe import PROBE_BACKBONES, frozen_backbone, linear_probe
-from benchmark.services.source import split_tensors
+from benchmark.services.source import SplitTensors, split_tensors
 from benchmark.store.identity import job_recipe
 from benchmark.store.storage import TrialRequest, complete, open_storage, trial_for_run
 from datasets.progress import log
 from methods.core.inference import backbone_features
 
 
+def _probe_one(name: str, backbone: torch.nn.Module, *, base: dict[str, Any], profile: Profile,
+               splits: tuple[SplitTensors, SplitTensors], store: optuna.storages.RDBStorage,
+               claimed: tuple[optuna.Study, optuna.trial.Trial] | None, device: torch.device) -> dict[str, Any]:
+    """Fit and score the probe of one available backbone inside its trial; its record."""
+    method, seed, (train, test) = base["method"], base["seed"], splits
+    recipe = job_recipe(method, profile.name, {"backbone": name})
+    attrs = {"method": method, "setting": "oracle", "setup": base["setup"], "profile": profile.name, "seed": seed,
+             "recipe": recipe}
+    request = TrialRequest(f"probe/{base['setup']}/{profile.name}", {"backbone": name}, attrs=attrs)
+    timer = StageTimer()
+    with trial_for_run(store, request, claimed) as (study, trial):
+        with timer.stage("probe"):
+            evaluation, _ = linear_probe(
+                backbone_features(backbone, train.images).cpu().numpy(), train.labels,
+                backbone_features(backbone, test.images).cpu().numpy(), test.labels, seed,
+            )
+        record = {**base, "available": True,
+                  **common_fields(method=method, setting="oracle", setup=base["setup"], profile=profile, seed=seed,
+                                  hparams={"backbone": name}, recipe=recipe),
+                  **evaluation, **timer.environment(device)}
+        complete(study, trial, record)
+    return record
+
+
+def _unavailable(base: dict[str, Any], claimed: tuple[optuna.Study, optuna.trial.Trial] | None) -> dict[str, Any]:
+    """The record of a backbone that cannot be probed; a sweep's claimed trial keeps why, as PRUNED."""
+    log(f"probe {base['backbone']}: unavailable ({base['note']})")
+    if claimed is not None:
+        claimed[1].set_user_attr("unavailable", base["note"])
+        claimed[0].tell(claimed[1], state=TrialState.PRUNED)
+    return {**base, "available": False}
+
+
 def run_probes(
     setup: str,
     backbones: tuple[str, ...] = PROBE_BACKBONES,
+    *,
     seed: int = 0,
     profile: str | None = None,
     device: str = "auto",
-    storage: str | None = None,
+    storage_url: str | None = None,
     claimed: tuple[optuna.Study, optuna.trial.Trial] | None = None,
 ) -> list[dict[str, Any]]:
     """Probe each backbone on ``setup``'s target; one stored trial per available backbone.
@@ -43,35 +76,18 @@ def run_probes(
     the_setup = get_setup(setup)
     the_profile = get_profile(profile or the_setup.profile)
     torch_device = resolve_device(device)
-    train = split_tensors(the_setup.target, "train", the_profile, torch_device)
-    test = split_tensors(the_setup.target, "test", the_profile, torch_device)
-    store = open_storage(storage)
+    splits = (split_tensors(the_setup.target, "train", the_profile, torch_device),
+              split_tensors(the_setup.target, "test", the_profile, torch_device))
+    store = open_storage(storage_url)
     records = []
     for name in backbones:
         backbone, note = frozen_backbone(name, setup, the_profile, seed, torch_device)
         base = {"kind": "probe", "backbone": name, "method": f"probe:{name}", "setting": "oracle", "setup": setup,
                 "target_dataset": the_setup.target, "profile": the_profile.name, "seed": seed, "note": note}
         if backbone is None:
-            records.append({**base, "available": False})
-            log(f"probe {name}: unavailable ({note})")
-            if claimed is not None:  # a sweep's cell: keep why it is empty in the storage
-                claimed[1].set_user_attr("unavailable", note)
-                claimed[0].tell(claimed[1], state=TrialState.PRUNED)
+            records.append(_unavailable(base, claimed))
             continue
-        attrs = {"method": base["method"], "setting": "oracle", "setup": setup, "profile": the_profile.name, "seed": seed,
-                 "recipe": job_recipe(base["method"], the_profile.name, {"backbone": name})}
-        request = TrialRequest(f"probe/{setup}/{the_profile.name}", {"backbone": name}, attrs=attrs)
-        with trial_for_run(store, request, claimed) as (study, trial):
-            start = time.perf_counter()
-            evaluation, _ = linear_probe(
-                backbone_features(backbone, train.images).cpu().numpy(), train.labels,
-                backbone_features(backbone, test.images).cpu().numpy(), test.labels, seed,
-            )
-            record = {**base, "available": True, "hparams": {"backbone": name}, "recipe": attrs["recipe"],
-                      "profile_values": the_profile.as_record(), **evaluation,
-                      "seconds": {"probe": round(time.perf_counter() - start, 3)}, "versions": versions(),
-                      "device": str(torch_device), "threads": torch.get_num_threads()}
-            complete(study, trial, record)
-        log(f"probe {name}: {record['accuracy']:.2f}%")
-        records.append(record)
+        records.append(_probe_one(name, backbone, base=base, profile=the_profile, splits=splits, store=store,
+                                  claimed=claimed, device=torch_device))
+        log(f"probe {name}: {records[-1]['accuracy']:.2f}%")
     return records

@@ -6,9 +6,8 @@ and the target test labels are used only after ``adapt`` returns, to score the m
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,17 +18,17 @@ from optuna.trial import TrialState
 from benchmark.config.devices import resolve_device
 from benchmark.config.errors import UserError
 from benchmark.config.profiles import Profile, get_profile
-from benchmark.config.setups import get_setup
-from benchmark.config.versions import versions
+from benchmark.config.setups import Setup, get_setup
+from benchmark.orchestration.records import StageTimer, common_fields
 from benchmark.services.embedding import embed_target_test
 from benchmark.services.pretrain import PretrainedBackbone, get_pretrained_backbone
-from benchmark.services.source import SplitTensors, get_source_model, split_tensors
+from benchmark.services.source import SourceModel, SplitTensors, get_source_model, split_tensors
 from benchmark.services.validators import compute_validators
 from benchmark.store.identity import job_recipe, trial_key
 from benchmark.store.storage import TrialRequest, complete, open_storage, trial_for_run
 from datasets.progress import log
 from methods import registry
-from methods.api import RunContext, Setting
+from methods.api import Method, RunContext, Setting
 from methods.core.evaluation import evaluate
 from methods.core.inference import infer
 from methods.core.inputs import LabelledImages, OracleData, SourceFreeData, UdaData, UnlabelledImages
@@ -37,19 +36,35 @@ from methods.core.pseudo_labels import Selection, pseudo_label_stats
 from methods.core.seeding import derive_seed, preserved_rng, seed_everything
 
 
-class StageTimer:
-    """Wall-clock seconds per named stage, in the order the stages ran."""
+@dataclass(frozen=True)
+class RunPlan:
+    """A run resolved before any data is loaded: the method class, setup, profile and final hyperparameters."""
 
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
+    method: type[Method]
+    setup: Setup
+    profile: Profile
+    seed: int
+    hparams: dict[str, Any]
 
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
+    @property
+    def study_name(self) -> str:
+        return f"run/{self.method.name}/{self.setup.name}/{self.profile.name}"
+
+    def attrs(self, embedding: bool) -> dict[str, Any]:
+        """The trial's identifying user attributes (``benchmark.store.identity.trial_key`` reads them)."""
+        attrs = {"method": self.method.name, "setting": self.method.setting.value, "setup": self.setup.name,
+                 "profile": self.profile.name, "seed": self.seed,
+                 "recipe": job_recipe(self.method.name, self.profile.name, self.hparams)}
+        return {**attrs, "embedding": True} if embedding else attrs
+
+
+def plan_run(method: str, setup: str, *, seed: int, profile: str | None, overrides: dict[str, Any]) -> RunPlan:
+    """Resolve names and hyperparameters (every user mistake is a UserError here, before anything runs)."""
+    the_setup = get_setup(setup)
+    the_profile = get_profile(profile or the_setup.profile)
+    cls = registry.get(method)
+    return RunPlan(cls, the_setup, the_profile, seed, registry.resolve_hparams(cls, the_setup.hparams, overrides,
+                                                                              the_profile))
 
 
 def _labelled(split: SplitTensors, device: torch.device) -> LabelledImages:
@@ -75,42 +90,42 @@ def _pseudo_label_stats(selection: Selection | None, truth: np.ndarray) -> dict[
 
 
 def _ssl_service(
-    target: str, profile: Profile, seed: int, device: torch.device, built: dict[str, bool], declared: tuple[str, ...]
+    plan: RunPlan, device: torch.device, built: dict[str, bool]
 ) -> Callable[[str], PretrainedBackbone]:
     """``RunContext.ssl_backbone``: the target's SSL backbone for this run's seed, built without moving the
     caller's random streams (a cached and a fresh pretraining leave the method's run identical).
 
     ``built`` receives ``{artifact folder name: trained during this call}`` for the run record, so a sweep's
-    records show that each backbone was trained once. Only the objectives the method ``declared``
+    records show that each backbone was trained once. Only the objectives the method declares
     (``Method.ssl_objectives``) are served: their recipes are in the run's key, so none can be used unseen.
     """
+    declared = plan.method.ssl_objectives(plan.hparams)
 
     def ssl_backbone(ssl: str) -> PretrainedBackbone:
         if ssl not in declared:
             raise UserError(f"the method asked for a {ssl} backbone that its ssl_objectives(hparams) does not declare "
                             f"({', '.join(declared) or 'none'}); declare it so its recipe is part of the run's identity")
         with preserved_rng():
-            pretrained = get_pretrained_backbone(ssl, target, profile, seed, device)
+            pretrained = get_pretrained_backbone(ssl, plan.setup.target, plan.profile, plan.seed, device)
         built[pretrained.path.name] = bool(pretrained.info["built_now"])
         return pretrained
 
     return ssl_backbone
 
 
-def _note_earlier_trials(store: optuna.storages.RDBStorage, study_name: str, attrs: dict[str, Any],
-                         hparams: dict[str, Any]) -> None:
+def _note_earlier_trials(store: optuna.storages.RDBStorage, plan: RunPlan, attrs: dict[str, Any]) -> None:
     """Say so when the job this run answers already has completed trials: the run adds another (leaderboards
     use the newest; a sweep counts the job as done either way)."""
-    key = trial_key({**attrs, "hparams": hparams})
+    key = trial_key({**attrs, "hparams": plan.hparams})
     try:
-        study = optuna.load_study(study_name=study_name, storage=store)
+        study = optuna.load_study(study_name=plan.study_name, storage=store)
     except KeyError:
         return
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if trial_key(t.user_attrs) == key]
     if done:
-        log(f"note: this job already has {len(done)} completed trial(s) in {study_name} (newest #{done[-1].number}, "
-            f"accuracy {done[-1].user_attrs.get('record', {}).get('accuracy', float('nan')):.2f}%); this run adds "
-            "another, and leaderboards will show the newest")
+        log(f"note: this job already has {len(done)} completed trial(s) in {plan.study_name} (newest "
+            f"#{done[-1].number}, accuracy {done[-1].user_attrs.get('record', {}).get('accuracy', float('nan')):.2f}%); "
+            "this run adds another, and leaderboards will show the newest")
 
 
 def objective_value(record: dict[str, Any], objective: str) -> float:
@@ -124,111 +139,121 @@ def objective_value(record: dict[str, Any], objective: str) -> float:
     return float(record["validators"][name])
 
 
+@dataclass
+class Adapted:
+    """What the adaptation stage leaves for evaluation and the record."""
+
+    model: torch.nn.Module
+    source: SourceModel
+    target_train: SplitTensors
+    target_test: SplitTensors
+    ctx: RunContext
+    built: dict[str, bool]
+
+
+def _adapt(plan: RunPlan, device: torch.device, timer: StageTimer) -> Adapted:
+    """Load the target splits and the source model, then let the method adapt (timed per stage)."""
+    with timer.stage("data"):
+        target_test = split_tensors(plan.setup.target, "test", plan.profile, device)
+        target_train = split_tensors(plan.setup.target, "train", plan.profile, device)
+    with timer.stage("source"):
+        source = get_source_model(plan.setup.source, plan.profile, plan.seed, device)
+    method_seed = derive_seed("method", plan.method.name, plan.setup.name, plan.seed)
+    with timer.stage("data"):
+        data = _method_inputs(plan.method.setting, target_train, plan.setup.source, plan.profile, device)
+    built: dict[str, bool] = {}
+    with timer.stage("adapt"):
+        ctx = RunContext(device, plan.profile, method_seed, seed_everything(method_seed),
+                         ssl_backbone=_ssl_service(plan, device, built))
+        model = plan.method(plan.hparams).adapt(source.model, data, ctx)
+    return Adapted(model, source, target_train, target_test, ctx, built)
+
+
+def _evaluate(plan: RunPlan, run: Adapted, timer: StageTimer, embedding: bool) -> dict[str, Any]:
+    """Score the adapted model on the target test split (the first use of its labels), the unsupervised
+    validators on the target train split and, when asked, a 2-D embedding of the test features."""
+    batch = plan.profile.eval_batch_size
+    with timer.stage("evaluate"):
+        result = evaluate(run.model, run.target_test.images, run.target_test.labels, batch)
+        validators = compute_validators(infer(run.model, run.target_train.images, batch))
+    fields = result.as_record()
+    fields["n_test"] = fields.pop("n")
+    fields["validators"] = validators
+    if embedding:
+        with timer.stage("embedding"):
+            fields["embedding"] = embed_target_test(run.model, run.target_test, batch, run.ctx.seed)
+    return fields
+
+
+def _record(plan: RunPlan, run: Adapted, scores: dict[str, Any], *, recipe: str, timer: StageTimer,
+            device: torch.device) -> dict[str, Any]:
+    """The run record (docs/PROTOCOL.md, "The run record")."""
+    source, stats = run.source, run.ctx.stats
+    extra = {"embedding": scores.pop("embedding")} if "embedding" in scores else {}
+    return {
+        **common_fields(method=plan.method.name, setting=plan.method.setting.value, setup=plan.setup.name,
+                        profile=plan.profile, seed=plan.seed, hparams=plan.hparams, recipe=recipe),
+        "source_dataset": plan.setup.source,
+        "target_dataset": plan.setup.target,
+        "seeds": {"source": source.info["train_seed"], "method": run.ctx.seed},
+        **scores,
+        "pseudo_labels": _pseudo_label_stats(stats.pop("pseudo_labels", None), run.target_train.labels),
+        "method_stats": stats,
+        "source_test_accuracy": source.info["source_test"]["accuracy"],
+        "artifacts": {
+            "source": source.path.name,
+            "backbone": stats.pop("backbone_artifact", None),
+            "built_now": {source.path.name: bool(source.info["built_now"]), **run.built},
+        },
+        "data": {
+            "source_train_images_sha256": source.info["train_images_sha256"],
+            "target_train_images_sha256": run.target_train.manifest_sha256,
+            "target_test_images_sha256": run.target_test.manifest_sha256,
+        },
+        **timer.environment(device),
+        **extra,
+    }
+
+
 def run_method(
     method: str,
     setup: str,
+    *,
     seed: int = 0,
     profile: str | None = None,
     overrides: dict[str, Any] | None = None,
     device: str = "auto",
-    storage: str | None = None,
+    storage_url: str | None = None,
     claimed: tuple[optuna.Study, optuna.trial.Trial] | None = None,
     objective: str = "accuracy",
     embedding: bool = False,
 ) -> dict[str, Any]:
-    """Run ``method`` on ``setup`` and return its run record (see docs/PROTOCOL.md, "The run record").
+    """Run ``method`` on ``setup`` as one trial of the results storage and return its run record.
 
     Args:
-        method: registered method name.
-        setup: setup name (``synth``, ``raf_fer2013``...).
+        method: registered method name; setup: setup name (``synth``, ``raf_fer2013``...).
         seed: the user's seed; per-stage seeds are derived from it and recorded.
         profile: profile name; default = the setup's.
         overrides: ``--set KEY=VALUE`` hyperparameters (validated against the method's declaration).
         device: ``auto``, ``cpu`` or ``cuda[:N]``.
-        storage: results storage URL (default SQLite under ``FERBENCH_HOME``); the run is one trial there.
+        storage_url: results storage URL (default SQLite under ``FERBENCH_HOME``).
         claimed: a RUNNING trial a sweep worker claimed for this run (default: a new trial in the study
             ``run/<method>/<setup>/<profile>``).
         objective: what the trial reports as its value (``objective_value``; searches use validators).
         embedding: also store a 2-D t-SNE embedding of the adapted model's target test features (Fig. 3).
     """
-    timer = StageTimer()
-    the_setup = get_setup(setup)
-    the_profile = get_profile(profile or the_setup.profile)
-    cls = registry.get(method)
-    hparams = registry.resolve_hparams(cls, the_setup.hparams, overrides or {}, the_profile)
+    plan = plan_run(method, setup, seed=seed, profile=profile, overrides=overrides or {})
     torch_device = resolve_device(device)
-    store = open_storage(storage)
-    declared = {name: hp.distribution for name, hp in cls.hparams_spec.items()}
-    attrs = {"method": method, "setting": cls.setting.value, "setup": setup, "profile": the_profile.name, "seed": seed,
-             "recipe": job_recipe(method, the_profile.name, hparams)}
-    if embedding:
-        attrs["embedding"] = True
-    study_name = f"run/{method}/{setup}/{the_profile.name}"
-    log(f"run {method} on {setup} (profile {the_profile.name}, seed {seed}, device {torch_device})")
+    store = open_storage(storage_url)
+    attrs = plan.attrs(embedding)
+    log(f"run {method} on {setup} (profile {plan.profile.name}, seed {seed}, device {torch_device})")
     if claimed is None:
-        _note_earlier_trials(store, study_name, attrs, hparams)
-
-    built: dict[str, bool] = {}
-    with trial_for_run(store, TrialRequest(study_name, hparams, declared, attrs), claimed) as (study, trial):
-        with timer.stage("data"):
-            target_test = split_tensors(the_setup.target, "test", the_profile, torch_device)
-            target_train = split_tensors(the_setup.target, "train", the_profile, torch_device)
-        with timer.stage("source"):
-            source = get_source_model(the_setup.source, the_profile, seed, torch_device)
-        method_seed = derive_seed("method", method, setup, seed)
-        with timer.stage("data"):
-            data = _method_inputs(cls.setting, target_train, the_setup.source, the_profile, torch_device)
-        with timer.stage("adapt"):
-            ctx = RunContext(
-                torch_device, the_profile, method_seed, seed_everything(method_seed),
-                ssl_backbone=_ssl_service(the_setup.target, the_profile, seed, torch_device, built,
-                                          cls.ssl_objectives(hparams)),
-            )
-            model = cls(hparams).adapt(source.model, data, ctx)
-        with timer.stage("evaluate"):
-            result = evaluate(model, target_test.images, target_test.labels, the_profile.eval_batch_size)
-            validators = compute_validators(infer(model, target_train.images, the_profile.eval_batch_size))
-        if embedding:
-            with timer.stage("embedding"):
-                extra = {"embedding": embed_target_test(model, target_test, the_profile.eval_batch_size, method_seed)}
-        else:
-            extra = {}
-        record = {
-            "method": method,
-            "setting": cls.setting.value,
-            "setup": setup,
-            "source_dataset": the_setup.source,
-            "target_dataset": the_setup.target,
-            "profile": the_profile.name,
-            "profile_values": the_profile.as_record(),
-            "recipe": attrs["recipe"],
-            "seed": seed,
-            "seeds": {"source": source.info["train_seed"], "method": method_seed},
-            "hparams": hparams,
-            "accuracy": result.accuracy,
-            "mean_class_accuracy": result.mean_class_accuracy,
-            "class_accuracy": result.class_accuracy,
-            "confusion": result.confusion,
-            "n_test": result.n,
-            "validators": validators,
-            "pseudo_labels": _pseudo_label_stats(ctx.stats.pop("pseudo_labels", None), target_train.labels),
-            "method_stats": ctx.stats,
-            "source_test_accuracy": source.info["source_test"]["accuracy"],
-            "artifacts": {
-                "source": source.path.name,
-                "backbone": ctx.stats.pop("backbone_artifact", None),
-                "built_now": {source.path.name: bool(source.info["built_now"]), **built},
-            },
-            "seconds": timer.seconds,
-            "versions": versions(),
-            "data": {
-                "source_train_images_sha256": source.info["train_images_sha256"],
-                "target_train_images_sha256": target_train.manifest_sha256,
-                "target_test_images_sha256": target_test.manifest_sha256,
-            },
-            "device": str(torch_device),
-            "threads": torch.get_num_threads(),  # CPU results are reproducible at a given thread count
-            **extra,
-        }
+        _note_earlier_trials(store, plan, attrs)
+    declared = {name: hp.distribution for name, hp in plan.method.hparams_spec.items()}
+    timer = StageTimer()
+    with trial_for_run(store, TrialRequest(plan.study_name, plan.hparams, declared, attrs), claimed) as (study, trial):
+        adapted = _adapt(plan, torch_device, timer)
+        scores = _evaluate(plan, adapted, timer, embedding)
+        record = _record(plan, adapted, scores, recipe=attrs["recipe"], timer=timer, device=torch_device)
         complete(study, trial, record, objective_value(record, objective))
     return record

@@ -28,7 +28,7 @@ def test_the_paper_methods_are_built_in():
 
 @pytest.mark.parametrize("method", BUILT_INS)
 def test_method_runs_on_synth_and_records_every_field(method: str, tiny: str, storage: str):
-    record = run_method(method, "synth", seed=0, profile=tiny, device="cpu", storage=storage)
+    record = run_method(method, "synth", seed=0, profile=tiny, device="cpu", storage_url=storage)
     assert RECORD_FIELDS <= set(record)
     json.dumps(record)  # the record is plain JSON
     assert record["method"] == method and record["profile"] == "tiny" and record["setup"] == "synth"
@@ -57,15 +57,15 @@ def test_same_seed_same_configuration_same_accuracy(tiny: str, storage: str, mon
     def notes() -> list[str]:
         return [m for m in messages if "already has" in m]
 
-    first = run_method("clup", "synth", seed=5, profile=tiny, device="cpu", storage=storage)
+    first = run_method("clup", "synth", seed=5, profile=tiny, device="cpu", storage_url=storage)
     assert notes() == []
-    second = run_method("clup", "synth", seed=5, profile=tiny, device="cpu", storage=storage)
+    second = run_method("clup", "synth", seed=5, profile=tiny, device="cpu", storage_url=storage)
     assert len(notes()) == 1 and "already has 1 completed trial(s)" in notes()[0]  # the rerun says so
     assert second["accuracy"] == first["accuracy"]
     assert second["confusion"] == first["confusion"]
     assert second["pseudo_labels"] == first["pseudo_labels"]
     assert second["seeds"] == first["seeds"]
-    other = run_method("clup", "synth", seed=6, profile=tiny, device="cpu", storage=storage)
+    other = run_method("clup", "synth", seed=6, profile=tiny, device="cpu", storage_url=storage)
     assert other["seeds"]["method"] != first["seeds"]["method"]
     assert other["seeds"]["source"] != first["seeds"]["source"]
     assert len(completed_records(open_storage(storage))) == 3  # a rerun adds a trial, never overwrites one
