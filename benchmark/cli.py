@@ -217,8 +217,9 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     from benchmark.services.artifacts import describe_artifact
 
     experiments = list(_names(args.experiment))
-    report = sweep(experiments, _setups(args.setups, experiments), args.seeds, args.profile, args.workers,
-                   args.storage, args.launcher, args.device, args.max_retries)
+    report = sweep(experiments, _setups(args.setups, experiments), seeds=args.seeds, profile=args.profile,
+                   workers=args.workers, storage_url=args.storage, launcher=args.launcher, device=args.device,
+                   max_retries=args.max_retries)
     if args.json:
         _print_json(report.__dict__)
         return

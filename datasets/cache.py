@@ -59,11 +59,6 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def array_sha256(array: np.ndarray) -> str:
-    """Hex SHA-256 of an array's raw bytes (C order)."""
-    return hashlib.sha256(np.ascontiguousarray(array).data).hexdigest()
-
-
 class CacheWriter:
     """Atomic writer of a cache folder; use as a context manager.
 

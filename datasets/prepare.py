@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import tempfile
 import warnings
+from collections.abc import Callable
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -52,10 +54,11 @@ def _decoded(dataset: RawDataset, root: Path, sample: RawSample) -> np.ndarray:
 
 def _write_split(
     writer: CacheWriter,
-    dataset: RawDataset,
-    root: Path,
     split: str,
     samples: list[RawSample],
+    *,
+    dataset: RawDataset,
+    root: Path,
     bad: BadRecords,
     progress: Progress,
 ) -> np.ndarray:
@@ -65,29 +68,57 @@ def _write_split(
     scratch memory map first and only the good rows are copied over, as the final N is known only
     after decoding.
     """
-    size, channels = dataset.image_size, dataset.channels
     task = progress.add_task(f"{dataset.name} {split}", total=len(samples))
+    decode = partial(_decoded, dataset, root)
+    advance = partial(progress.advance, task)
+    shape = (dataset.image_size, dataset.image_size, dataset.channels)
     if not bad.skip:
-        images, labels = writer.create_split(split, len(samples), size, size, channels)
-        for i, sample in enumerate(samples):
-            images[i] = _decoded(dataset, root, sample)
-            labels[i] = sample.label
-            progress.advance(task)
-        return labels
+        return _write_all(writer, split, samples, shape, decode=decode, advance=advance)
+    return _write_skipping_bad(writer, split, samples, shape, decode=decode, advance=advance, bad=bad)
+
+
+def _write_all(
+    writer: CacheWriter,
+    split: str,
+    samples: list[RawSample],
+    shape: tuple[int, int, int],
+    *,
+    decode: Callable[[RawSample], np.ndarray],
+    advance: Callable[[], None],
+) -> np.ndarray:
+    """Decode every sample straight into the cache's ``split`` (the first bad record raises)."""
+    images, labels = writer.create_split(split, len(samples), *shape)
+    for i, sample in enumerate(samples):
+        images[i] = decode(sample)
+        labels[i] = sample.label
+        advance()
+    return labels
+
+
+def _write_skipping_bad(
+    writer: CacheWriter,
+    split: str,
+    samples: list[RawSample],
+    shape: tuple[int, int, int],
+    *,
+    decode: Callable[[RawSample], np.ndarray],
+    advance: Callable[[], None],
+    bad: BadRecords,
+) -> np.ndarray:
+    """Decode into a scratch memory map next to the cache, reporting bad records to ``bad``, then copy the good rows."""
     with tempfile.TemporaryDirectory(prefix=f".{writer.final_dir.name}.scratch-", dir=writer.final_dir.parent) as tmp:
-        scratch = np.lib.format.open_memmap(
-            Path(tmp) / "images.npy", mode="w+", dtype=np.uint8, shape=(len(samples), size, size, channels)
-        )
+        scratch = np.lib.format.open_memmap(Path(tmp) / "images.npy", mode="w+", dtype=np.uint8,
+                                            shape=(len(samples), *shape))
         kept: list[int] = []
         for sample in samples:
             try:
-                scratch[len(kept)] = _decoded(dataset, root, sample)
+                scratch[len(kept)] = decode(sample)
             except DatasetError as error:
                 bad(error)
             else:
                 kept.append(sample.label)
-            progress.advance(task)
-        images, labels = writer.create_split(split, len(kept), size, size, channels)
+            advance()
+        images, labels = writer.create_split(split, len(kept), *shape)
         for start in range(0, len(kept), _COPY_CHUNK):
             stop = min(start + _COPY_CHUNK, len(kept))
             images[start:stop] = scratch[start:stop]
@@ -131,16 +162,14 @@ def prepare_raw(dataset: RawDataset, root: Path, out_dir: Path, *, skip_bad: boo
     """
     root, out_dir = Path(root), Path(out_dir)
     bad = BadRecords(skip=skip_bad)
-    if isinstance(dataset, AnnotatedRawDataset):
-        splits = dataset.index(root, bad=bad)
-    else:
-        splits = dataset.index(root)
+    splits = dataset.index(root, bad=bad) if isinstance(dataset, AnnotatedRawDataset) else dataset.index(root)
     hashes = {_relative(path, root): file_sha256(path) for path in dataset.annotation_files(root)}
-    written: dict[str, np.ndarray] = {}
     with CacheWriter(out_dir) as writer:
         with progress_bar() as progress:
-            for split, samples in splits.items():
-                written[split] = _write_split(writer, dataset, root, split, samples, bad, progress)
+            written = {
+                split: _write_split(writer, split, samples, dataset=dataset, root=root, bad=bad, progress=progress)
+                for split, samples in splits.items()
+            }
         writer.manifest.update(
             dataset=dataset.name,
             image_size=dataset.image_size,

@@ -21,7 +21,7 @@ def pick_per_class(labels: np.ndarray, per_class: int, seed: int = 0) -> list[np
     return picks
 
 
-def draw_class_grid(images: np.ndarray, labels: np.ndarray, out: Path, per_class: int = 8, title: str = "") -> None:
+def draw_class_grid(images: np.ndarray, labels: np.ndarray, out: Path, *, per_class: int = 8, title: str = "") -> None:
     """Save a grid of ``per_class`` samples per class to ``out`` (PNG).
 
     Args:
@@ -37,24 +37,11 @@ def draw_class_grid(images: np.ndarray, labels: np.ndarray, out: Path, per_class
     import matplotlib.pyplot as plt
 
     labels = np.asarray(labels)
-    picks = pick_per_class(labels, per_class)
-    grey = images.shape[-1] == 1
     cell = 1.05
     fig, axes = plt.subplots(NUM_CLASSES, per_class, figsize=(per_class * cell + 1.4, NUM_CLASSES * cell + 0.5),
                              squeeze=False)
-    for cls, idx in enumerate(picks):
-        for col in range(per_class):
-            ax = axes[cls, col]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-            if col < len(idx):
-                image = np.asarray(images[idx[col]])
-                if grey:
-                    ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-                else:
-                    ax.imshow(image, interpolation="nearest")
+    for cls, idx in enumerate(pick_per_class(labels, per_class)):
+        _draw_row(axes[cls], [np.asarray(images[i]) for i in idx])
         count = int(np.sum(labels == cls))
         axes[cls, 0].set_ylabel(f"{CLASS_NAMES[cls]}\n(n={count})", rotation=0, ha="right", va="center", fontsize=9)
     if title:
@@ -64,3 +51,18 @@ def draw_class_grid(images: np.ndarray, labels: np.ndarray, out: Path, per_class
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)
+
+
+def _draw_row(axes: np.ndarray, images: list[np.ndarray]) -> None:
+    """Show ``images`` in the first cells of a row of bare axes (no ticks or frame); the rest stay blank."""
+    for col, ax in enumerate(axes):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        if col < len(images):
+            image = images[col]
+            if image.shape[-1] == 1:
+                ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+            else:
+                ax.imshow(image, interpolation="nearest")

@@ -47,6 +47,7 @@ class AaD(NeighbourConsistencyMethod):
     """AaD: attract to K nearest bank neighbours, disperse from the rest of the batch; C trained too."""
 
     name = "aad"
+    label = "AaD"
     hparams_spec = {
         **NeighbourConsistencyMethod.hparams_spec,
         "alpha": HParam(1.0, FloatDistribution(0.1, 10.0, log=True), "initial weight of the dispersion term"),

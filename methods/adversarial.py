@@ -226,6 +226,7 @@ class Dann(AdversarialAdaptation):
     """DANN: the discriminator sees the bottleneck features (B, 256)."""
 
     name = "dann"
+    label = "DANN"
 
     def discriminator_input_dim(self, feature_dim: int, num_classes: int) -> int:
         return feature_dim
@@ -243,6 +244,7 @@ class Cdan(AdversarialAdaptation):
     """
 
     name = "cdan"
+    label = "CDAN"
     hparams_spec = {
         **AdversarialAdaptation.hparams_spec,
         "entropy_conditioning": HParam(

@@ -113,11 +113,21 @@ class RunContext:
 
 
 class Method(ABC):
-    """Base class of adaptation methods; subclasses are registered with ``methods.registry.register``."""
+    """Base class of adaptation methods; subclasses are registered with ``methods.registry.register``.
+
+    ``label`` is the method's name in tables and figures; a class that declares a ``name`` but no ``label``
+    is labelled by its name.
+    """
 
     name: ClassVar[str]
+    label: ClassVar[str]
     setting: ClassVar[Setting]
     hparams_spec: ClassVar[dict[str, HParam]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__ and "label" not in cls.__dict__:
+            cls.label = cls.name
 
     def __init__(self, hparams: dict[str, Any]) -> None:
         self.hparams = hparams

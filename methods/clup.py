@@ -132,6 +132,7 @@ class CluP(Method):
     """CluP with cluster-purity (or, for the ablation, confidence) pseudo-label selection."""
 
     name = "clup"
+    label = "CluP"
     setting = Setting.SFDA
     hparams_spec = {
         "backbone": HParam("source", CategoricalDistribution(BACKBONES), "initial target backbone"),

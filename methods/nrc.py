@@ -68,6 +68,7 @@ class NRC(NeighbourConsistencyMethod):
     """NRC: reciprocal-affinity-weighted neighbours + expanded neighbours + diversity; C trained too."""
 
     name = "nrc"
+    label = "NRC"
     hparams_spec = {
         **NeighbourConsistencyMethod.hparams_spec,
         "kk": HParam(5, IntDistribution(2, 10), "nearest neighbours of each neighbour (expanded neighbours)"),

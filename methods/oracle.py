@@ -15,6 +15,7 @@ class Oracle(Method):
     """Same architecture, initialisation and recipe as the source model, trained on labelled target train."""
 
     name = "oracle"
+    label = "Oracle (target labels)"
     setting = Setting.ORACLE
     hparams_spec = {}
 

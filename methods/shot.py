@@ -56,6 +56,7 @@ class Shot(Method):
     """SHOT: information maximisation + self-supervised pseudo-labels (cls_par 0.3)."""
 
     name = "shot"
+    label = "SHOT"
     setting = Setting.SFDA
     hparams_spec = {
         **sgd_hparams(1e-2, (1e-3, 1e-1), (1, 30), 64, lr_help="lr of the bottleneck (backbone: x backbone_lr_mult)"),
@@ -96,4 +97,5 @@ class ShotIM(Shot):
     """SHOT-IM: SHOT without pseudo-labels (information maximisation only)."""
 
     name = "shot_im"
+    label = "SHOT-IM"
     hparams_spec = {**Shot.hparams_spec, "cls_par": HParam(0.0, None, "fixed at 0: no pseudo-labels")}

@@ -13,6 +13,7 @@ class SourceOnly(Method):
     """No adaptation: returns the source model unchanged."""
 
     name = "source_only"
+    label = "Source only"
     setting = Setting.SOURCE
     hparams_spec = {}
 

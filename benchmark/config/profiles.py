@@ -42,7 +42,12 @@ class SourceRecipe:
 
 @dataclass(frozen=True)
 class SSLRecipe:
-    """Self-supervised pretraining of the target backbone (SwAV, DeepClusterV2; docs/SSL.md).
+    """Self-supervised pretraining of the target backbone: the fields every objective shares (docs/SSL.md).
+
+    An objective declares its own fields, with their defaults, in a frozen subclass of this class (its
+    ``recipe_type``: ``SwAVRecipe`` in ``methods/ssl/swav.py``, ``DeepClusterV2Recipe`` in
+    ``methods/ssl/deepclusterv2.py``); ``methods.ssl.registry.ssl_recipe(profile, name)`` gives an objective's
+    effective recipe at a profile.
 
     Attributes:
         epochs: passes over the target train split.
@@ -59,12 +64,7 @@ class SSLRecipe:
         large_size: side of the large crops in pixels; None = the profile's image size.
         small_size: side of the small crops in pixels.
         large_scale, small_scale: RandomResizedCrop area ranges of the two crop sizes.
-        freeze_prototypes_epochs: SwAV's prototypes get no gradient for this many epochs.
-        queue_length: SwAV queue per large crop (0 = no queue), active from ``queue_start_epoch``.
-        queue_start_epoch: first epoch that uses the queue.
         temperature: softmax temperature of the swapped prediction / cluster cross-entropy.
-        sinkhorn_epsilon, sinkhorn_iterations: SwAV's Sinkhorn-Knopp settings.
-        kmeans_iterations: DeepClusterV2's spherical k-means iterations per epoch.
         checkpoint_every: epochs between resumable training checkpoints.
     """
 
@@ -85,13 +85,7 @@ class SSLRecipe:
     small_size: int = 80
     large_scale: tuple[float, float] = (0.14, 1.0)
     small_scale: tuple[float, float] = (0.05, 0.14)
-    freeze_prototypes_epochs: int = 2
-    queue_length: int = 3840
-    queue_start_epoch: int = 15
     temperature: float = 0.1
-    sinkhorn_epsilon: float = 0.05
-    sinkhorn_iterations: int = 3
-    kmeans_iterations: int = 10
     checkpoint_every: int = 10
 
 
@@ -109,9 +103,11 @@ class Profile:
         head: ``shot`` (bottleneck 256 + BN + weight-normalised linear) or ``linear``.
         imagenet_init: start the source backbone from ImageNet weights (a local file; see models.py).
         source: the source-training recipe.
-        ssl: the self-supervised target pretraining recipe shared by SwAV and DeepClusterV2.
-        ssl_overrides: per-objective departures from ``ssl``, ``{ssl name: {field: value}}`` (solo-learn keeps
-            one config per method too); ``ssl_recipe(name)`` applies them.
+        ssl: the self-supervised pretraining recipe's shared fields (those of every objective).
+        ssl_overrides: per-objective values, ``{ssl name: {field: value}}`` (solo-learn keeps one config per
+            method too): departures from ``ssl`` and values of the objective's own fields (declared with their
+            defaults by the objective). Plain values: ``methods.ssl.registry.ssl_recipe(profile, name)`` resolves
+            them (shared values, then the objective's defaults, then these).
         eval_batch_size: images per forward pass in evaluation and feature extraction.
         hparams: method hyperparameters this profile scales, ``{method or "*": {name: value}}`` (applied
             after the method's defaults and before the setup's and the user's values).
@@ -130,16 +126,14 @@ class Profile:
     eval_batch_size: int = 512
     hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def ssl_recipe(self, ssl: str) -> SSLRecipe:
-        """The pretraining recipe of objective ``ssl``: ``ssl`` with that objective's overrides applied."""
-        return replace(self.ssl, **self.ssl_overrides.get(ssl, {}))
-
     def backbone_fields(self) -> dict[str, Any]:
         """The fields that determine the backbone's architecture and input (part of every artifact key)."""
         return {"arch": self.arch, "stem": self.stem, "width": self.width, "image_size": self.image_size}
 
     def as_record(self) -> dict[str, Any]:
-        """Every value of the profile, JSON-ready."""
+        """Every value of the profile, JSON-ready (stored in run records as ``profile_values``). The SSL values are
+        the profile's own (``ssl`` and ``ssl_overrides``); an objective's declared defaults are not among them
+        (``methods.ssl.registry.recipe_record`` gives an objective's whole recipe)."""
         return asdict(self)
 
 
@@ -155,8 +149,7 @@ PROFILES: dict[str, Profile] = {
         source=SourceRecipe(epochs=20),
         ssl=SSLRecipe(epochs=1000),
     ),
-    # Random init (no ImageNet weights at this width), so the backbone trains at the full lr: SHOT's 0.1x
-    # multiplier exists to protect pretrained features and would starve a randomly initialised backbone.
+    # Why: docs/LAB_NOTES.md, "Random init and the backbone lr multiplier".
     "quick": Profile(
         name="quick",
         arch="resnet18",
@@ -166,27 +159,16 @@ PROFILES: dict[str, Profile] = {
         head="shot",
         imagenet_init=False,
         source=SourceRecipe(epochs=15, lr=5e-2, backbone_lr_mult=1.0, weight_decay=5e-4),
-        # Scaled to fit 5 minutes on 2 cores (about 16 s an epoch here): 48 px large crops (synth-wild's
-        # native size; the backbone is used at 64 px afterwards), no small crops, milder crops than
-        # ImageNet's 0.14-1 (a face's expression needs most of the face), no queue (N / batch is small), and
-        # fewer prototypes than the batch, LARS, and sharper Sinkhorn codes (epsilon 0.02, not 0.05). Measured
-        # here: with P = 300, plain SGD and epsilon 0.05, SwAV collapsed to the ln P plateau (final loss 5.7040 =
-        # ln 300; probe 28.4% vs 45.8% for a random network); with P = 100 and LARS it still did (4.6052 =
-        # ln 100): B = 128 samples per Sinkhorn call give codes too soft (about 43 prototypes per sample) and
-        # the mean cosine between embeddings went 0.34 -> 0.94 in 35 steps. Epsilon 0.02 turned that around
-        # (0.34 -> 0.81 -> 0.72, loss under ln P); a queue of 1024 did not.
+        # Why: docs/LAB_NOTES.md, "The quick profile's SSL recipe".
         ssl=SSLRecipe(
             epochs=16, batch_size=128, lr=0.3, warmup_epochs=1.0, prototypes=100, projector_hidden=512,
-            small_crops=0, large_size=48, large_scale=(0.3, 1.0), freeze_prototypes_epochs=1, queue_length=0,
-            sinkhorn_epsilon=0.02, checkpoint_every=2,
+            small_crops=0, large_size=48, large_scale=(0.3, 1.0), checkpoint_every=2,
         ),
-        # DeepClusterV2 learns more slowly than SwAV here (its targets are last epoch's k-means assignments, not
-        # this batch's Sinkhorn codes): at SwAV's 16 epochs its probe was 7.5 points over the random network's
-        # (3-seed mean), at 30 epochs 12.3 (57.08 / 54.08 / 56.92 against 45.83 / 42.92 / 42.42; ``python -m
-        # benchmark sweep --experiment table3 --setups synth --seeds 3`` reproduces them); 22 and 26 epochs gave
-        # 9.6 (exploratory runs of ``train_ssl`` + ``linear_probe``, not kept as a command). A 30-epoch
-        # pretraining took 249-286 s of training on 2 quiet cores, 259-297 s wall through ``pretrain``.
-        ssl_overrides={"deepclusterv2": {"epochs": 30}},
+        ssl_overrides={
+            "swav": {"freeze_prototypes_epochs": 1, "queue_length": 0, "sinkhorn_epsilon": 0.02},
+            # Why: docs/LAB_NOTES.md, "DeepClusterV2's quick epochs".
+            "deepclusterv2": {"epochs": 30},
+        },
         hparams={
             "shot": {"epochs": 5},
             "shot_im": {"epochs": 5},
@@ -198,9 +180,7 @@ PROFILES: dict[str, Profile] = {
         },
     ),
 }
-# ``tiny``: the quick pipeline shrunk to seconds (width 8, 32 px, one epoch of everything) for smoke tests and
-# the test suite (DomainBed's lesson: tiny debug settings make end-to-end tests fast). Its accuracies mean
-# nothing; it exists so that a whole sweep, with worker processes, can be exercised in a test.
+# Why: docs/LAB_NOTES.md, "The tiny profile".
 PROFILES["tiny"] = replace(
     PROFILES["quick"],
     name="tiny",
@@ -208,7 +188,7 @@ PROFILES["tiny"] = replace(
     image_size=32,
     source=replace(PROFILES["quick"].source, epochs=1),
     ssl=replace(PROFILES["quick"].ssl, epochs=1, batch_size=256, prototypes=20, projector_hidden=64, large_size=None),
-    ssl_overrides={},
+    ssl_overrides={"swav": PROFILES["quick"].ssl_overrides["swav"]},  # DeepClusterV2 at the shared 1 epoch too
     hparams={"*": {"epochs": 1, "batch_size": 256}},
 )
 

@@ -4,7 +4,12 @@ An ``Experiment`` is a list of rows (a method with fixed hyperparameters, or a b
 searches (a method whose hyperparameters a seeded sampler draws, scored by an unsupervised validator or,
 in a row labelled oracle, by target test accuracy). ``Experiment.jobs(setups, seeds, profile)`` expands it
 into ``Job`` s, the unit a sweep worker runs; leaderboards and figures read the same definitions to find
-each cell's trials in the storage, so a table is a pure function of the storage.
+each cell's trials in the storage, so a table is a pure function of the storage. An experiment also says what
+reporting draws from it: its table (``TableSpec``) and its figures (``FigureSpec``).
+
+How a row's or a search's hyperparameters were chosen is a ``SelectionRule`` (DomainBed's ``SelectionMethod``):
+``FixedHyperparameters``, ``LinearProbe``, ``BestValidator(name)`` (unsupervised) or ``BestTestAccuracy``
+(an oracle). The rule gives the text of the tables' selection column and the objective a search's trials report.
 
 A job's identity (``Job.key``, ``benchmark.store.identity``) is what determines its result: method, setup, profile,
 seed, the fully resolved hyperparameters (defaults <- profile <- setup <- overrides) and the profile recipes the
@@ -14,9 +19,11 @@ reuses it instead of running it again.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 from benchmark.config.errors import UserError
 from benchmark.config.profiles import get_profile
@@ -25,21 +32,149 @@ from benchmark.store.identity import job_recipe, probe_backbone, run_key, search
 from methods import registry
 from methods.core.seeding import derive_seed
 
-#: Display names of the methods in tables.
-METHOD_LABELS = {
-    "source_only": "Source only",
-    "shot_im": "SHOT-IM",
-    "shot": "SHOT",
-    "nrc": "NRC",
-    "aad": "AaD",
-    "dann": "DANN",
-    "cdan": "CDAN",
-    "oracle": "Oracle (target labels)",
-}
 #: Display names of CluP's backbones.
 BACKBONE_LABELS = {"source": "Source", "imagenet": "ImageNet", "swav": "SwAV", "deepclusterv2": "DeepClusterV2"}
 #: Q values of the threshold sweep (Fig. 4).
 FIG4_Q = (0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+class SelectionRule(ABC):
+    """How a table line's hyperparameters were chosen (DomainBed's ``SelectionMethod``).
+
+    Attributes:
+        oracle: whether the rule looks at target labels (its line is reported as oracle, never as a result).
+    """
+
+    oracle: ClassVar[bool] = False
+
+    @property
+    @abstractmethod
+    def display(self) -> str:
+        """The rule as the tables' selection column prints it."""
+
+    @property
+    def objective(self) -> str:
+        """What each trial reports to its study (``run_method``'s ``objective``: ``accuracy`` or
+        ``validator:NAME``); a search selects the trial that maximises it."""
+        return "accuracy"
+
+    def value(self, record: dict[str, Any]) -> float:
+        """The objective of a run record: the number its trial reports."""
+        return float(record["accuracy"])
+
+
+@dataclass(frozen=True)
+class FixedHyperparameters(SelectionRule):
+    """No selection: the paper's (or the method's published) hyperparameters, but for the ``departures``
+    (name, value) a grid sets (e.g. Fig. 4's ``q``)."""
+
+    departures: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def display(self) -> str:
+        departures = ", ".join(f"{name}={value}" for name, value in self.departures)
+        return "fixed: paper hyperparameters" + (f" but {departures}" if departures else "")
+
+
+@dataclass(frozen=True)
+class LinearProbe(SelectionRule):
+    """A linear probe trained on a frozen backbone with the target train labels (an oracle by design)."""
+
+    oracle: ClassVar[bool] = True
+
+    @property
+    def display(self) -> str:
+        return "linear probe (target train labels)"
+
+
+@dataclass(frozen=True)
+class BestValidator(SelectionRule):
+    """A search selected by the unsupervised validator ``name`` on the unlabelled target train split (honest)."""
+
+    name: str
+
+    @property
+    def objective(self) -> str:
+        return f"validator:{self.name}"
+
+    @property
+    def display(self) -> str:
+        return f"search: best {self.name.upper()} (unsupervised)"
+
+    def value(self, record: dict[str, Any]) -> float:
+        if self.name not in record["validators"]:
+            raise ValueError(f"unknown objective {self.objective!r}; expected accuracy or "
+                             f"validator:{'|'.join(record['validators'])}")
+        return float(record["validators"][self.name])
+
+
+@dataclass(frozen=True)
+class BestTestAccuracy(SelectionRule):
+    """A search selected by target test accuracy: an oracle, an upper bound on what selection can leak."""
+
+    oracle: ClassVar[bool] = True
+
+    @property
+    def display(self) -> str:
+        return "oracle: best target test accuracy"
+
+
+def search_rule(objective: str) -> SelectionRule:
+    """The rule of a search whose trials report ``objective`` (``accuracy`` or ``validator:NAME``)."""
+    if objective == "accuracy":
+        return BestTestAccuracy()
+    kind, _, name = objective.partition(":")
+    if kind != "validator" or not name:
+        raise ValueError(f"unknown objective {objective!r}; expected accuracy or validator:NAME")
+    return BestValidator(name)
+
+
+class TableKind(str, Enum):
+    """The columns of an experiment's leaderboard."""
+
+    #: a line per row and search, a mean ± std accuracy cell per setup
+    ACCURACY = "accuracy"
+    #: per setup, a line per row with its mean recall of each class
+    CLASS_RECALL = "class_recall"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """What an experiment's leaderboard shows (``benchmark.reporting.leaderboard``).
+
+    Attributes:
+        kind: its columns.
+        paper: the paper's table that reports these rows (``Table 1``...), printed beside ours; None: none.
+        paper_by_target: the paper reports by target dataset, not by setup (the probe table): a setup shows the
+            paper's number of its target wherever the paper has one, synthetic setups included.
+        paper_average: beside a synthetic setup, a column with the paper's average over its real setups.
+    """
+
+    kind: TableKind = TableKind.ACCURACY
+    paper: str | None = None
+    paper_by_target: bool = False
+    paper_average: bool = False
+
+
+class FigureKind(str, Enum):
+    """The figures ``benchmark.reporting.figures`` draws, in the order it draws them."""
+
+    #: accuracy against CluP's threshold Q, one curve per pseudo-label score (rows overriding ``score`` and ``q``)
+    THRESHOLD_CURVE = "threshold_curve"
+    #: per-class recall of each row (grouped bars)
+    CLASS_RECALL = "class_recall"
+    #: row-normalised confusion matrix of each row
+    CONFUSION = "confusion"
+    #: 2-D embedding of the target test features of each row (rows with ``embedding``)
+    EMBEDDING = "embedding"
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """A figure an experiment draws, written as ``<name>_<setup>.{png,pdf,csv}``."""
+
+    kind: FigureKind
+    name: str
 
 
 @dataclass(frozen=True)
@@ -67,12 +202,11 @@ class Row:
         return "run" if probe_backbone(self.method) is None else "probe"
 
     @property
-    def rule(self) -> str:
-        """How the row's hyperparameters were chosen, for the tables' selection column."""
+    def rule(self) -> SelectionRule:
+        """How the row's hyperparameters were chosen (the tables' selection column)."""
         if self.kind == "probe":
-            return "linear probe (target train labels)"
-        departures = ", ".join(f"{name}={self.overrides[name]}" for name in self.swept)
-        return "fixed: paper hyperparameters" + (f" but {departures}" if departures else "")
+            return LinearProbe()
+        return FixedHyperparameters(tuple((name, self.overrides[name]) for name in self.swept))
 
     def job(self, experiment: str, setup: str, seed: int, profile: str | None = None) -> Job:
         """The row's job on ``setup`` for ``seed`` (``profile``: default the setup's)."""
@@ -84,28 +218,31 @@ class Row:
 class Search:
     """A hyperparameter search of one method: ``trials[profile]`` trials per setup and seed.
 
-    ``objective`` is ``validator:NAME`` (an unsupervised validator on the unlabelled target train split; an
-    honest selection) or ``accuracy`` (target test accuracy: an oracle, always labelled so). Only the
-    ``searched`` hyperparameters are drawn (from the method's declared distributions); the rest stay fixed.
+    ``rule`` selects among them: ``BestValidator(NAME)`` (an unsupervised validator on the unlabelled target
+    train split; an honest selection) or ``BestTestAccuracy()`` (an oracle, always labelled so); an objective
+    string (``validator:NAME``, ``accuracy``) is taken for its rule. Only the ``searched`` hyperparameters are
+    drawn (from the method's declared distributions); the rest stay fixed.
     """
 
     label: str
     method: str
-    objective: str
+    rule: SelectionRule
     searched: tuple[str, ...]
     trials: dict[str, int]
     overrides: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def oracle(self) -> bool:
-        return self.objective == "accuracy"
+    def __post_init__(self) -> None:
+        if isinstance(self.rule, str):
+            object.__setattr__(self, "rule", search_rule(self.rule))
 
     @property
-    def rule(self) -> str:
-        """The selection rule as a leaderboard prints it."""
-        if self.oracle:
-            return "oracle: best target test accuracy"
-        return f"search: best {self.objective.partition(':')[2].upper()} (unsupervised)"
+    def objective(self) -> str:
+        """What its trials report (``accuracy`` or ``validator:NAME``)."""
+        return self.rule.objective
+
+    @property
+    def oracle(self) -> bool:
+        return self.rule.oracle
 
     def job(self, experiment: str, setup: str, seed: int, profile: str | None = None, slot: int = 0) -> Job:
         """Trial ``slot`` of the search on ``setup`` for ``seed`` (``profile``: default the setup's); all slots
@@ -130,6 +267,8 @@ class Experiment:
         searches: hyperparameter searches (honest and oracle).
         paper_setups: the setups it runs on real data (``--setups`` default when the data is there).
         first_seed_only: run one seed whatever ``--seeds`` says (a figure of one run, Fig. 3).
+        table: what its leaderboard shows.
+        figures: the figures drawn from its rows.
     """
 
     name: str
@@ -138,6 +277,8 @@ class Experiment:
     searches: tuple[Search, ...] = ()
     paper_setups: tuple[str, ...] = PAPER_SETUPS
     first_seed_only: bool = False
+    table: TableSpec = TableSpec()
+    figures: tuple[FigureSpec, ...] = ()
 
     def jobs(self, setups: tuple[str, ...], seeds: int, profile: str | None = None) -> list[Job]:
         """Every job of the experiment: rows x setups x seeds, then one job per search trial."""
@@ -248,7 +389,7 @@ class Job:
 
 
 def _method_rows(*methods: str) -> tuple[Row, ...]:
-    return tuple(Row(METHOD_LABELS[m], m) for m in methods)
+    return tuple(Row(registry.get(m).label, m) for m in methods)
 
 
 def _clup(backbone: str, score: str = "purity", **more: Any) -> dict[str, Any]:
@@ -268,22 +409,25 @@ EXPERIMENTS: dict[str, Experiment] = {
             "table1",
             "Table 1: target test accuracy of every method on each setup",
             rows=(
-                Row(METHOD_LABELS["source_only"], "source_only"),
-                *_method_rows("shot_im", "shot"),
+                *_method_rows("source_only", "shot_im", "shot"),
                 CLUP_DCV2,
                 CLUP_SWAV,
                 *_method_rows("nrc", "aad", "dann", "cdan", "oracle"),
             ),
             searches=(
-                Search("SHOT", "shot", "validator:im", SHOT_SEARCHED, SEARCH_TRIALS),
-                Search("SHOT", "shot", "accuracy", SHOT_SEARCHED, SEARCH_TRIALS),
+                Search("SHOT", "shot", BestValidator("im"), SHOT_SEARCHED, SEARCH_TRIALS),
+                Search("SHOT", "shot", BestTestAccuracy(), SHOT_SEARCHED, SEARCH_TRIALS),
             ),
+            table=TableSpec(paper="Table 1", paper_average=True),
+            figures=(FigureSpec(FigureKind.CONFUSION, "confusion"),),
         ),
         Experiment(
             "table2",
             "Table 2: per-class recall of the source-free methods",
             rows=(*_method_rows("shot_im", "shot"), CLUP_DCV2, CLUP_SWAV),
             paper_setups=("raf_fer2013",),
+            table=TableSpec(TableKind.CLASS_RECALL, paper="Table 2"),
+            figures=(FigureSpec(FigureKind.CLASS_RECALL, "class_recall"),),
         ),
         Experiment(
             "table3",
@@ -291,12 +435,14 @@ EXPERIMENTS: dict[str, Experiment] = {
             rows=tuple(Row(BACKBONE_LABELS.get(b, "Random init"), f"probe:{b}")
                        for b in ("imagenet", "source", "deepclusterv2", "swav", "random")),
             paper_setups=("raf_expw", "raf_fer2013"),
+            table=TableSpec(paper="Table 3", paper_by_target=True),
         ),
         Experiment(
             "table4",
             "Table 4: CluP ablation, backbone x pseudo-label score",
             rows=tuple(Row(f"{BACKBONE_LABELS[b]} + {s}", "clup", _clup(b, s))
                        for b in ("source", "swav") for s in ("confidence", "purity")),
+            table=TableSpec(paper="Table 4", paper_average=True),
         ),
         Experiment(
             "fig3",
@@ -305,6 +451,7 @@ EXPERIMENTS: dict[str, Experiment] = {
                   Row("CluP (SwAV)", "clup", _clup("swav"), True)),
             paper_setups=("raf_fer2013",),
             first_seed_only=True,
+            figures=(FigureSpec(FigureKind.EMBEDDING, "fig3"),),
         ),
         Experiment(
             "fig4",
@@ -312,6 +459,7 @@ EXPERIMENTS: dict[str, Experiment] = {
             rows=tuple(Row(f"{s} Q={q}", "clup", _clup("swav", s, q=q), swept=("q",))
                        for s in ("purity", "confidence") for q in FIG4_Q),
             paper_setups=("afe_fer2013", "raf_fer2013"),
+            figures=(FigureSpec(FigureKind.THRESHOLD_CURVE, "fig4"),),
         ),
     )
 }

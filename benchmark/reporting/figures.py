@@ -4,15 +4,21 @@ Each figure is written as PNG and PDF with the data it plots beside it as CSV, s
 check the numbers behind every curve. The ``*_data`` functions return those frames; the notebooks in
 ``notebooks/`` call them and draw the same figures interactively.
 
-- ``fig4_<setup>``: CluP (SwAV) accuracy against Q, purity (solid) vs confidence (dashed), mean +- std over seeds.
-- ``class_recall_<setup>``: per-class recall of Table 2's methods (grouped bars).
-- ``confusion_<setup>``: row-normalised confusion matrices of Table 1's rows, mean over seeds.
-- ``fig3_<setup>``: 2-D embeddings of the target test features (SHOT, CluP (DeepClusterV2), CluP (SwAV)).
+An experiment declares the figures drawn from its rows (``Experiment.figures``: a ``FigureKind`` and a file
+name), written as ``<name>_<setup>.{png,pdf,csv}`` for each setup with results, kind by kind:
+
+- threshold curve: CluP (SwAV) accuracy against Q, purity (solid) vs confidence (dashed), mean +- std over seeds.
+- class recall: per-class recall of the experiment's rows (grouped bars).
+- confusion: row-normalised confusion matrices of the experiment's rows, mean over seeds.
+- embedding: 2-D embeddings of the target test features (first seed of each row that stored one).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -24,14 +30,24 @@ import optuna  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from benchmark.orchestration.experiments import EXPERIMENTS, FIG4_Q  # noqa: E402
+from benchmark.orchestration.experiments import EXPERIMENTS, FIG4_Q, Experiment, FigureKind, FigureSpec  # noqa: E402
 from benchmark.reporting.leaderboard import StoredTrials, row_cell, setups_with_results  # noqa: E402
 from datasets.labels import CLASS_NAMES  # noqa: E402
 
 
-def fig4_data(stored: StoredTrials, setup: str, profile: str | None = None) -> pd.DataFrame:
-    """Columns score, q, seed, accuracy: one row per stored CluP (SwAV) run of the threshold sweep."""
-    experiment = EXPERIMENTS["fig4"]
+def drawing(kind: FigureKind) -> Experiment:
+    """The first experiment that draws a figure of ``kind`` (the default of the ``*_data`` functions)."""
+    for experiment in EXPERIMENTS.values():
+        if any(figure.kind is kind for figure in experiment.figures):
+            return experiment
+    raise LookupError(f"no experiment draws a {kind.value} figure")
+
+
+def fig4_data(stored: StoredTrials, setup: str, profile: str | None = None,
+              experiment: Experiment | None = None) -> pd.DataFrame:
+    """Columns score, q, seed, accuracy: one row per stored run of the threshold sweep's rows (each overrides
+    ``score`` and ``q``)."""
+    experiment = experiment or drawing(FigureKind.THRESHOLD_CURVE)
     rows = []
     for row in experiment.rows:
         for record in row_cell(experiment, row, setup, stored, profile).records:
@@ -40,9 +56,10 @@ def fig4_data(stored: StoredTrials, setup: str, profile: str | None = None) -> p
     return pd.DataFrame(rows, columns=["score", "q", "seed", "accuracy"])
 
 
-def class_recall_data(stored: StoredTrials, setup: str, profile: str | None = None) -> pd.DataFrame:
-    """Columns method, seed, class, recall: Table 2's rows, one row per (run, class)."""
-    experiment = EXPERIMENTS["table2"]
+def class_recall_data(stored: StoredTrials, setup: str, profile: str | None = None,
+                      experiment: Experiment | None = None) -> pd.DataFrame:
+    """Columns method, seed, class, recall: the experiment's rows, one row per (run, class)."""
+    experiment = experiment or drawing(FigureKind.CLASS_RECALL)
     rows = [
         {"method": row.label, "seed": record["seed"], "class": name, "recall": record["class_accuracy"][name]}
         for row in experiment.rows
@@ -52,9 +69,10 @@ def class_recall_data(stored: StoredTrials, setup: str, profile: str | None = No
     return pd.DataFrame(rows, columns=["method", "seed", "class", "recall"])
 
 
-def confusion_data(stored: StoredTrials, setup: str, profile: str | None = None) -> dict[str, np.ndarray]:
-    """Table 1's row label -> (7, 7) row-normalised confusion (%, true x predicted), mean over seeds."""
-    experiment = EXPERIMENTS["table1"]
+def confusion_data(stored: StoredTrials, setup: str, profile: str | None = None,
+                   experiment: Experiment | None = None) -> dict[str, np.ndarray]:
+    """Row label -> (7, 7) row-normalised confusion (%, true x predicted), mean over seeds."""
+    experiment = experiment or drawing(FigureKind.CONFUSION)
     matrices = {}
     for row in experiment.rows:
         records = row_cell(experiment, row, setup, stored, profile).records
@@ -65,9 +83,16 @@ def confusion_data(stored: StoredTrials, setup: str, profile: str | None = None)
     return matrices
 
 
-def embedding_data(stored: StoredTrials, setup: str, profile: str | None = None) -> pd.DataFrame:
-    """Columns method, x, y, label (class name), predicted: Fig. 3's embeddings (first seed of each row)."""
-    experiment = EXPERIMENTS["fig3"]
+def confusion_frame(matrices: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Columns method, true, predicted, percent: the confusion matrices as the CSV beside their figure."""
+    return pd.DataFrame([{"method": m, "true": CLASS_NAMES[i], "predicted": CLASS_NAMES[j], "percent": v[i, j]}
+                         for m, v in matrices.items() for i in range(7) for j in range(7)])
+
+
+def embedding_data(stored: StoredTrials, setup: str, profile: str | None = None,
+                   experiment: Experiment | None = None) -> pd.DataFrame:
+    """Columns method, x, y, label (class name), predicted: the rows' embeddings (first seed of each row)."""
+    experiment = experiment or drawing(FigureKind.EMBEDDING)
     frames = []
     for row in experiment.rows:
         records = row_cell(experiment, row, setup, stored, profile).records
@@ -145,24 +170,45 @@ def _save(figure: plt.Figure, data: pd.DataFrame, path: Path) -> list[Path]:
     return [path.with_suffix(".png"), path.with_suffix(".pdf"), path.with_suffix(".csv")]
 
 
+@dataclass(frozen=True)
+class Drawer:
+    """How a kind of figure is drawn: its data from the storage, the figure, and the CSV frame of its data."""
+
+    data: Callable[[StoredTrials, str, str | None, Experiment], Any]
+    plot: Callable[[Any, str], plt.Figure]
+    frame: Callable[[Any], pd.DataFrame] = lambda data: data
+
+
+#: The drawer of each kind of figure, in the order ``write_figures`` draws them.
+DRAWERS: dict[FigureKind, Drawer] = {
+    FigureKind.THRESHOLD_CURVE: Drawer(fig4_data, plot_fig4),
+    FigureKind.CLASS_RECALL: Drawer(class_recall_data, plot_class_recall),
+    FigureKind.CONFUSION: Drawer(confusion_data, plot_confusions, confusion_frame),
+    FigureKind.EMBEDDING: Drawer(embedding_data, plot_embeddings),
+}
+
+
+def draw(experiment: Experiment, figure: FigureSpec, stored: StoredTrials, out: Path,
+         profile: str | None = None) -> list[Path]:
+    """``figure`` of ``experiment`` on each setup with results (and data to plot); returns the paths written."""
+    drawer = DRAWERS[figure.kind]
+    written: list[Path] = []
+    for setup in setups_with_results(experiment, stored, profile):
+        data = drawer.data(stored, setup, profile, experiment)
+        frame = drawer.frame(data)
+        if len(frame):
+            written += _save(drawer.plot(data, setup), frame, out / f"{figure.name}_{setup}")
+    return written
+
+
 def write_figures(storage: optuna.storages.BaseStorage, out: Path, profile: str | None = None) -> list[Path]:
     """Every figure that has data, as ``<out>/<name>_<setup>.{png,pdf,csv}``; returns the paths written."""
     stored = StoredTrials.load(storage)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    for setup in setups_with_results(EXPERIMENTS["fig4"], stored, profile):
-        data = fig4_data(stored, setup, profile)
-        written += _save(plot_fig4(data, setup), data, out / f"fig4_{setup}")
-    for setup in setups_with_results(EXPERIMENTS["table2"], stored, profile):
-        data = class_recall_data(stored, setup, profile)
-        written += _save(plot_class_recall(data, setup), data, out / f"class_recall_{setup}")
-    for setup in setups_with_results(EXPERIMENTS["table1"], stored, profile):
-        matrices = confusion_data(stored, setup, profile)
-        frame = pd.DataFrame([{"method": m, "true": CLASS_NAMES[i], "predicted": CLASS_NAMES[j], "percent": v[i, j]}
-                              for m, v in matrices.items() for i in range(7) for j in range(7)])
-        written += _save(plot_confusions(matrices, setup), frame, out / f"confusion_{setup}")
-    for setup in setups_with_results(EXPERIMENTS["fig3"], stored, profile):
-        data = embedding_data(stored, setup, profile)
-        if len(data):
-            written += _save(plot_embeddings(data, setup), data, out / f"fig3_{setup}")
+    for kind in DRAWERS:
+        for experiment in EXPERIMENTS.values():
+            for figure in experiment.figures:
+                if figure.kind is kind:
+                    written += draw(experiment, figure, stored, out, profile)
     return written

@@ -4,7 +4,8 @@ For each experiment (``benchmark.orchestration.experiments``) and setup, each ro
 the seeds found in the storage of the row's runs, found by job key, so only runs with exactly the row's
 resolved hyperparameters count. Search rows report, per seed, the run their study selected (the best
 objective) and then the mean over seeds. The CluP paper's number is printed beside ours, with the
-difference, where the paper has one for that row and setup.
+difference, where the paper has one for that row and setup. What a table shows (its columns, the paper's
+table beside it) is the experiment's ``TableSpec``; how each line was selected, its ``SelectionRule``.
 """
 
 from __future__ import annotations
@@ -20,11 +21,29 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from benchmark.config.setups import SETUPS, get_setup
-from benchmark.orchestration.experiments import EXPERIMENTS, Experiment, Row, Search, setup_profile
+from benchmark.orchestration.experiments import (
+    EXPERIMENTS,
+    Experiment,
+    Row,
+    Search,
+    SelectionRule,
+    TableKind,
+    setup_profile,
+)
 from benchmark.reporting import paper
-from benchmark.store.identity import probe_backbone, search_key_recipe, trial_key
+from benchmark.reporting.results import to_markdown
+from benchmark.store.identity import search_key_recipe, trial_key
 from datasets.labels import CLASS_NAMES
 from methods import registry
+
+#: The paper's numbers by the table that reports them (``TableSpec.paper``): row label -> column (setup, or target
+#: dataset for the probe table) -> number; Table 2's are per-class recalls (``CLASS_NAMES`` order), on raf_fer2013.
+PAPER_NUMBERS: dict[str, dict[str, dict[str, Any]]] = {
+    "Table 1": paper.TABLE1,
+    "Table 2": {label: {"raf_fer2013": recall} for label, recall in paper.TABLE2_RAF_FER2013.items()},
+    "Table 3": paper.TABLE3,
+    "Table 4": paper.TABLE4,
+}
 
 
 @dataclass(frozen=True)
@@ -111,24 +130,24 @@ def search_cell(search: Search, setup: str, stored: StoredTrials, profile: str |
     return Cell(chosen, min(sizes) if sizes else 0)
 
 
-def _setting(method: str) -> str:
-    if probe_backbone(method) is not None:
-        return "oracle"
-    return registry.get(method).setting.value
+def _setting(method: str, rule: SelectionRule) -> str:
+    """sfda | uda | source | oracle: oracle where the rule saw target labels, else the method's setting."""
+    return "oracle" if rule.oracle else registry.get(method).setting.value
 
 
-def _paper_table(experiment: Experiment) -> dict[str, dict[str, float]]:
-    return {"table1": paper.TABLE1, "table4": paper.TABLE4}.get(experiment.name, {})
+def _paper_numbers(experiment: Experiment) -> dict[str, dict[str, Any]]:
+    """The paper's numbers for the experiment's rows (empty where the paper has none)."""
+    return {} if experiment.table.paper is None else PAPER_NUMBERS[experiment.table.paper]
 
 
 def _paper_column(experiment: Experiment, setup: str) -> str:
     """The paper's column for a setup: the setup itself, or the target dataset for the probe table."""
-    return get_setup(setup).target if experiment.name == "table3" else setup
+    return get_setup(setup).target if experiment.table.paper_by_target else setup
 
 
 def _synthetic_context(experiment: Experiment, setups: tuple[str, ...]) -> bool:
-    """Whether a table shows a synthetic setup beside the paper's average (Tables 1 and 4 only)."""
-    return experiment.name in ("table1", "table4") and any(not SETUPS[s].paper for s in setups)
+    """Whether a table shows a synthetic setup beside the paper's average (``TableSpec.paper_average``)."""
+    return experiment.table.paper_average and any(not SETUPS[s].paper for s in setups)
 
 
 @dataclass(frozen=True)
@@ -159,52 +178,62 @@ def table_lines(experiment: Experiment, setups: tuple[str, ...], stored: StoredT
                 profile: str | None = None) -> list[TableLine]:
     """The experiment's rows, then its searches, each with its cells on ``setups`` (computed once here)."""
     lines = [
-        TableLine(row.label, _setting(row.method), row.rule,
+        TableLine(row.label, _setting(row.method, row.rule), row.rule.display,
                   {s: row_cell(experiment, row, s, stored, profile) for s in setups}, row.label)
         for row in experiment.rows
     ]
     for search in experiment.searches:
         cells = {s: search_cell(search, s, stored, profile) for s in setups}
         n = min((c.trials_per_seed for c in cells.values() if c.records), default=0)
-        setting = "oracle" if search.oracle else _setting(search.method)
-        lines.append(TableLine(f"{search.label} (search)", setting, f"{search.rule} over {n} trials", cells, None))
+        lines.append(TableLine(f"{search.label} (search)", _setting(search.method, search.rule),
+                               f"{search.rule.display} over {n} trials", cells, None))
     return lines
+
+
+def _setup_columns(experiment: Experiment, setup: str, line: TableLine) -> dict[str, str]:
+    """A line's columns for one setup: ours, then (on the paper's setups, or where the probe table has a number)
+    the paper's and the difference."""
+    cell = line.cells[setup]
+    stats = cell.mean_std()
+    columns = {setup: cell.text()}
+    theirs = (paper.paper_value(_paper_numbers(experiment), line.paper_label, _paper_column(experiment, setup))
+              if line.paper_label else None)
+    if SETUPS[setup].paper or (experiment.table.paper_by_target and theirs is not None):
+        columns[f"{setup} paper"] = "-" if theirs is None else f"{theirs:.2f}"
+        columns[f"{setup} diff"] = "-" if theirs is None or stats is None else f"{stats[0] - theirs:+.2f}"
+    return columns
+
+
+def _accuracy_entry(experiment: Experiment, setups: tuple[str, ...], line: TableLine) -> dict[str, Any]:
+    """One line of an accuracy table: method, setting, selection rule, the setups' columns, the average."""
+    entry: dict[str, Any] = {"method": line.label, "setting": line.setting, "selection": line.selection}
+    means = []
+    for setup in setups:
+        entry.update(_setup_columns(experiment, setup, line))
+        stats = line.cells[setup].mean_std()
+        if stats is not None:
+            means.append(stats[0])
+    if len(setups) > 1:
+        entry["average"] = f"{np.mean(means):.2f}" if len(means) == len(setups) else "-"
+    if _synthetic_context(experiment, setups):
+        theirs = paper.paper_average(_paper_numbers(experiment), line.paper_label) if line.paper_label else None
+        entry["paper (4 real setups, avg.)"] = "-" if theirs is None else f"{theirs:.2f}"
+    return entry
 
 
 def accuracy_frame(experiment: Experiment, setups: tuple[str, ...], lines: list[TableLine]) -> pd.DataFrame:
     """One row per table line: method, setting, selection rule, then per setup ours (and the paper's + diff)."""
-    reference = paper.TABLE3 if experiment.name == "table3" else _paper_table(experiment)
-    rows = []
-    for line in lines:
-        entry: dict[str, Any] = {"method": line.label, "setting": line.setting, "selection": line.selection}
-        means = []
-        for setup in setups:
-            cell = line.cells[setup]
-            entry[setup] = cell.text()
-            stats = cell.mean_std()
-            theirs = (paper.paper_value(reference, line.paper_label, _paper_column(experiment, setup))
-                      if line.paper_label else None)
-            if SETUPS[setup].paper or (experiment.name == "table3" and theirs is not None):
-                entry[f"{setup} paper"] = "-" if theirs is None else f"{theirs:.2f}"
-                entry[f"{setup} diff"] = "-" if theirs is None or stats is None else f"{stats[0] - theirs:+.2f}"
-            if stats is not None:
-                means.append(stats[0])
-        if len(setups) > 1:
-            entry["average"] = f"{np.mean(means):.2f}" if len(means) == len(setups) else "-"
-        if _synthetic_context(experiment, setups):
-            theirs = paper.paper_average(reference, line.paper_label) if line.paper_label else None
-            entry["paper (4 real setups, avg.)"] = "-" if theirs is None else f"{theirs:.2f}"
-        rows.append(entry)
-    return pd.DataFrame(rows)
+    return pd.DataFrame([_accuracy_entry(experiment, setups, line) for line in lines])
 
 
-def class_frame(setups: tuple[str, ...], lines: list[TableLine]) -> pd.DataFrame:
-    """Table 2: per setup and line, the mean per-class recall over seeds (and the paper's on raf_fer2013)."""
+def class_frame(experiment: Experiment, setups: tuple[str, ...], lines: list[TableLine]) -> pd.DataFrame:
+    """Per setup and line, the mean per-class recall over seeds (and the paper's, where it has them)."""
+    reference = _paper_numbers(experiment)
     rows = []
     for setup in setups:
         for line in lines:
             cell = line.cells[setup]
-            theirs = paper.TABLE2_RAF_FER2013.get(line.label) if setup == "raf_fer2013" else None
+            theirs = reference.get(line.label, {}).get(setup)
             entry: dict[str, Any] = {"setup": setup, "method": line.label, "seeds": len(cell.records)}
             for index, name in enumerate(CLASS_NAMES):
                 values = [r["class_accuracy"][name] for r in cell.records]
@@ -214,12 +243,8 @@ def class_frame(setups: tuple[str, ...], lines: list[TableLine]) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-def to_markdown(frame: pd.DataFrame) -> str:
-    """A pipe table of string cells (no index)."""
-    header = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *body])
+#: The frame of each kind of table: (experiment, setups, lines) -> frame.
+FRAMES = {TableKind.ACCURACY: accuracy_frame, TableKind.CLASS_RECALL: class_frame}
 
 
 def _commits(records: list[dict[str, Any]]) -> str:
@@ -231,7 +256,7 @@ def _commits(records: list[dict[str, Any]]) -> str:
 def render(experiment: Experiment, setups: tuple[str, ...], stored: StoredTrials, profile: str | None = None) -> tuple[str, pd.DataFrame]:
     """The leaderboard markdown of one experiment (and the frame it shows)."""
     table = table_lines(experiment, setups, stored, profile)
-    frame = class_frame(setups, table) if experiment.name == "table2" else accuracy_frame(experiment, setups, table)
+    frame = FRAMES[experiment.table.kind](experiment, setups, table)
     used = [record for line in table for record in line.records]
     seeds = sorted({r["seed"] for r in used})
     lines = [

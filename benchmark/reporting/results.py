@@ -1,8 +1,9 @@
 """Tables from the results storage: a pure function of the stored run records (no retraining).
 
 ``summary_table`` groups completed runs by (method, setting, setup, profile) and reports mean +- std of
-top-1 accuracy over seeds; ``to_markdown`` renders it with the number of seeds and the seeds themselves,
-so every cell says what it was computed from.
+top-1 accuracy over seeds; ``summary_markdown`` renders it with the number of seeds and the seeds themselves,
+so every cell says what it was computed from. ``to_markdown`` is the one markdown table renderer (leaderboards
+use it too).
 """
 
 from __future__ import annotations
@@ -56,15 +57,29 @@ def summary_table(records: list[dict[str, Any]]) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
-def to_markdown(table: pd.DataFrame) -> str:
-    """A markdown table: method, setting, setup, accuracy mean +- std, mean class accuracy, seeds, hparams."""
-    lines = [
-        "| method | setting | setup | accuracy (%) | mean class acc. (%) | seeds | hyperparameters |",
-        "|---|---|---|---|---|---|---|",
+def to_markdown(frame: pd.DataFrame) -> str:
+    """A pipe table of a frame's cells as text (no index): the header, a ``---`` rule, a line per row."""
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+#: The columns of the ``results`` table.
+SUMMARY_COLUMNS = ("method", "setting", "setup", "accuracy (%)", "mean class acc. (%)", "seeds", "hyperparameters")
+
+
+def summary_cells(table: pd.DataFrame) -> pd.DataFrame:
+    """A ``summary_table`` as text cells: method, setting, setup, accuracy mean +- std, mean class accuracy,
+    seeds (their number and the seeds), hyperparameters."""
+    rows = [
+        (row.method, row.setting, row.setup, f"{row.accuracy_mean:.2f} +- {row.accuracy_std:.2f}", f"{row.mca_mean:.2f}",
+         f"{row.n_seeds} ({row.seeds})", row.hparams or "-")
+        for row in table.itertuples()
     ]
-    for row in table.itertuples():
-        lines.append(
-            f"| {row.method} | {row.setting} | {row.setup} | {row.accuracy_mean:.2f} +- {row.accuracy_std:.2f} | "
-            f"{row.mca_mean:.2f} | {row.n_seeds} ({row.seeds}) | {row.hparams or '-'} |"
-        )
-    return "\n".join(lines)
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+
+
+def summary_markdown(table: pd.DataFrame) -> str:
+    """A ``summary_table`` as a markdown table (``summary_cells``)."""
+    return to_markdown(summary_cells(table))

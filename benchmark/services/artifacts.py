@@ -9,7 +9,6 @@ no folder that is later taken for complete.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -21,6 +20,7 @@ from typing import Any
 
 from torch import nn
 
+from benchmark.config.hashing import json_digest
 from datasets.registry import home
 from methods.core.checkpoints import load_state_dict, save_checkpoint
 
@@ -28,9 +28,8 @@ KEY_FILE = "key.json"
 
 
 def artifact_key(fields: Mapping[str, Any]) -> str:
-    """A 16-hex-digit SHA-256 of the JSON of ``fields`` (sorted keys)."""
-    text = json.dumps(fields, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """The artifact's folder name: ``json_digest`` (16 hex digits of SHA-256) of the key ``fields``."""
+    return json_digest(fields)
 
 
 def artifact_dir(kind: str, fields: Mapping[str, Any]) -> Path:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from methods.core.models import build_backbone
 from methods.core.seeding import derive_seed, rng_state, seed_everything, set_rng_state
 from methods.core.training import run_epochs
 from methods.ssl.base import SSLObjective, collapse_report
-from methods.ssl.registry import get_ssl
+from methods.ssl.registry import get_ssl, recipe_record, ssl_recipe
 from methods.ssl.views import MultiCrop
 
 #: Bump when pretraining changes in a way that changes its result; old artifacts are then not reused.
@@ -53,13 +53,14 @@ class PretrainedBackbone:
 
 
 def pretrain_key(ssl: str, dataset: str, profile: Profile, seed: int, train_sha: str) -> dict[str, Any]:
-    """Everything that determines a pretrained backbone."""
+    """Everything that determines a pretrained backbone (its recipe as ``recipe_record``: field set fixed for
+    key stability)."""
     return {
         "ssl": ssl,
         "dataset": dataset,
         "train_images_sha256": train_sha,
         **profile.backbone_fields(),
-        "recipe": asdict(profile.ssl_recipe(ssl)),
+        "recipe": recipe_record(ssl, asdict(profile.ssl), profile.ssl_overrides),
         "seed": seed,
         "code_version": SSL_CODE_VERSION,
     }
@@ -102,84 +103,124 @@ def _fill_bank(backbone: nn.Module, objective: SSLObjective, images: torch.Tenso
         objective.fill_bank(_forward_views(backbone, objective, large), indices)
 
 
+@dataclass
+class _Pretraining:
+    """One pretraining in progress: what it trains, its optimiser, views and random stream, and its history.
+    ``step`` and ``end_of_epoch`` are ``run_epochs``' callbacks."""
+
+    backbone: nn.Module
+    feature_dim: int
+    objective: SSLObjective
+    optimizer: torch.optim.Optimizer
+    crops: MultiCrop
+    generator: torch.Generator
+    images: torch.Tensor
+    checkpoint: Path
+    history: list[dict[str, float]] = field(default_factory=list)
+    first_epoch: int = 0
+
+    @property
+    def recipe(self) -> SSLRecipe:
+        return self.objective.recipe
+
+    def resume(self, ssl: str) -> None:
+        """Restore the last checkpoint, if there is one: modules, optimiser, random stream, history, next epoch."""
+        if not self.checkpoint.is_file():
+            return
+        state = load_checkpoint(self.checkpoint)
+        self.backbone.load_state_dict(state["backbone"])
+        self.objective.load_state_dict(state["objective"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        set_rng_state(self.generator, state["rng"])
+        self.history, self.first_epoch = list(state["history"]), int(state["epoch"]) + 1
+        log(f"{ssl}: resuming from the checkpoint of epoch {self.first_epoch} in {self.checkpoint.parent}")
+
+    def step(self, indices: torch.Tensor, index: int, total: int) -> torch.Tensor:
+        """One optimiser step on the batch ``indices`` (step ``index`` of ``total``); returns its loss."""
+        recipe, objective = self.recipe, self.objective
+        per_epoch = len(self.images) // recipe.batch_size
+        epoch = index // per_epoch
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(index, total, per_epoch, recipe.lr, recipe.warmup_epochs)
+        objective.before_step()
+        large, small = self.crops(self.images[indices])
+        loss = objective.loss(
+            _forward_views(self.backbone, objective, large), _forward_views(self.backbone, objective, small),
+            indices, epoch,
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        objective.after_backward(epoch)
+        self.optimizer.step()
+        return loss
+
+    def end_of_epoch(self, epoch: int, loss: float) -> None:
+        """Record the epoch's loss and prototype usage; write a checkpoint every ``checkpoint_every`` epochs
+        and after the last."""
+        self.history.append({"epoch": epoch, "loss": loss, **self.objective.usage()})
+        if (epoch + 1) % self.recipe.checkpoint_every == 0 or epoch + 1 == self.recipe.epochs:
+            save_checkpoint(self.checkpoint, {
+                "backbone": self.backbone.state_dict(), "objective": self.objective.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "rng": rng_state(self.generator), "epoch": epoch,
+                "history": self.history,
+            })
+
+
+def _start(ssl: str, profile: Profile, *, images: torch.Tensor, seed: int, checkpoint_dir: Path) -> _Pretraining:
+    """Seed every random stream with ``seed``, then build a fresh backbone, the objective, its optimiser and
+    views on the images' device (in this order: initialisation draws from the seeded streams)."""
+    recipe = ssl_recipe(profile, ssl)
+    device = images.device
+    generator = seed_everything(seed)
+    backbone, dim = build_backbone(profile.arch, profile.stem, profile.width)
+    objective = get_ssl(ssl)(dim, recipe, len(images))
+    backbone, objective = backbone.to(device).to(memory_format=torch.channels_last), objective.to(device)
+    optimizer = ssl_optimizer([*backbone.parameters(), *objective.parameters()], recipe)
+    crops = MultiCrop(recipe, recipe.large_size or profile.image_size)
+    return _Pretraining(backbone=backbone, feature_dim=dim, objective=objective, optimizer=optimizer, crops=crops,
+                        generator=generator, images=images, checkpoint=checkpoint_dir / CHECKPOINT)
+
+
+def _collapse(ssl: str, history: list[dict[str, float]], prototypes: int) -> dict[str, object]:
+    """The collapse report of the last epoch in ``history`` (logged when collapsed)."""
+    final = history[-1]  # never empty: a run ends with its last epoch, in this call or the checkpoint's
+    usage = {k: final[k] for k in ("usage_entropy", "usage_entropy_ratio", "prototypes_used")}
+    collapse = collapse_report(float(final["loss"]), usage, prototypes)
+    if collapse["collapsed"]:
+        log(f"[bold red]{ssl} pretraining collapsed[/]: {'; '.join(collapse['reasons'])}")
+    return collapse
+
+
 def train_ssl(
-    ssl: str, target: UnlabelledImages, profile: Profile, seed: int, checkpoint_dir: Path
+    ssl: str, target: UnlabelledImages, profile: Profile, *, seed: int, checkpoint_dir: Path
 ) -> tuple[nn.Module, int, dict[str, Any]]:
     """Pretrain a fresh backbone with ``ssl`` on ``target`` images, resuming from ``checkpoint_dir``.
 
     Args:
         ssl: registered objective name (``swav``, ``deepclusterv2``).
         target: the unlabelled target train images, (N, C, S, S) uint8 on the training device.
-        profile: backbone (arch, stem, width, image size) and recipe (``profile.ssl_recipe(ssl)``).
+        profile: backbone (arch, stem, width, image size) and recipe (``ssl_recipe(profile, ssl)``).
         seed: the derived pretraining seed (batch order, augmentation, k-means, initialisation).
         checkpoint_dir: where resumable checkpoints go (created if missing).
 
     Returns:
         (backbone, feature dim D, stats: per-epoch history, collapse report, resumed-from epoch, seconds).
     """
-    recipe = profile.ssl_recipe(ssl)
-    images = target.images
-    device = images.device
-    generator = seed_everything(seed)
-    backbone, dim = build_backbone(profile.arch, profile.stem, profile.width)
-    objective = get_ssl(ssl)(dim, recipe, len(images))
-    backbone, objective = backbone.to(device).to(memory_format=torch.channels_last), objective.to(device)
-    parameters = [*backbone.parameters(), *objective.parameters()]
-    optimizer = ssl_optimizer(parameters, recipe)
-    crops = MultiCrop(recipe, recipe.large_size or profile.image_size)
-    per_epoch = len(images) // recipe.batch_size
-    history: list[dict[str, float]] = []
-    first_epoch = 0
-    checkpoint = checkpoint_dir / CHECKPOINT
-    if checkpoint.is_file():
-        state = load_checkpoint(checkpoint)
-        backbone.load_state_dict(state["backbone"])
-        objective.load_state_dict(state["objective"])
-        optimizer.load_state_dict(state["optimizer"])
-        set_rng_state(generator, state["rng"])
-        history, first_epoch = list(state["history"]), int(state["epoch"]) + 1
-        log(f"{ssl}: resuming from the checkpoint of epoch {first_epoch} in {checkpoint_dir}")
-    backbone.train()
-    objective.train()
-    if first_epoch == 0 and objective.needs_bank():
-        _fill_bank(backbone, objective, images, crops)
-
-    def step(indices: torch.Tensor, index: int, total: int) -> torch.Tensor:
-        epoch = index // per_epoch
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(index, total, per_epoch, recipe.lr, recipe.warmup_epochs)
-        objective.before_step()
-        large, small = crops(images[indices])
-        loss = objective.loss(
-            _forward_views(backbone, objective, large), _forward_views(backbone, objective, small), indices, epoch
-        )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        objective.after_backward(epoch)
-        optimizer.step()
-        return loss
-
-    def end_of_epoch(epoch: int, loss: float) -> None:
-        history.append({"epoch": epoch, "loss": loss, **objective.usage()})
-        if (epoch + 1) % recipe.checkpoint_every == 0 or epoch + 1 == recipe.epochs:
-            save_checkpoint(checkpoint, {
-                "backbone": backbone.state_dict(), "objective": objective.state_dict(),
-                "optimizer": optimizer.state_dict(), "rng": rng_state(generator), "epoch": epoch, "history": history,
-            })
-
+    run = _start(ssl, profile, images=target.images, seed=seed, checkpoint_dir=checkpoint_dir)
+    run.resume(ssl)
+    run.backbone.train()
+    run.objective.train()
+    if run.first_epoch == 0 and run.objective.needs_bank():
+        _fill_bank(run.backbone, run.objective, run.images, run.crops)
+    recipe, generator = run.recipe, run.generator
     stats = run_epochs(
-        len(images), recipe.batch_size, recipe.epochs, generator, step, f"{ssl} {profile.name}",
-        on_epoch_start=lambda epoch: objective.on_epoch_start(epoch, generator),
-        device=device, first_epoch=first_epoch, on_epoch_end=end_of_epoch,
+        len(run.images), recipe.batch_size, recipe.epochs, generator, run.step, f"{ssl} {profile.name}",
+        on_epoch_start=lambda epoch: run.objective.on_epoch_start(epoch, generator),
+        device=run.images.device, first_epoch=run.first_epoch, on_epoch_end=run.end_of_epoch,
     )
-    final = history[-1]  # never empty: a run ends with its last epoch, in this call or the checkpoint's
-    usage = {k: final[k] for k in ("usage_entropy", "usage_entropy_ratio", "prototypes_used")}
-    collapse = collapse_report(float(final["loss"]), usage, recipe.prototypes)
-    if collapse["collapsed"]:
-        log(f"[bold red]{ssl} pretraining collapsed[/]: {'; '.join(collapse['reasons'])}")
-    return backbone.eval(), dim, {
-        "history": history, "collapse": collapse, "resumed_from_epoch": first_epoch,
-        "seconds_this_call": stats["seconds"], "steps": stats["steps"],
+    return run.backbone.eval(), run.feature_dim, {
+        "history": run.history, "collapse": _collapse(ssl, run.history, recipe.prototypes),
+        "resumed_from_epoch": run.first_epoch, "seconds_this_call": stats["seconds"], "steps": stats["steps"],
     }
 
 
@@ -198,7 +239,8 @@ def get_pretrained_backbone(ssl: str, dataset: str, profile: Profile, seed: int,
         train_seed = derive_seed("ssl", ssl, dataset, seed)
         images = split_tensors(dataset, "train", profile, device).images
         log(f"pretraining {ssl} on {dataset} ({len(images)} unlabelled images, profile {profile.name}, seed {seed})")
-        backbone, dim, stats = train_ssl(ssl, UnlabelledImages(images), profile, train_seed, partial)
+        backbone, dim, stats = train_ssl(ssl, UnlabelledImages(images), profile, seed=train_seed,
+                                         checkpoint_dir=partial)
         info = {**key, "train_seed": train_seed, "feature_dim": dim, "device": str(device), **stats}
         save_model(out, "backbone.pt", backbone, key, info)
 

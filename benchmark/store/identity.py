@@ -16,15 +16,14 @@ design: adding a field to a profile's dataclasses changes the fingerprints it en
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from benchmark.config.errors import UserError
+from benchmark.config.hashing import json_digest
 from benchmark.config.profiles import get_profile
 from methods import registry
-from methods.ssl.registry import ssl_names
+from methods.ssl.registry import recipe_record, ssl_names
 
 # Profile values that are not part of a job's recipe: its name is in the key already, the method
 # hyperparameters it scales are in the resolved hyperparameters, and the SSL recipes count only for the
@@ -32,13 +31,11 @@ from methods.ssl.registry import ssl_names
 _NOT_RECIPE = ("name", "hparams", "ssl", "ssl_overrides")
 
 
-def _digest(payload: Any) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def ssl_recipe_values(profile_values: Mapping[str, Any], ssl: str) -> dict[str, Any]:
-    """The effective pretraining recipe of objective ``ssl`` from a profile's values (``Profile.as_record``)."""
-    return {**profile_values["ssl"], **profile_values.get("ssl_overrides", {}).get(ssl, {})}
+    """The pretraining recipe record of objective ``ssl`` (``methods.ssl.registry.recipe_record``: the same
+    dict its artifact key holds) from a profile's values (``Profile.as_record``, or a stored record's
+    ``profile_values``, including those stored before objectives declared their own recipe fields)."""
+    return recipe_record(ssl, profile_values["ssl"], profile_values.get("ssl_overrides", {}))
 
 
 def recipe_fingerprint(profile_values: Mapping[str, Any], ssl_objectives: Iterable[str]) -> str:
@@ -50,7 +47,7 @@ def recipe_fingerprint(profile_values: Mapping[str, Any], ssl_objectives: Iterab
     """
     values = {k: v for k, v in profile_values.items() if k not in _NOT_RECIPE}
     values["ssl"] = {name: ssl_recipe_values(profile_values, name) for name in sorted(set(ssl_objectives))}
-    return _digest(values)
+    return json_digest(values)
 
 
 def probe_backbone(method: str) -> str | None:
@@ -75,7 +72,7 @@ def job_recipe(method: str, profile: str, hparams: Mapping[str, Any]) -> str:
 def run_key(method: str, setup: str, profile: str, seed: int, hparams: Mapping[str, Any], embedding: bool,
             recipe: str) -> str:
     """The identity of a run or probe (16 hex digits)."""
-    return _digest([method, setup, profile, seed, dict(hparams), bool(embedding), recipe])
+    return json_digest([method, setup, profile, seed, dict(hparams), bool(embedding), recipe])
 
 
 def search_key(study_name: str, slot: int, recipe: str) -> str:
@@ -92,7 +89,8 @@ def search_key_recipe(key: str) -> str:
 def _legacy_key(attrs: Mapping[str, Any]) -> str:
     """The key of a trial stored before keys covered recipes, with the recipe it was made with: the profile
     values its record carries, or (a probe's record carries none; an unavailable probe has no record) the
-    profile as configured now without per-objective SSL overrides, which did not exist then."""
+    profile as configured now without per-objective departures from the shared SSL recipe, which did not exist
+    then (an objective's own fields stay: the one recipe of then held them)."""
     job = attrs.get("job") or {}
     fields = {**job, **attrs}
     method = fields["method"]
@@ -100,7 +98,10 @@ def _legacy_key(attrs: Mapping[str, Any]) -> str:
     hparams = {"backbone": backbone} if backbone is not None else fields["hparams"]
     values = (attrs.get("record") or {}).get("profile_values")
     if values is None:
-        values = {**get_profile(fields["profile"]).as_record(), "ssl_overrides": {}}
+        values = get_profile(fields["profile"]).as_record()
+        shared = values["ssl"]
+        values["ssl_overrides"] = {name: {k: v for k, v in own.items() if k not in shared}
+                                   for name, own in values["ssl_overrides"].items()}
     recipe = recipe_fingerprint(values, ssl_objectives(method, hparams))
     if job.get("kind") == "search":  # its job_key was ``<study>#<slot>``
         study, _, slot = attrs["job_key"].rpartition("#")

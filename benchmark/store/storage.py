@@ -22,9 +22,11 @@ from typing import Any
 import optuna
 import sqlalchemy.exc
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.storages import BaseStorage
 from optuna.trial import Trial, TrialState
 from sqlalchemy import event
 
+from benchmark.store.optuna_adapter import create_running_trial, fixed_params_of, record_heartbeat, storage_of
 from datasets.registry import home
 
 
@@ -51,8 +53,9 @@ def default_storage_url() -> str:
     return f"sqlite:///{path}"
 
 
-def open_storage(url: str | None = None) -> optuna.storages.RDBStorage:
-    """An Optuna RDB storage with heartbeats (SQLite waits up to 60 s on a locked database).
+def open_storage(storage_url: str | None = None) -> optuna.storages.RDBStorage:
+    """The Optuna RDB storage at ``storage_url`` (default ``default_storage_url()``), with heartbeats (SQLite
+    waits up to 60 s on a locked database).
 
     SQLite has no row locks, and Python's driver starts a transaction only at the first write, so Optuna's
     read-check-write of a trial's state (how a WAITING trial is claimed) could interleave between two
@@ -60,13 +63,13 @@ def open_storage(url: str | None = None) -> optuna.storages.RDBStorage:
     ``BEGIN IMMEDIATE`` (SQLAlchemy's documented recipe for pysqlite), which takes the database's write lock
     first; PostgreSQL does the same through Optuna's ``SELECT ... FOR UPDATE``.
     """
-    url = url or default_storage_url()
-    sqlite = url.startswith("sqlite")
+    storage_url = storage_url or default_storage_url()
+    sqlite = storage_url.startswith("sqlite")
     engine_kwargs = {"connect_args": {"timeout": 60, "isolation_level": None}} if sqlite else {}
     for attempt in range(5):
         try:
             storage = optuna.storages.RDBStorage(
-                url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_seconds(), grace_period=grace_seconds()
+                storage_url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_seconds(), grace_period=grace_seconds()
             )
             break
         except (sqlalchemy.exc.DBAPIError, optuna.exceptions.StorageInternalError):
@@ -136,9 +139,9 @@ def _suggest_fixed(trial: Trial, hparams: dict[str, Any], declared: dict[str, Ba
         suggest(trial, name, _param_distribution(hparams[name], declared.get(name)))
 
 
-def _heartbeat(storage: optuna.storages.RDBStorage, trial_id: int, stop: threading.Event) -> None:
+def _heartbeat(storage: BaseStorage, trial: Trial, stop: threading.Event) -> None:
     while not stop.wait(heartbeat_seconds()):
-        storage.record_heartbeat(trial_id)
+        record_heartbeat(storage, trial)
 
 
 def claim_new_trial(storage: optuna.storages.RDBStorage, request: TrialRequest) -> tuple[optuna.Study, Trial]:
@@ -149,10 +152,7 @@ def claim_new_trial(storage: optuna.storages.RDBStorage, request: TrialRequest) 
     optuna.storages.fail_stale_trials(study)
     # The trial is created RUNNING with its own fixed params, not enqueued + ``study.ask()``: ask() takes the
     # study's oldest WAITING trial, which with several workers on one study is often another worker's.
-    template = optuna.trial.create_trial(
-        state=TrialState.RUNNING, system_attrs={"fixed_params": fixed_params(hparams, declared)}
-    )
-    trial = optuna.Trial(study, study._storage.create_new_trial(study._study_id, template_trial=template))
+    trial = create_running_trial(study, fixed_params(hparams, declared))
     _suggest_fixed(trial, hparams, declared)
     trial.set_user_attr("hparams", hparams)
     for key, value in request.attrs.items():
@@ -164,10 +164,10 @@ def claim_new_trial(storage: optuna.storages.RDBStorage, request: TrialRequest) 
 def running(study: optuna.Study, trial: Trial) -> Iterator[None]:
     """Keep ``trial`` (RUNNING) alive with a heartbeat thread; mark it FAIL if the body raises or is
     interrupted. The body finishes it with ``complete``."""
-    storage = study._storage
-    storage.record_heartbeat(trial._trial_id)
+    storage = storage_of(study)
+    record_heartbeat(storage, trial)
     stop = threading.Event()
-    beat = threading.Thread(target=_heartbeat, args=(storage, trial._trial_id, stop), daemon=True)
+    beat = threading.Thread(target=_heartbeat, args=(storage, trial, stop), daemon=True)
     beat.start()
     try:
         yield
@@ -194,7 +194,7 @@ def trial_for_run(
         study, trial = claim_new_trial(storage, request)
     else:
         study, trial = claimed
-        if study._storage.get_trial_system_attrs(trial._trial_id).get("fixed_params"):
+        if fixed_params_of(study, trial):
             _suggest_fixed(trial, request.hparams, request.declared)  # a sweep's grid point, enqueued with its params
         for key, value in {"hparams": request.hparams, **request.attrs}.items():
             trial.set_user_attr(key, value)

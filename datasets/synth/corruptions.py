@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from datasets.synth.domains import DomainSpec
+from datasets.synth.layout import FaceLayout, face_sdf
 from datasets.synth.params import ParamTable, col
-from datasets.synth.render import FaceLayout, face_sdf
-from datasets.synth.shapes import Canvas, coverage, rotated_ellipse, segment
+from datasets.synth.shapes import Canvas, Window, coverage, rotated_ellipse, segment
 
 #: Occluder kinds, in the order of ``CorruptionSpec.occluder_kinds`` (-1 = none).
 OCCLUDERS: tuple[str, ...] = ("hand", "hair", "mask", "blob")
@@ -25,61 +25,104 @@ CLUTTER_BLOBS = 4
 def sample_acquisition(spec: DomainSpec, n: int, rng: np.random.Generator) -> ParamTable:
     """Per-sample acquisition parameters of ``n`` samples.
 
+    The groups (pose, background, scene, image quality, occluder) are drawn from the one stream ``rng``
+    in this order; reordering them changes the generated data.
+
     Returns:
         ``yaw``, ``pitch`` in [-1, 1]; ``rotation`` (radians), ``scale``, ``tx``, ``ty`` (face units);
         ``bg`` (n, 3), ``bg_grad``, ``clutter`` (n, CLUTTER_BLOBS, 6), ``shirt`` (n, 3), ``lens_tint``;
         ``light_angle`` (radians), ``light``; ``blur`` (output pixels), ``noise``, ``contrast``,
-        ``brightness``, ``gamma``, ``levels`` (auto-exposure strength), ``jpeg`` (block blend in [0, 1]); occluder ``occ_kind`` (int, -1 none),
-        ``occ_side`` (+-1), ``occ_x``, ``occ_y``, ``occ_size``, ``occ_angle``, ``occ_grey``.
+        ``brightness``, ``gamma``, ``levels`` (auto-exposure strength), ``jpeg`` (block blend in [0, 1]);
+        occluder ``occ_kind`` (int, -1 none), ``occ_side`` (+-1), ``occ_x``, ``occ_y``, ``occ_size``,
+        ``occ_angle``, ``occ_grey``.
     """
+    a: ParamTable = {}
+    a.update(_pose(spec, n, rng))
+    a.update(_background(spec, n, rng))
+    a.update(_scene(spec, n, rng))
+    a.update(_image_quality(spec, n, rng))
+    a.update(_occluder(spec, n, rng))
+    return a
+
+
+def _symmetric(rng: np.random.Generator, n: int, limit: float) -> np.ndarray:
+    """``n`` float32 draws, uniform in [-limit, limit]."""
+    return rng.uniform(-limit, limit, n).astype(np.float32)
+
+
+def _in_range(rng: np.random.Generator, n: int, bounds: tuple[float, float]) -> np.ndarray:
+    """``n`` float32 draws, uniform in ``bounds``."""
+    return rng.uniform(bounds[0], bounds[1], n).astype(np.float32)
+
+
+def _pose(spec: DomainSpec, n: int, rng: np.random.Generator) -> ParamTable:
+    """Head turn (``yaw``, ``pitch``) and the in-plane warp (``rotation``, ``scale``, ``tx``, ``ty``)."""
     c = spec.corruption
     a: ParamTable = {}
-
-    def sym(limit: float) -> np.ndarray:
-        return rng.uniform(-limit, limit, n).astype(np.float32)
-
-    def rng_range(bounds: tuple[float, float]) -> np.ndarray:
-        return rng.uniform(bounds[0], bounds[1], n).astype(np.float32)
-
-    a["yaw"], a["pitch"] = sym(c.yaw), sym(c.pitch)
+    a["yaw"], a["pitch"] = _symmetric(rng, n, c.yaw), _symmetric(rng, n, c.pitch)
     rotation = np.clip(rng.normal(0.0, c.rotation_deg / 2.5, n), -c.rotation_deg, c.rotation_deg)
     a["rotation"] = np.deg2rad(rotation).astype(np.float32)
-    a["scale"] = rng_range(c.scale)
-    a["tx"], a["ty"] = sym(c.translate * spec.view_extent), sym(c.translate * spec.view_extent)
+    a["scale"] = _in_range(rng, n, c.scale)
+    shift = c.translate * spec.view_extent
+    a["tx"], a["ty"] = _symmetric(rng, n, shift), _symmetric(rng, n, shift)
+    return a
+
+
+def _background(spec: DomainSpec, n: int, rng: np.random.Generator) -> ParamTable:
+    """``bg``, ``bg_grad``, ``clutter``: a cluttered scene if the domain has clutter, else a grey studio."""
+    c = spec.corruption
     if c.background_clutter > 0:
-        a["bg"] = rng.uniform(0.1, 0.9, (n, 3)).astype(np.float32)
-        a["bg_grad"] = sym(0.3)
         clutter = np.zeros((n, CLUTTER_BLOBS, 6), dtype=np.float32)
+        bg = rng.uniform(0.1, 0.9, (n, 3)).astype(np.float32)
+        bg_grad = _symmetric(rng, n, 0.3)
         clutter[..., 0:2] = rng.uniform(-spec.render_extent, spec.render_extent, (n, CLUTTER_BLOBS, 2))
         clutter[..., 2:4] = rng.uniform(0.15, 0.7, (n, CLUTTER_BLOBS, 2))
         clutter[..., 4] = rng.normal(0.0, c.background_clutter, (n, CLUTTER_BLOBS))
-        a["clutter"] = clutter
-    else:
-        grey = rng.uniform(0.72, 0.92, (n, 1))
-        a["bg"] = np.clip(grey + rng.normal(0.0, 0.04, (n, 3)), 0, 1).astype(np.float32)
-        a["bg_grad"] = rng.uniform(0.0, 0.08, n).astype(np.float32)
-        a["clutter"] = np.zeros((n, CLUTTER_BLOBS, 6), dtype=np.float32)
-    a["shirt"] = rng.uniform(0.1, 0.85, (n, 3)).astype(np.float32)
-    a["lens_tint"] = rng.uniform(0.05, 0.2, n).astype(np.float32)
-    a["light_angle"] = rng.uniform(0.0, 2 * np.pi, n).astype(np.float32)
-    a["light"] = rng.uniform(0.0, c.light_gradient, n).astype(np.float32)
-    a["blur"] = rng_range(c.blur_sigma)
-    a["noise"] = rng_range(c.noise_sigma)
-    a["contrast"] = rng_range(c.contrast)
-    a["brightness"] = rng_range(c.brightness)
-    a["gamma"] = np.exp(rng.uniform(np.log(c.gamma[0]), np.log(c.gamma[1]), n)).astype(np.float32)
-    a["levels"] = rng_range(c.auto_levels)
-    a["jpeg"] = np.where(rng.random(n) < c.jpeg_block, rng.uniform(0.15, 0.35, n), 0.0).astype(np.float32)
+        return {"bg": bg, "bg_grad": bg_grad, "clutter": clutter}
+    grey = rng.uniform(0.72, 0.92, (n, 1))
+    bg = np.clip(grey + rng.normal(0.0, 0.04, (n, 3)), 0, 1).astype(np.float32)
+    bg_grad = rng.uniform(0.0, 0.08, n).astype(np.float32)
+    return {"bg": bg, "bg_grad": bg_grad, "clutter": np.zeros((n, CLUTTER_BLOBS, 6), dtype=np.float32)}
+
+
+def _scene(spec: DomainSpec, n: int, rng: np.random.Generator) -> ParamTable:
+    """``shirt`` colour, glasses ``lens_tint``, directional light (``light_angle``, ``light`` strength)."""
+    return {
+        "shirt": rng.uniform(0.1, 0.85, (n, 3)).astype(np.float32),
+        "lens_tint": rng.uniform(0.05, 0.2, n).astype(np.float32),
+        "light_angle": rng.uniform(0.0, 2 * np.pi, n).astype(np.float32),
+        "light": rng.uniform(0.0, spec.corruption.light_gradient, n).astype(np.float32),
+    }
+
+
+def _image_quality(spec: DomainSpec, n: int, rng: np.random.Generator) -> ParamTable:
+    """``blur``, ``noise``, ``contrast``, ``brightness``, ``gamma``, ``levels``, ``jpeg``."""
+    c = spec.corruption
+    return {
+        "blur": _in_range(rng, n, c.blur_sigma),
+        "noise": _in_range(rng, n, c.noise_sigma),
+        "contrast": _in_range(rng, n, c.contrast),
+        "brightness": _in_range(rng, n, c.brightness),
+        "gamma": np.exp(rng.uniform(np.log(c.gamma[0]), np.log(c.gamma[1]), n)).astype(np.float32),
+        "levels": _in_range(rng, n, c.auto_levels),
+        "jpeg": np.where(rng.random(n) < c.jpeg_block, rng.uniform(0.15, 0.35, n), 0.0).astype(np.float32),
+    }
+
+
+def _occluder(spec: DomainSpec, n: int, rng: np.random.Generator) -> ParamTable:
+    """``occ_kind`` (-1 none) and the occluder's side, position, size, angle and grey level."""
+    c = spec.corruption
     kinds = np.asarray(c.occluder_kinds, dtype=np.float64)
     kind = rng.choice(len(OCCLUDERS), n, p=kinds / kinds.sum())
-    a["occ_kind"] = np.where(rng.random(n) < c.occluder_prob, kind, -1).astype(np.int64)
-    a["occ_side"] = np.where(rng.random(n) < 0.5, -1.0, 1.0).astype(np.float32)
-    a["occ_x"] = rng.uniform(0.0, 1.0, n).astype(np.float32)
-    a["occ_y"] = rng.uniform(0.0, 1.0, n).astype(np.float32)
-    a["occ_size"] = rng.uniform(0.8, 1.2, n).astype(np.float32)
-    a["occ_angle"] = rng.uniform(-0.6, 0.6, n).astype(np.float32)
-    a["occ_grey"] = rng.uniform(0.05, 0.95, n).astype(np.float32)
-    return a
+    return {
+        "occ_kind": np.where(rng.random(n) < c.occluder_prob, kind, -1).astype(np.int64),
+        "occ_side": np.where(rng.random(n) < 0.5, -1.0, 1.0).astype(np.float32),
+        "occ_x": rng.uniform(0.0, 1.0, n).astype(np.float32),
+        "occ_y": rng.uniform(0.0, 1.0, n).astype(np.float32),
+        "occ_size": rng.uniform(0.8, 1.2, n).astype(np.float32),
+        "occ_angle": rng.uniform(-0.6, 0.6, n).astype(np.float32),
+        "occ_grey": rng.uniform(0.05, 0.95, n).astype(np.float32),
+    }
 
 
 def draw_occluders(canvas: Canvas, f: FaceLayout, ident: ParamTable, acq: ParamTable) -> None:
@@ -92,44 +135,71 @@ def draw_occluders(canvas: Canvas, f: FaceLayout, ident: ParamTable, acq: ParamT
     if not np.any(kind >= 0):
         return
     win = canvas.full()
+    if np.any(kind == 0):
+        _draw_hand(canvas, win, f, acq, skin=ident["skin"])
+    if np.any(kind == 1):
+        _draw_hair_strand(canvas, win, f, acq, hair=ident["hair"])
+    if np.any(kind == 2):
+        _draw_face_mask(canvas, win, f, acq)
+    if np.any(kind == 3):
+        _draw_blob(canvas, win, f, acq)
+
+
+def _draw_hand(canvas: Canvas, win: Window, f: FaceLayout, acq: ParamTable, *, skin: np.ndarray) -> None:
+    """Occluder kind 0: a palm and four fingers in the sample's ``skin`` colour (varied by ``occ_grey``), outlined."""
     side, size, angle = col(acq["occ_side"]), col(acq["occ_size"]), col(acq["occ_angle"])
     ox, oy = col(acq["occ_x"]), col(acq["occ_y"])
-    if np.any(kind == 0):  # hand
-        cx = f.fcx + side * (0.2 + 0.4 * ox)
-        cy = 0.2 + 0.45 * oy
-        palm = rotated_ellipse(win.X, win.Y, cx, cy + 0.15 * size, 0.2 * size, 0.24 * size, angle)
-        shape = palm
-        for k in range(4):
-            spread = angle + side * (k - 1.5) * 0.22
-            bx = cx + 0.02 * (k - 1.5) * size
-            finger = segment(win.X, win.Y, bx, cy + 0.05, bx + np.sin(spread) * 0.33 * size,
-                             cy - np.cos(spread) * 0.33 * size, 0.045 * size)
-            shape = np.minimum(shape, finger)
-        skin = np.clip(ident["skin"] * (0.9 + 0.2 * acq["occ_grey"][:, None]), 0, 1)
-        shade = 1.0 - 0.25 * np.clip((win.Y - cy) / 0.5, 0, 1)
-        canvas.paint(win, coverage(shape - 0.012, canvas.aa) * col(kind == 0), skin * 0.6)
-        canvas.paint(win, coverage(shape, canvas.aa) * col(kind == 0), skin, shade)
-    if np.any(kind == 1):  # hair strand
-        x0 = f.fcx + side * (0.05 + 0.35 * ox)
-        x1 = f.eye_cx + side * (f.eye_dx + 0.1 * (oy - 0.5))
-        strand = segment(win.X, win.Y, x0, -1.6, x1, f.eye_y + 0.12 + 0.1 * oy, 0.05 + 0.06 * size)
-        texture = 1.0 + 0.12 * np.sin(45.0 * (win.X - side * 0.3 * win.Y))
-        canvas.paint(win, coverage(strand, canvas.aa) * col(kind == 1), ident["hair"], texture)
-    if np.any(kind == 2):  # face mask
-        region = np.maximum(face_sdf(win.X, win.Y, f) - 0.02, (f.nose_y - 0.07) - win.Y)
-        cloth = np.stack([0.55 + 0.4 * acq["occ_grey"], 0.65 + 0.3 * acq["occ_grey"], 0.7 + 0.3 * acq["occ_grey"]], 1)
-        folds = 1.0 - 0.08 * (np.sin(60.0 * win.Y) > 0.6)
-        canvas.paint(win, coverage(region, canvas.aa) * col(kind == 2), np.clip(cloth, 0, 1), folds)
-        for s in (-1.0, 1.0):
-            strap = segment(win.X, win.Y, f.fcx + s * f.rx * 0.95, f.nose_y - 0.03, f.fcx + s * (f.rx + 0.1),
-                            f.eye_y + 0.05, 0.012)
-            canvas.paint(win, coverage(strap, canvas.aa) * col(kind == 2), np.full_like(cloth, 0.9))
-    if np.any(kind == 3):  # blob
-        bx = f.fcx + side * 0.6 * ox
-        by = -0.5 + 1.3 * oy
-        blob = rotated_ellipse(win.X, win.Y, bx, by, 0.14 * size, 0.1 * size, angle)
-        grey = np.repeat(acq["occ_grey"][:, None], 3, axis=1)
-        canvas.paint(win, coverage(blob, canvas.aa) * col(kind == 3), grey)
+    cx = f.fcx + side * (0.2 + 0.4 * ox)
+    cy = 0.2 + 0.45 * oy
+    palm = rotated_ellipse(win.X, win.Y, cx, cy + 0.15 * size, 0.2 * size, 0.24 * size, angle)
+    shape = palm
+    for k in range(4):
+        spread = angle + side * (k - 1.5) * 0.22
+        bx = cx + 0.02 * (k - 1.5) * size
+        finger = segment(win.X, win.Y, bx, cy + 0.05, bx + np.sin(spread) * 0.33 * size,
+                         cy - np.cos(spread) * 0.33 * size, 0.045 * size)
+        shape = np.minimum(shape, finger)
+    on = col(acq["occ_kind"] == 0)
+    skin = np.clip(skin * (0.9 + 0.2 * acq["occ_grey"][:, None]), 0, 1)
+    shade = 1.0 - 0.25 * np.clip((win.Y - cy) / 0.5, 0, 1)
+    canvas.paint(win, coverage(shape - 0.012, canvas.aa) * on, skin * 0.6)
+    canvas.paint(win, coverage(shape, canvas.aa) * on, skin, shade)
+
+
+def _draw_hair_strand(canvas: Canvas, win: Window, f: FaceLayout, acq: ParamTable, *, hair: np.ndarray) -> None:
+    """Occluder kind 1: a textured strand of ``hair`` falling across one eye and brow."""
+    side, size = col(acq["occ_side"]), col(acq["occ_size"])
+    ox, oy = col(acq["occ_x"]), col(acq["occ_y"])
+    x0 = f.fcx + side * (0.05 + 0.35 * ox)
+    x1 = f.eye_cx + side * (f.eye_dx + 0.1 * (oy - 0.5))
+    strand = segment(win.X, win.Y, x0, -1.6, x1, f.eye_y + 0.12 + 0.1 * oy, 0.05 + 0.06 * size)
+    texture = 1.0 + 0.12 * np.sin(45.0 * (win.X - side * 0.3 * win.Y))
+    canvas.paint(win, coverage(strand, canvas.aa) * col(acq["occ_kind"] == 1), hair, texture)
+
+
+def _draw_face_mask(canvas: Canvas, win: Window, f: FaceLayout, acq: ParamTable) -> None:
+    """Occluder kind 2: a folded cloth mask over the lower face, with ear straps."""
+    on = col(acq["occ_kind"] == 2)
+    grey = acq["occ_grey"]
+    region = np.maximum(face_sdf(win.X, win.Y, f) - 0.02, (f.nose_y - 0.07) - win.Y)
+    cloth = np.stack([0.55 + 0.4 * grey, 0.65 + 0.3 * grey, 0.7 + 0.3 * grey], 1)
+    folds = 1.0 - 0.08 * (np.sin(60.0 * win.Y) > 0.6)
+    canvas.paint(win, coverage(region, canvas.aa) * on, np.clip(cloth, 0, 1), folds)
+    for s in (-1.0, 1.0):
+        strap = segment(win.X, win.Y, f.fcx + s * f.rx * 0.95, f.nose_y - 0.03, f.fcx + s * (f.rx + 0.1),
+                        f.eye_y + 0.05, 0.012)
+        canvas.paint(win, coverage(strap, canvas.aa) * on, np.full_like(cloth, 0.9))
+
+
+def _draw_blob(canvas: Canvas, win: Window, f: FaceLayout, acq: ParamTable) -> None:
+    """Occluder kind 3: a grey rotated ellipse (microphone, sticker, shadow) anywhere near the face."""
+    side, size, angle = col(acq["occ_side"]), col(acq["occ_size"]), col(acq["occ_angle"])
+    ox, oy = col(acq["occ_x"]), col(acq["occ_y"])
+    bx = f.fcx + side * 0.6 * ox
+    by = -0.5 + 1.3 * oy
+    blob = rotated_ellipse(win.X, win.Y, bx, by, 0.14 * size, 0.1 * size, angle)
+    grey = np.repeat(acq["occ_grey"][:, None], 3, axis=1)
+    canvas.paint(win, coverage(blob, canvas.aa) * col(acq["occ_kind"] == 3), grey)
 
 
 def apply_lighting(canvas: Canvas, acq: ParamTable) -> None:

@@ -31,6 +31,8 @@ HAIR_COLOURS: np.ndarray = np.array(
 _SKIN_RAMP = np.array([[0.98, 0.84, 0.74], [0.80, 0.59, 0.44], [0.36, 0.23, 0.16]], dtype=np.float32)
 #: Iris colours: dark brown, brown, hazel/green, blue.
 _IRIS = np.array([[0.13, 0.08, 0.05], [0.33, 0.19, 0.09], [0.36, 0.42, 0.25], [0.30, 0.45, 0.66]], dtype=np.float32)
+#: Spectacle frame colours: black, brown tortoiseshell, silver.
+_FRAMES = np.array([[0.08, 0.08, 0.08], [0.45, 0.28, 0.12], [0.7, 0.7, 0.72]], dtype=np.float32)
 
 
 def _uniform(rng: np.random.Generator, low: float, high: float, n: int, jitter: float = 1.0) -> np.ndarray:
@@ -52,6 +54,9 @@ def skin_colour(tone: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def sample_identities(spec: IdentitySpec, n: int, rng: np.random.Generator) -> ParamTable:
     """Draw ``n`` identities.
 
+    The groups (age, face shape, skin, eyes, brows, nose and mouth, resting idiosyncrasies, hair, accessories)
+    are drawn from the one stream ``rng`` in this order; reordering them changes the generated data.
+
     Returns:
         A table with, per sample: face shape (``face_rx``, ``face_ry``, ``face_cy``, ``jaw``), ``age``,
         ``skin`` (n, 3), eyes (``eye_dx`` half inter-ocular distance, ``eye_y``, ``eye_w`` half width,
@@ -67,59 +72,97 @@ def sample_identities(spec: IdentitySpec, n: int, rng: np.random.Generator) -> P
     j = spec.geometry_jitter
     t: ParamTable = {}
     t["age"] = rng.beta(*spec.age, n).astype(np.float32)
-    t["face_rx"] = _uniform(rng, 0.68, 0.80, n, j)
-    t["face_ry"] = _uniform(rng, 0.92, 1.02, n, j)
-    t["face_cy"] = _uniform(rng, 0.02, 0.10, n, j)
-    t["jaw"] = _uniform(rng, 0.22, 0.42, n, j)
+    t.update(_face_shape(rng, n, j))
     tone = rng.beta(*spec.skin_tone, n).astype(np.float32)
     t["skin"] = skin_colour(tone, rng)
+    t.update(_eyes(rng, n, j, age=t["age"], tone=tone))
+    t.update(_brow_shape(rng, n, j))
+    t.update(_nose_and_mouth(rng, n, j, age=t["age"], skin=t["skin"]))
+    t["rest_brow"] = rng.normal(0.0, spec.rest_asymmetry, n).astype(np.float32)
+    t["rest_mouth"] = rng.normal(0.0, spec.rest_asymmetry, n).astype(np.float32)
+    t.update(_hair(spec, rng, n, j, age=t["age"], skin=t["skin"]))
+    t.update(_accessories(spec, rng, n))
+    return t
 
+
+def _face_shape(rng: np.random.Generator, n: int, j: float) -> ParamTable:
+    """``face_rx``, ``face_ry``, ``face_cy``, ``jaw`` (spread scaled by the geometry jitter ``j``)."""
+    return {
+        "face_rx": _uniform(rng, 0.68, 0.80, n, j),
+        "face_ry": _uniform(rng, 0.92, 1.02, n, j),
+        "face_cy": _uniform(rng, 0.02, 0.10, n, j),
+        "jaw": _uniform(rng, 0.22, 0.42, n, j),
+    }
+
+
+def _eyes(rng: np.random.Generator, n: int, j: float, *, age: np.ndarray, tone: np.ndarray) -> ParamTable:
+    """Eye geometry (the opening shrinks with ``age``), iris colour (darker skin ``tone``, darker irises), gaze."""
+    t: ParamTable = {}
     t["eye_dx"] = _uniform(rng, 0.26, 0.32, n, j)
     t["eye_y"] = _uniform(rng, -0.16, -0.08, n, j)
     t["eye_w"] = _uniform(rng, 0.115, 0.14, n, j)
-    t["eye_h"] = _uniform(rng, 0.048, 0.062, n, j) * (1.0 - 0.15 * t["age"])
+    t["eye_h"] = _uniform(rng, 0.048, 0.062, n, j) * (1.0 - 0.15 * age)
     t["eye_tilt"] = _uniform(rng, -0.012, 0.02, n, j)
     iris_p = np.stack([0.45 * tone + 0.2, np.full(n, 0.35), 0.15 * (1 - tone), 0.3 * (1 - tone)], axis=1)
     iris_idx = (rng.random(n)[:, None] > np.cumsum(iris_p / iris_p.sum(1, keepdims=True), 1)).sum(1)
     t["iris"] = _IRIS[np.minimum(iris_idx, len(_IRIS) - 1)]
     t["gaze"] = rng.normal(0.0, 0.25, n).clip(-0.6, 0.6).astype(np.float32)
+    return t
 
-    t["brow_gap"] = _uniform(rng, 0.13, 0.17, n, j)
-    t["brow_thick"] = _uniform(rng, 0.05, 0.075, n, j)
-    t["brow_arch"] = _uniform(rng, 0.005, 0.035, n, j)
 
+def _brow_shape(rng: np.random.Generator, n: int, j: float) -> ParamTable:
+    """``brow_gap``, ``brow_thick``, ``brow_arch`` (the brow colour comes with the hair)."""
+    return {
+        "brow_gap": _uniform(rng, 0.13, 0.17, n, j),
+        "brow_thick": _uniform(rng, 0.05, 0.075, n, j),
+        "brow_arch": _uniform(rng, 0.005, 0.035, n, j),
+    }
+
+
+def _nose_and_mouth(rng: np.random.Generator, n: int, j: float, *, age: np.ndarray, skin: np.ndarray) -> ParamTable:
+    """Nose and mouth geometry; lips thin with ``age`` and are coloured between ``skin`` and red."""
+    t: ParamTable = {}
     t["nose_y"] = _uniform(rng, 0.18, 0.27, n, j)
     t["nose_w"] = _uniform(rng, 0.075, 0.105, n, j)
     t["mouth_y"] = t["nose_y"] + _uniform(rng, 0.25, 0.31, n, j)
     t["mouth_w"] = _uniform(rng, 0.19, 0.24, n, j)
-    t["lip_up"] = _uniform(rng, 0.03, 0.045, n, j) * (1.0 - 0.3 * t["age"])
-    t["lip_lo"] = _uniform(rng, 0.04, 0.06, n, j) * (1.0 - 0.3 * t["age"])
+    t["lip_up"] = _uniform(rng, 0.03, 0.045, n, j) * (1.0 - 0.3 * age)
+    t["lip_lo"] = _uniform(rng, 0.04, 0.06, n, j) * (1.0 - 0.3 * age)
     redness = rng.uniform(0.35, 0.55, n)[:, None]
-    lip = t["skin"] * (1 - redness) + np.array([0.80, 0.36, 0.38]) * redness
+    lip = skin * (1 - redness) + np.array([0.80, 0.36, 0.38]) * redness
     t["lip"] = (lip * rng.uniform(0.88, 0.98, n)[:, None]).astype(np.float32)
+    return t
 
-    t["rest_brow"] = rng.normal(0.0, spec.rest_asymmetry, n).astype(np.float32)
-    t["rest_mouth"] = rng.normal(0.0, spec.rest_asymmetry, n).astype(np.float32)
 
+def _hair(
+    spec: IdentitySpec, rng: np.random.Generator, n: int, j: float, *, age: np.ndarray, skin: np.ndarray
+) -> ParamTable:
+    """Hair style, colour (greying with ``age``), hairline, volume and fringe; the brow colour follows the hair."""
+    t: ParamTable = {}
     styles = np.asarray(spec.hair_styles, dtype=np.float64)
     t["hair_style"] = rng.choice(len(HAIR_STYLES), n, p=styles / styles.sum()).astype(np.int64)
     colours = np.asarray(spec.hair_colours, dtype=np.float64)
     colour_idx = rng.choice(len(HAIR_COLOURS), n, p=colours / colours.sum())
-    greying = rng.random(n) < np.clip((t["age"] - 0.55) * 2.0, 0.0, 0.9)
+    greying = rng.random(n) < np.clip((age - 0.55) * 2.0, 0.0, 0.9)
     colour_idx = np.where(greying, len(HAIR_COLOURS) - 1, colour_idx)
     hair = HAIR_COLOURS[colour_idx] * rng.uniform(0.85, 1.15, (n, 1))
     t["hair"] = np.clip(hair, 0.0, 1.0).astype(np.float32)
-    brow = np.where(greying[:, None], HAIR_COLOURS[1], t["hair"]) * 0.75 + t["skin"] * 0.05
+    brow = np.where(greying[:, None], HAIR_COLOURS[1], t["hair"]) * 0.75 + skin * 0.05
     t["brow"] = np.clip(brow, 0.0, 1.0).astype(np.float32)
-    t["hairline"] = _uniform(rng, -0.70, -0.58, n, j) - 0.12 * np.clip(t["age"] - 0.5, 0, 1)
+    t["hairline"] = _uniform(rng, -0.70, -0.58, n, j) - 0.12 * np.clip(age - 0.5, 0, 1)
     t["hair_volume"] = _uniform(rng, 0.05, 0.16, n)
     t["fringe"] = rng.uniform(0.35, 0.85, n).astype(np.float32)
     t["fringe_x"] = rng.uniform(-0.35, 0.35, n).astype(np.float32)
+    return t
 
+
+def _accessories(spec: IdentitySpec, rng: np.random.Generator, n: int) -> ParamTable:
+    """Glasses (shape and frame colour), moustache and beard."""
+    t: ParamTable = {}
     t["glasses"] = (rng.random(n) < spec.glasses).astype(np.float32)
     t["glasses_round"] = (rng.random(n) < 0.5).astype(np.float32)
     frame = rng.choice(3, n)
-    t["frame"] = np.array([[0.08, 0.08, 0.08], [0.45, 0.28, 0.12], [0.7, 0.7, 0.72]], dtype=np.float32)[frame]
+    t["frame"] = _FRAMES[frame]
     facial = rng.random(n) < spec.facial_hair
     t["moustache"] = (facial & (rng.random(n) < 0.8)).astype(np.float32)
     t["beard"] = np.where(facial & (rng.random(n) < 0.6), rng.uniform(0.25, 0.7, n), 0.0).astype(np.float32)

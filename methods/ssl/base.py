@@ -6,18 +6,25 @@ prototypes and any state (queue, memory bank, cluster assignments). The pretrain
 view, ``loss(...)``, backward, ``after_backward(epoch)``, the optimiser step; and per epoch
 ``on_epoch_start(epoch, generator)``. ``usage()`` gives per-prototype assignment counts since the last
 epoch start, for collapse detection.
+
+An objective's recipe is the shared ``SSLRecipe`` plus the fields the objective declares itself, with their
+defaults, in a frozen dataclass subclass of it (its ``recipe_type``); a profile may set both kinds of field
+(``Profile.ssl``, ``Profile.ssl_overrides``), and ``resolve_recipe`` merges them.
 """
 
 from __future__ import annotations
 
 import math
 from abc import ABCMeta, abstractmethod
-from typing import ClassVar
+from collections.abc import Mapping
+from dataclasses import fields
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmark.config.errors import UserError
 from benchmark.config.profiles import SSLRecipe
 
 
@@ -33,13 +40,35 @@ class SSLObjective(nn.Module, metaclass=ABCMeta):
 
     Args:
         feature_dim: D, the backbone's output width.
-        recipe: the profile's SSL recipe (prototypes, temperature, crops...).
+        recipe: the objective's effective recipe, a ``recipe_type`` (``methods.ssl.registry.ssl_recipe``).
         n_samples: N, size of the pretraining split (memory banks are indexed by dataset index).
     """
 
     name: ClassVar[str]
+    #: The objective's recipe: ``SSLRecipe``, or a frozen dataclass subclass of it declaring the objective's own
+    #: fields with their defaults.
+    recipe_type: ClassVar[type[SSLRecipe]] = SSLRecipe
+
+    @classmethod
+    def own_fields(cls) -> dict[str, Any]:
+        """The recipe fields this objective declares beyond the shared ``SSLRecipe``, with their defaults."""
+        shared = {f.name for f in fields(SSLRecipe)}
+        return {f.name: f.default for f in fields(cls.recipe_type) if f.name not in shared}
+
+    @classmethod
+    def resolve_recipe(cls, shared: SSLRecipe, overrides: Mapping[str, Any]) -> SSLRecipe:
+        """The effective recipe: the ``shared`` values, this objective's declared defaults, then ``overrides``
+        (the profile's values for this objective: shared fields or its own); a UserError for an unknown field."""
+        known = [f.name for f in fields(cls.recipe_type)]
+        unknown = sorted(set(overrides) - set(known))
+        if unknown:
+            raise UserError(f"{cls.name} has no recipe field {', '.join(unknown)}; known: {', '.join(known)}")
+        values = {f.name: getattr(shared, f.name) for f in fields(SSLRecipe)}
+        return cls.recipe_type(**{**values, **overrides})
 
     def __init__(self, feature_dim: int, recipe: SSLRecipe, n_samples: int) -> None:
+        if not isinstance(recipe, self.recipe_type):
+            raise TypeError(f"{self.name} needs a {self.recipe_type.__name__} (methods.ssl.registry.ssl_recipe)")
         super().__init__()
         self.recipe = recipe
         self.n_samples = n_samples

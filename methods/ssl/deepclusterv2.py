@@ -9,6 +9,8 @@ scored against each head, cross-entropy at temperature T, ignoring samples witho
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -19,12 +21,25 @@ from methods.ssl.spherical_kmeans import spherical_kmeans
 HEADS = 3
 
 
+@dataclass(frozen=True)
+class DeepClusterV2Recipe(SSLRecipe):
+    """DeepClusterV2's recipe: the shared fields and DeepClusterV2's own.
+
+    Attributes:
+        kmeans_iterations: spherical k-means iterations per epoch.
+    """
+
+    kmeans_iterations: int = 10
+
+
 class DeepClusterV2(SSLObjective):
     """DeepClusterV2's projector, memory bank, k-means prototypes and cluster cross-entropy."""
 
     name = "deepclusterv2"
+    recipe_type = DeepClusterV2Recipe
+    recipe: DeepClusterV2Recipe
 
-    def __init__(self, feature_dim: int, recipe: SSLRecipe, n_samples: int) -> None:
+    def __init__(self, feature_dim: int, recipe: DeepClusterV2Recipe, n_samples: int) -> None:
         super().__init__(feature_dim, recipe, n_samples)
         if recipe.prototypes > n_samples:
             raise ValueError(

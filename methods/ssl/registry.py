@@ -1,9 +1,16 @@
 """The self-supervised objectives by name: ``deepclusterv2`` and ``swav``. A new objective is one module
-with an ``SSLObjective`` subclass, added to ``OBJECTIVES`` here (docs/ARCHITECTURE.md)."""
+with an ``SSLObjective`` subclass (and, if it has fields of its own, its ``recipe_type``), added to
+``OBJECTIVES`` here (docs/ARCHITECTURE.md). Also the resolution of a profile's SSL values into an objective's
+recipe (``ssl_recipe``) and into the record that keys hash (``recipe_record``)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import asdict, fields
+from typing import Any
+
 from benchmark.config.errors import UserError
+from benchmark.config.profiles import Profile, SSLRecipe
 from methods.ssl.base import SSLObjective
 from methods.ssl.deepclusterv2 import DeepClusterV2
 from methods.ssl.swav import SwAV
@@ -21,3 +28,39 @@ def get_ssl(name: str) -> type[SSLObjective]:
     if name not in OBJECTIVES:
         raise UserError(f"unknown self-supervised method {name!r}; known: {', '.join(ssl_names())}")
     return OBJECTIVES[name]
+
+
+def ssl_recipe(profile: Profile, ssl: str) -> SSLRecipe:
+    """The effective pretraining recipe of objective ``ssl`` at ``profile`` (an instance of its ``recipe_type``):
+    the profile's shared ``ssl`` values, the objective's declared defaults, then ``profile.ssl_overrides[ssl]``."""
+    return get_ssl(ssl).resolve_recipe(profile.ssl, profile.ssl_overrides.get(ssl, {}))
+
+
+def recipe_record(ssl: str, shared: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The recipe record of objective ``ssl``: what its artifact key (``pretrain_key``) and the fingerprint of
+    the jobs that use it (``benchmark.store.identity``) hash. Field set fixed for key stability.
+
+    Its fields are the shared ones at ``ssl``'s effective values plus every registered objective's own fields,
+    each at its own objective's effective values. Before objectives declared their own fields, one recipe held
+    every objective's fields and keys hashed all of it; this record is that dict, value for value, so no key
+    moved. The cost (conservative, never wrong): changing one objective's own field (say SwAV's Sinkhorn
+    epsilon) re-keys every objective's artifacts and jobs, as changing it in the one shared recipe did.
+
+    Args:
+        ssl: a registered objective.
+        shared: the profile's shared values (``Profile.as_record()["ssl"]``). In a profile record stored before
+            objectives declared their own fields, this holds every objective's fields; an objective's own
+            fields found here count as the profile's values for it.
+        overrides: the profile's per-objective values (``Profile.as_record()["ssl_overrides"]``).
+    """
+    shared_names = {f.name for f in fields(SSLRecipe)}
+    base = SSLRecipe(**{k: v for k, v in shared.items() if k in shared_names})
+    legacy = {k: v for k, v in shared.items() if k not in shared_names}
+    record: dict[str, Any] = {}
+    for name in (*(n for n in ssl_names() if n != ssl), ssl):  # ``ssl`` last: its shared values win
+        objective = get_ssl(name)
+        own = objective.own_fields()
+        values = {**{k: v for k, v in legacy.items() if k in own}, **overrides.get(name, {})}
+        recipe = asdict(objective.resolve_recipe(base, values))
+        record.update(recipe if name == ssl else {k: recipe[k] for k in own})
+    return record

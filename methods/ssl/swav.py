@@ -8,6 +8,8 @@ prototypes get no gradient for the first ``freeze_prototypes_epochs``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -17,12 +19,32 @@ from methods.ssl.base import SSLObjective
 from methods.ssl.sinkhorn import sinkhorn_knopp
 
 
+@dataclass(frozen=True)
+class SwAVRecipe(SSLRecipe):
+    """SwAV's recipe: the shared fields and SwAV's own.
+
+    Attributes:
+        freeze_prototypes_epochs: the prototypes get no gradient for this many epochs.
+        queue_length: queue per large crop (0 = no queue), active from ``queue_start_epoch``.
+        queue_start_epoch: first epoch that uses the queue.
+        sinkhorn_epsilon, sinkhorn_iterations: Sinkhorn-Knopp settings.
+    """
+
+    freeze_prototypes_epochs: int = 2
+    queue_length: int = 3840
+    queue_start_epoch: int = 15
+    sinkhorn_epsilon: float = 0.05
+    sinkhorn_iterations: int = 3
+
+
 class SwAV(SSLObjective):
     """SwAV's projector, prototypes, optional queue and swapped-prediction loss."""
 
     name = "swav"
+    recipe_type = SwAVRecipe
+    recipe: SwAVRecipe
 
-    def __init__(self, feature_dim: int, recipe: SSLRecipe, n_samples: int) -> None:
+    def __init__(self, feature_dim: int, recipe: SwAVRecipe, n_samples: int) -> None:
         super().__init__(feature_dim, recipe, n_samples)
         self.prototypes = nn.Linear(recipe.projector_out, recipe.prototypes, bias=False)
         self.before_step()

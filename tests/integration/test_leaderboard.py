@@ -10,9 +10,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark.orchestration.experiments import EXPERIMENTS, FIG4_Q, Job
-from benchmark.reporting.figures import write_figures
-from benchmark.reporting.leaderboard import write_leaderboards
+from benchmark.orchestration.experiments import (
+    EXPERIMENTS,
+    FIG4_Q,
+    Experiment,
+    FigureKind,
+    FigureSpec,
+    Job,
+    TableKind,
+    TableSpec,
+)
+from benchmark.reporting.figures import draw, write_figures
+from benchmark.reporting.leaderboard import StoredTrials, render, write_leaderboards
 from benchmark.store.storage import TrialRequest, complete, open_storage, trial_for_run
 from datasets.labels import CLASS_NAMES
 
@@ -94,6 +103,26 @@ def test_fig4_is_drawn_from_stored_trials_with_both_curves(small_storage: str, t
         means = part.groupby("q").accuracy.mean()
         assert means.to_dict() == pytest.approx({q: 55.0 + q * slope for q in FIG4_Q})
     assert tmp_path / "confusion_synth.png" in written
+
+
+def test_an_experiment_is_reported_as_it_declares_not_by_its_name(small_storage: str, tmp_path: Path):
+    # Table 1's rows under another name, declared as a class-recall table beside the paper's Table 2, with a
+    # class-recall figure: the leaderboard and the figure follow the declaration.
+    rows = tuple(row for row in EXPERIMENTS["table1"].rows if row.label in ("SHOT-IM", "CluP (SwAV)"))
+    custom = Experiment("custom", "Custom: per-class recall", rows, table=TableSpec(TableKind.CLASS_RECALL, "Table 2"),
+                        figures=(FigureSpec(FigureKind.CLASS_RECALL, "custom_recall"),))
+    stored = StoredTrials.load(open_storage(small_storage))
+    markdown, frame = render(custom, ("raf_fer2013", "synth"), stored, "quick")
+    assert list(frame.columns[:3]) == ["setup", "method", "seeds"] and list(frame.columns[3:]) == list(CLASS_NAMES)
+    assert list(frame.method) == ["SHOT-IM", "CluP (SwAV)"] * 2 and set(frame.seeds) == {2}
+    raf, synth = frame[frame.setup == "raf_fer2013"], frame[frame.setup == "synth"]
+    assert raf.Surprise.str.contains("(paper ", regex=False).all()  # the paper's Table 2 is on raf_fer2013 only
+    assert not synth.Surprise.str.contains("paper").any()
+    written = draw(custom, custom.figures[0], stored, tmp_path, "quick")
+    assert sorted(p.name for p in written) == sorted(f"custom_recall_{s}.{x}" for s in ("raf_fer2013", "synth")
+                                                     for x in ("png", "pdf", "csv"))
+    data = pd.read_csv(tmp_path / "custom_recall_synth.csv")
+    assert set(data.method) == {"SHOT-IM", "CluP (SwAV)"} and len(data) == 2 * 2 * len(CLASS_NAMES)
 
 
 @pytest.mark.parametrize("notebook", sorted(p.name for p in (Path(__file__).parents[2] / "notebooks").glob("*.ipynb")))

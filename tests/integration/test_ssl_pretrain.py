@@ -22,7 +22,7 @@ from datasets.synth import DOMAINS
 from methods.core.lars import LARS
 from methods.core.models import build_backbone
 from methods.ssl.base import collapse_report
-from methods.ssl.registry import get_ssl
+from methods.ssl.registry import get_ssl, ssl_recipe
 from methods.ssl.views import FastColorJitter, MultiCrop
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +39,7 @@ def setup_mini() -> Profile:
         hparams={"clup": {"epochs": 1, "batch_size": 128}},
         ssl=replace(quick.ssl, epochs=4, batch_size=64, prototypes=20, projector_hidden=64, large_size=None,
                     small_crops=2, small_size=16, warmup_epochs=1.0, checkpoint_every=1),
-        ssl_overrides={},
+        ssl_overrides={"swav": quick.ssl_overrides["swav"]},
     )
     PROFILES["tiny"] = tiny
     return tiny
@@ -54,7 +54,7 @@ def tiny(monkeypatch: pytest.MonkeyPatch) -> Profile:
 
 @pytest.mark.parametrize("ssl", ["swav", "deepclusterv2"])
 def test_objective_loss_is_finite_and_trains_the_projector(ssl: str, tiny: Profile):
-    recipe = tiny.ssl
+    recipe = ssl_recipe(tiny, ssl)
     objective = get_ssl(ssl)(16, recipe, n_samples=40)
     torch.manual_seed(0)
     features = [torch.randn(8, 16, requires_grad=True) for _ in range(4)]
@@ -75,7 +75,7 @@ def test_objective_loss_is_finite_and_trains_the_projector(ssl: str, tiny: Profi
 
 
 def test_swav_prototypes_unit_norm_and_frozen_early(tiny: Profile):
-    swav = get_ssl("swav")(16, tiny.ssl, n_samples=64)
+    swav = get_ssl("swav")(16, ssl_recipe(tiny, "swav"), n_samples=64)
     with torch.no_grad():
         swav.prototypes.weight.mul_(3.0)
     swav.before_step()
@@ -87,12 +87,13 @@ def test_swav_prototypes_unit_norm_and_frozen_early(tiny: Profile):
 
 
 def test_deepclusterv2_guards_all_ignored_targets(tiny: Profile):
-    dc = get_ssl("deepclusterv2")(16, tiny.ssl, n_samples=64)  # no k-means yet: every assignment is -1
+    recipe = ssl_recipe(tiny, "deepclusterv2")
+    dc = get_ssl("deepclusterv2")(16, recipe, n_samples=64)  # no k-means yet: every assignment is -1
     z = [dc.project(torch.randn(8, 16)) for _ in range(2)]
     loss = dc.loss(z, [], torch.arange(8), epoch=0)
     assert loss.item() == 0.0 and not torch.isnan(loss)
     with pytest.raises(ValueError, match="prototypes <= samples"):
-        get_ssl("deepclusterv2")(16, tiny.ssl, n_samples=10)
+        get_ssl("deepclusterv2")(16, recipe, n_samples=10)
 
 
 def test_collapse_report():
@@ -176,9 +177,11 @@ def test_killed_pretraining_resumes_from_its_checkpoint_identically(ssl: str, ti
 def test_clup_with_an_ssl_backbone_and_with_a_solo_checkpoint(tiny: Profile, tmp_path, monkeypatch):
     monkeypatch.setitem(PROFILES, "tiny", replace(tiny, ssl=replace(tiny.ssl, epochs=1, batch_size=256)))
     storage = f"sqlite:///{tmp_path / 'results.db'}"
-    record = run_method("clup", "synth", 0, "tiny", {"backbone": "swav"}, "cpu", storage)
+    record = run_method("clup", "synth", seed=0, profile="tiny", overrides={"backbone": "swav"}, device="cpu",
+                        storage_url=storage)
     assert record["artifacts"]["backbone"] and record["hparams"]["backbone"] == "swav"
-    again = run_method("clup", "synth", 0, "tiny", {"backbone": "swav"}, "cpu", storage)  # cached backbone now
+    again = run_method("clup", "synth", seed=0, profile="tiny", overrides={"backbone": "swav"}, device="cpu",
+                       storage_url=storage)  # cached backbone now
     assert again["accuracy"] == record["accuracy"]
     name = record["artifacts"]["backbone"]
     assert {k: again["artifacts"][k] for k in ("source", "backbone")} == {k: record["artifacts"][k] for k in ("source", "backbone")}
@@ -187,8 +190,8 @@ def test_clup_with_an_ssl_backbone_and_with_a_solo_checkpoint(tiny: Profile, tmp
     backbone = build_backbone("resnet18", "imagenet", 8)[0]
     checkpoint = tmp_path / "solo.ckpt"
     torch.save({"state_dict": {f"backbone.{k}": v for k, v in backbone.state_dict().items()}, "epoch": 1}, checkpoint)
-    solo = run_method("clup", "synth", 0, "tiny", {"backbone": "solo", "solo_checkpoint": str(checkpoint),
-                                                    "solo_stem": "imagenet"}, "cpu", storage)
+    solo = run_method("clup", "synth", seed=0, profile="tiny", device="cpu", storage_url=storage,
+                      overrides={"backbone": "solo", "solo_checkpoint": str(checkpoint), "solo_stem": "imagenet"})
     assert solo["artifacts"]["backbone"] == f"solo:{checkpoint}"
 
 

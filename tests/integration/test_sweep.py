@@ -43,7 +43,7 @@ def _completed_keys(url: str, experiment: Experiment, seeds: int) -> Counter:
 
 @pytest.mark.slow
 def test_four_workers_finish_a_24_job_grid_with_exactly_24_completed_trials(storage):
-    report = sweep(GRID, ("synth",), seeds=2, profile="tiny", workers=4, storage=storage, device="cpu")
+    report = sweep(GRID, ("synth",), seeds=2, profile="tiny", workers=4, storage_url=storage, device="cpu")
     assert report.jobs == 24 and report.ran == 24 and not report.failed
     counts = _completed_keys(storage, GRID, 2)
     assert len(counts) == 24 and set(counts.values()) == {1}
@@ -52,7 +52,7 @@ def test_four_workers_finish_a_24_job_grid_with_exactly_24_completed_trials(stor
     assert states == {TrialState.COMPLETE: 24}  # no duplicate, no leftover WAITING or RUNNING trial
     # One source model per seed, each trained at most once (earlier tests of the session may have built it).
     assert len(report.artifacts_built) == 2 and max(report.artifacts_built.values()) <= 1
-    again = sweep(GRID, ("synth",), seeds=2, profile="tiny", workers=4, storage=storage, device="cpu")
+    again = sweep(GRID, ("synth",), seeds=2, profile="tiny", workers=4, storage_url=storage, device="cpu")
     assert again.done_before == 24 and again.ran == 0
 
 
@@ -61,7 +61,7 @@ _KILLED_SWEEP = textwrap.dedent(
     import sys
     from tests.integration.test_sweep import SMALL
     from benchmark.orchestration.sweep import sweep
-    sweep(SMALL, ("synth",), seeds=1, profile="tiny", storage=sys.argv[1], device="cpu")
+    sweep(SMALL, ("synth",), seeds=1, profile="tiny", storage_url=sys.argv[1], device="cpu")
     """
 )
 
@@ -80,12 +80,12 @@ def test_a_killed_sweep_resumes_and_leaves_one_completed_trial_per_job(storage, 
         child.send_signal(signal.SIGKILL)
         child.wait()
     assert sum(_completed_keys(storage, SMALL, 1).values()) < 3
-    report = sweep(SMALL, ("synth",), seeds=1, profile="tiny", storage=storage, device="cpu")
+    report = sweep(SMALL, ("synth",), seeds=1, profile="tiny", storage_url=storage, device="cpu")
     assert report.done_before >= 1 and report.done_before + report.ran == 3 and not report.failed
     counts = _completed_keys(storage, SMALL, 1)
     assert len(counts) == 3 and set(counts.values()) == {1}
     # Two experiments swept together share their common job (ONE's only row is SMALL's Source row).
-    both = sweep([SMALL, ONE], ("synth",), seeds=1, profile="tiny", storage=storage, device="cpu")
+    both = sweep([SMALL, ONE], ("synth",), seeds=1, profile="tiny", storage_url=storage, device="cpu")
     assert (both.experiment, both.jobs, both.done_before, both.ran) == ("test_small+test_one", 3, 3, 0)
 
 
@@ -106,7 +106,7 @@ def test_a_search_reports_its_objective_and_the_leaderboard_selects_by_it(storag
     honest = Search("SHOT", "shot", "validator:im", ("lr", "cls_par"), {"tiny": 2})
     oracle = Search("SHOT", "shot", "accuracy", ("lr", "cls_par"), {"tiny": 2})
     experiment = Experiment("test_search", "searches", rows=(), searches=(honest, oracle))
-    report = sweep(experiment, ("synth",), seeds=1, profile="tiny", storage=storage, device="cpu")
+    report = sweep(experiment, ("synth",), seeds=1, profile="tiny", storage_url=storage, device="cpu")
     assert report.jobs == 4 and report.ran == 4
     stored = StoredTrials.load(open_storage(storage))
     for search in (honest, oracle):
@@ -121,7 +121,7 @@ def test_a_search_reports_its_objective_and_the_leaderboard_selects_by_it(storag
 
 
 def test_the_slurm_launcher_path_runs_through_submitits_local_executor(storage):
-    report = sweep(ONE, ("synth",), seeds=2, profile="tiny", workers=2, storage=storage, launcher="submitit-local",
+    report = sweep(ONE, ("synth",), seeds=2, profile="tiny", workers=2, storage_url=storage, launcher="submitit-local",
                    device="cpu")
     assert report.ran == 2 and not report.failed
     assert set(_completed_keys(storage, ONE, 2).values()) == {1}

@@ -20,7 +20,7 @@ from benchmark.config.devices import resolve_device
 from benchmark.config.profiles import PROFILES
 from benchmark.services.pretrain import _forward_views
 from methods.core.models import build_backbone
-from methods.ssl.registry import get_ssl
+from methods.ssl.registry import get_ssl, ssl_recipe
 from methods.ssl.views import MultiCrop
 
 PROFILE = os.environ.get("FERBENCH_SSL_PROFILE", "quick")
@@ -35,7 +35,7 @@ def _sync(device: torch.device) -> None:
 def test_augmentation_share_of_an_ssl_step(benchmark):
     device = resolve_device(os.environ.get("FERBENCH_SSL_DEVICE", "auto"))
     profile = PROFILES[PROFILE]
-    recipe = profile.ssl_recipe("swav")
+    recipe = ssl_recipe(profile, "swav")
     batch = recipe.batch_size if FULL else 32
     torch.manual_seed(0)
     size = recipe.large_size or profile.image_size

@@ -4,7 +4,7 @@ trial stored before keys covered recipes answers only the job made with the reci
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import pytest
 import torch
@@ -16,6 +16,7 @@ from benchmark.reporting.leaderboard import StoredTrials, search_cell
 from benchmark.services.pretrain import pretrain_key
 from benchmark.store.identity import job_recipe, trial_key
 from methods import registry
+from methods.ssl.registry import ssl_recipe
 
 EXPERIMENT_NAMES = ("table1", "table3", "table4", "fig3", "fig4")
 
@@ -36,8 +37,9 @@ def _with_overrides(monkeypatch: pytest.MonkeyPatch, overrides: dict) -> None:
 def test_an_ssl_recipe_change_rekeys_exactly_the_jobs_that_use_that_backbone(monkeypatch, ssl):
     jobs = _jobs()
     before = [job.key for job in jobs]
-    epochs = PROFILES["quick"].ssl_recipe(ssl).epochs
-    _with_overrides(monkeypatch, {**PROFILES["quick"].ssl_overrides, ssl: {"epochs": epochs + 1}})
+    overrides = PROFILES["quick"].ssl_overrides
+    epochs = ssl_recipe(PROFILES["quick"], ssl).epochs
+    _with_overrides(monkeypatch, {**overrides, ssl: {**overrides.get(ssl, {}), "epochs": epochs + 1}})
     changed = {job for job, old in zip(jobs, before, strict=True) if job.key != old}
     users = {job for job in jobs if _uses(job, ssl)}
     assert users and changed == users
@@ -66,11 +68,11 @@ def test_a_search_selects_only_among_trials_made_with_its_current_recipe(monkeyp
 
 def test_an_override_for_one_objective_leaves_the_other_objectives_artifact_key(monkeypatch):
     quick = PROFILES["quick"]
-    plain = replace(quick, ssl_overrides={})
-    tuned = replace(quick, ssl_overrides={"deepclusterv2": {"epochs": 99}})
+    plain = replace(quick, ssl_overrides={"swav": quick.ssl_overrides["swav"]})
+    tuned = replace(quick, ssl_overrides={**plain.ssl_overrides, "deepclusterv2": {"epochs": 99}})
     assert pretrain_key("swav", "synth-wild", plain, 0, "sha") == pretrain_key("swav", "synth-wild", tuned, 0, "sha")
     assert pretrain_key("deepclusterv2", "synth-wild", plain, 0, "sha") != pretrain_key("deepclusterv2", "synth-wild", tuned, 0, "sha")
-    assert tuned.ssl_recipe("deepclusterv2").epochs == 99 and tuned.ssl_recipe("swav") == quick.ssl
+    assert ssl_recipe(tuned, "deepclusterv2").epochs == 99 and ssl_recipe(tuned, "swav") == ssl_recipe(quick, "swav")
 
 
 def _legacy_attrs(job: Job, profile_values: dict | None) -> dict:
@@ -80,9 +82,18 @@ def _legacy_attrs(job: Job, profile_values: dict | None) -> dict:
             "profile": job.profile, "seed": job.seed, "hparams": job.hparams(), "record": record}
 
 
+def _values_stored_then(profile_values: dict) -> dict:
+    """``profile_values`` as records stored them before per-objective overrides and objectives' own recipe fields:
+    one SSL recipe holding every field (the quick profile's values then), no ``ssl_overrides``."""
+    ssl = {**profile_values["ssl"], "freeze_prototypes_epochs": 1, "queue_length": 0, "queue_start_epoch": 15,
+           "sinkhorn_epsilon": 0.02, "sinkhorn_iterations": 3, "kmeans_iterations": 10}
+    return {k: v for k, v in {**profile_values, "ssl": ssl}.items() if k != "ssl_overrides"}
+
+
 def test_a_trial_stored_before_recipes_were_keyed_answers_only_the_recipe_it_was_made_with(monkeypatch):
-    old_values = replace(PROFILES["quick"], ssl_overrides={}).as_record()
-    _with_overrides(monkeypatch, {"deepclusterv2": {"epochs": 99}})
+    old_values = _values_stored_then(PROFILES["quick"].as_record())
+    assert old_values["ssl"].keys() == asdict(ssl_recipe(PROFILES["quick"], "swav")).keys() | {"kmeans_iterations"}
+    _with_overrides(monkeypatch, {**PROFILES["quick"].ssl_overrides, "deepclusterv2": {"epochs": 99}})
     by_row = {(job.experiment, job.row): job for job in _jobs() if job.seed == 0}
     shot, swav, dcv2 = by_row["table1", "SHOT-IM"], by_row["table1", "CluP (SwAV)"], by_row["table1", "CluP (DeepClusterV2)"]
     assert trial_key(_legacy_attrs(shot, old_values)) == shot.key
@@ -108,9 +119,10 @@ def test_a_trial_made_now_answers_its_job_whether_a_sweep_or_the_command_line_ma
 
 
 def test_the_pretraining_service_serves_only_the_objectives_a_method_declares():
-    from benchmark.orchestration.run import _ssl_service
+    from benchmark.orchestration.run import _ssl_service, plan_run
 
-    service = _ssl_service("synth-wild", PROFILES["tiny"], 0, torch.device("cpu"), {}, declared=("swav",))
+    plan = plan_run("clup", "synth", seed=0, profile="tiny", overrides={"backbone": "swav"})
+    service = _ssl_service(plan, torch.device("cpu"), {})
     with pytest.raises(UserError, match="does not declare"):
         service("deepclusterv2")
     clup = registry.get("clup")

@@ -15,7 +15,7 @@ from torch import nn
 
 from benchmark.orchestration import run
 from benchmark.orchestration.run import run_method
-from benchmark.reporting.results import summary_table, to_markdown
+from benchmark.reporting.results import summary_markdown, summary_table
 from benchmark.store.storage import completed_records, open_storage
 from methods import registry
 from methods.api import Method, RunContext, Setting
@@ -122,7 +122,7 @@ def test_each_setting_travels_into_records_and_tables(tiny: str, storage: str, m
     assert [r["setting"] for r in records] == ["uda", "source", "sfda", "oracle"]
     stored = completed_records(open_storage(storage))
     assert sorted((r["method"], r["setting"]) for r in stored) == sorted((r["method"], r["setting"]) for r in records)
-    table = to_markdown(summary_table(stored))
+    table = summary_markdown(summary_table(stored))
     rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in table.splitlines()[2:]}
     assert rows == {"dann": "uda", "source_only": "source", "shot_im": "sfda", "oracle": "oracle"}
     assert list(rows)[0] == "source_only"  # the lower bound first

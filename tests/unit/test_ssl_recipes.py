@@ -1,0 +1,97 @@
+"""Per-objective SSL recipes: each objective declares its own fields with defaults, a profile overrides shared
+and per-objective values, and the recipe record that keys hash keeps its field set and values (key stability).
+One 16-hex hash serves artifact folders and job identities."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, fields, replace
+
+import pytest
+
+from benchmark.config.errors import UserError
+from benchmark.config.hashing import json_digest
+from benchmark.config.profiles import PROFILES, SSLRecipe
+from benchmark.services.artifacts import artifact_key
+from benchmark.services.pretrain import pretrain_key
+from benchmark.store.identity import ssl_recipe_values
+from methods.ssl.deepclusterv2 import DeepClusterV2Recipe
+from methods.ssl.registry import get_ssl, recipe_record, ssl_names, ssl_recipe
+from methods.ssl.swav import SwAVRecipe
+
+SHARED = {f.name for f in fields(SSLRecipe)}
+
+
+def test_each_objective_declares_its_own_fields_with_defaults():
+    assert get_ssl("swav").own_fields() == {"freeze_prototypes_epochs": 2, "queue_length": 3840, "queue_start_epoch": 15,
+                                            "sinkhorn_epsilon": 0.05, "sinkhorn_iterations": 3}
+    assert get_ssl("deepclusterv2").own_fields() == {"kmeans_iterations": 10}
+    paper = PROFILES["paper"]
+    swav, dcv2 = ssl_recipe(paper, "swav"), ssl_recipe(paper, "deepclusterv2")
+    assert type(swav) is SwAVRecipe and type(dcv2) is DeepClusterV2Recipe
+    assert swav.sinkhorn_epsilon == 0.05 and dcv2.kmeans_iterations == 10 and not hasattr(dcv2, "sinkhorn_epsilon")
+    assert {k: v for k, v in asdict(swav).items() if k in SHARED} == asdict(paper.ssl)
+
+
+def test_a_profile_overrides_shared_and_own_fields_per_objective():
+    quick = PROFILES["quick"]
+    swav, dcv2 = ssl_recipe(quick, "swav"), ssl_recipe(quick, "deepclusterv2")
+    assert (swav.epochs, dcv2.epochs) == (16, 30)  # a shared field, departed from for DeepClusterV2 only
+    assert (swav.sinkhorn_epsilon, swav.queue_length, swav.freeze_prototypes_epochs) == (0.02, 0, 1)
+    tiny = PROFILES["tiny"]
+    assert ssl_recipe(tiny, "deepclusterv2").epochs == 1 and ssl_recipe(tiny, "swav").sinkhorn_epsilon == 0.02
+    tuned = replace(quick, ssl_overrides={**quick.ssl_overrides, "deepclusterv2": {"kmeans_iterations": 4}})
+    assert ssl_recipe(tuned, "deepclusterv2").kmeans_iterations == 4 and ssl_recipe(tuned, "deepclusterv2").epochs == 16
+
+
+def test_an_unknown_or_foreign_field_is_a_user_error():
+    quick = PROFILES["quick"]
+    with pytest.raises(UserError, match="deepclusterv2 has no recipe field sinkhorn_epsilon"):
+        ssl_recipe(replace(quick, ssl_overrides={"deepclusterv2": {"sinkhorn_epsilon": 0.1}}), "deepclusterv2")
+    with pytest.raises(UserError, match="swav has no recipe field nope"):
+        ssl_recipe(replace(quick, ssl_overrides={"swav": {"nope": 1}}), "swav")
+
+
+def test_an_objective_needs_its_own_recipe_type():
+    with pytest.raises(TypeError, match="SwAVRecipe"):
+        get_ssl("swav")(16, PROFILES["tiny"].ssl, n_samples=64)
+
+
+def test_the_recipe_record_has_a_fixed_field_set_and_each_objectives_values():
+    every_field = SHARED.union(*(get_ssl(name).own_fields() for name in ssl_names()))
+    quick = PROFILES["quick"]
+    for name in ssl_names():
+        record = recipe_record(name, asdict(quick.ssl), quick.ssl_overrides)
+        assert record.keys() == every_field and record == {**record, **asdict(ssl_recipe(quick, name))}
+        assert record == ssl_recipe_values(quick.as_record(), name) == pretrain_key(name, "d", quick, 0, "s")["recipe"]
+    # The other objective's own fields at that objective's values; shared fields at this objective's values.
+    dcv2 = recipe_record("deepclusterv2", asdict(quick.ssl), quick.ssl_overrides)
+    assert dcv2["sinkhorn_epsilon"] == 0.02 and dcv2["epochs"] == 30
+    assert recipe_record("swav", asdict(quick.ssl), quick.ssl_overrides)["epochs"] == 16
+
+
+def test_a_record_stored_with_one_recipe_of_every_field_reads_the_same():
+    quick = PROFILES["quick"]
+    stored_then = {"ssl": recipe_record("swav", asdict(quick.ssl), quick.ssl_overrides),  # SwAV's was the shared one
+                   "ssl_overrides": {"deepclusterv2": {"epochs": 30}}}
+    assert len(stored_then["ssl"]) == 25
+    for name in ssl_names():
+        assert json.loads(json.dumps(ssl_recipe_values(stored_then, name))) == json.loads(
+            json.dumps(ssl_recipe_values(quick.as_record(), name)))
+
+
+@pytest.mark.parametrize(("profile", "ssl", "key"), [
+    ("quick", "swav", "4154677e2d1b6af2"), ("quick", "deepclusterv2", "f9cb32d691d1abc8"),
+    ("tiny", "swav", "6d7a39808c7ed2a6"), ("paper", "deepclusterv2", "b23c6dcf41be43d9"),
+])
+def test_ssl_artifact_keys_did_not_move(profile, ssl, key):
+    """Keys recorded before objectives declared their own recipe fields (synth-wild, seed 0, train sha "abc")."""
+    assert artifact_key(pretrain_key(ssl, "synth-wild", PROFILES[profile], 0, "abc")) == key
+
+
+def test_one_hash_for_artifacts_and_identities():
+    payload = {"b": [1, 2.5, None], "a": (0.3, 1.0), "p": object.__name__}
+    text = json.dumps(payload, sort_keys=True, default=str)
+    assert json_digest(payload) == hashlib.sha256(text.encode()).hexdigest()[:16] == artifact_key(payload)
+    assert len(json_digest(["x"])) == 16
