@@ -182,7 +182,7 @@ def cmd_probe(args: argparse.Namespace) -> None:
 
 
 def cmd_results(args: argparse.Namespace) -> None:
-    from benchmark.reporting.results import summary_table, to_markdown
+    from benchmark.reporting.results import summary_markdown, summary_table
     from benchmark.store.storage import completed_records, open_storage
 
     records = [
@@ -195,7 +195,7 @@ def cmd_results(args: argparse.Namespace) -> None:
     if args.json:
         print(table.to_json(orient="records", indent=2))
     else:
-        print(to_markdown(table))
+        print(summary_markdown(table))
 
 
 def _setups(value: str | None, experiments: list[str]) -> tuple[str, ...]:

@@ -113,7 +113,7 @@ class RunContext:
 
 
 class Method(ABC):
-    """Base class of adaptation methods; subclasses are registered with ``methods.registry.register``.
+    """Base class of adaptation methods; a subclass is registered as an entry point (docs/PLUGINS.md).
 
     ``label`` is the method's name in tables and figures; a class that declares a ``name`` but no ``label``
     is labelled by its name.

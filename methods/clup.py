@@ -20,13 +20,12 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from torch import nn
 
 from benchmark.config.errors import UserError
-from benchmark.config.paths import imagenet_weights
 from methods.api import HParam, Method, RunContext, Setting
 from methods.core.data import standardise, to_unit
 from methods.core.inference import infer
 from methods.core.inputs import SourceFreeData
 from methods.core.losses import mixup_cross_entropy
-from methods.core.models import Classifier, LinearHead, build_backbone
+from methods.core.models import Classifier, LinearHead, imagenet_backbone
 from methods.core.pseudo_labels import Selection, cluster_pseudo_labels
 from methods.core.training import optimise, run_epochs
 from methods.ssl.solo import load_solo_backbone
@@ -68,15 +67,7 @@ def target_backbone(hp: dict, source_model: Classifier, ctx: RunContext) -> nn.M
         ctx.stats["backbone_artifact"] = f"solo:{info['source']}"
         return backbone
     if choice == "imagenet":
-        profile = ctx.profile
-        if profile.width != 64:
-            raise UserError(
-                f"backbone=imagenet needs a full-width ResNet; profile {profile.name!r} has width {profile.width}"
-            )
-        weights = imagenet_weights(profile) if profile.imagenet_init else None
-        if weights is None:
-            raise UserError("backbone=imagenet needs local ImageNet weights: set FERBENCH_IMAGENET_WEIGHTS")
-        return build_backbone(profile.arch, profile.stem, profile.width, weights)[0]
+        return imagenet_backbone(ctx.profile)[0]
     raise UserError(f"unknown CluP backbone {choice!r}; known: {', '.join(BACKBONES)}")
 
 

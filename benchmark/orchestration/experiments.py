@@ -19,15 +19,22 @@ reuses it instead of running it again.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
-from enum import Enum
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import Any
 
 from benchmark.config.errors import UserError
 from benchmark.config.profiles import get_profile
 from benchmark.config.setups import PAPER_SETUPS, get_setup
+from benchmark.orchestration.report_specs import FigureKind, FigureSpec, TableKind, TableSpec
+from benchmark.orchestration.selection import (
+    BestTestAccuracy,
+    BestValidator,
+    FixedHyperparameters,
+    LinearProbe,
+    SelectionRule,
+    search_rule,
+)
 from benchmark.store.identity import job_recipe, probe_backbone, run_key, search_key
 from methods import registry
 from methods.core.seeding import derive_seed
@@ -36,145 +43,6 @@ from methods.core.seeding import derive_seed
 BACKBONE_LABELS = {"source": "Source", "imagenet": "ImageNet", "swav": "SwAV", "deepclusterv2": "DeepClusterV2"}
 #: Q values of the threshold sweep (Fig. 4).
 FIG4_Q = (0.5, 0.6, 0.7, 0.8, 0.9)
-
-
-class SelectionRule(ABC):
-    """How a table line's hyperparameters were chosen (DomainBed's ``SelectionMethod``).
-
-    Attributes:
-        oracle: whether the rule looks at target labels (its line is reported as oracle, never as a result).
-    """
-
-    oracle: ClassVar[bool] = False
-
-    @property
-    @abstractmethod
-    def display(self) -> str:
-        """The rule as the tables' selection column prints it."""
-
-    @property
-    def objective(self) -> str:
-        """What each trial reports to its study (``run_method``'s ``objective``: ``accuracy`` or
-        ``validator:NAME``); a search selects the trial that maximises it."""
-        return "accuracy"
-
-    def value(self, record: dict[str, Any]) -> float:
-        """The objective of a run record: the number its trial reports."""
-        return float(record["accuracy"])
-
-
-@dataclass(frozen=True)
-class FixedHyperparameters(SelectionRule):
-    """No selection: the paper's (or the method's published) hyperparameters, but for the ``departures``
-    (name, value) a grid sets (e.g. Fig. 4's ``q``)."""
-
-    departures: tuple[tuple[str, Any], ...] = ()
-
-    @property
-    def display(self) -> str:
-        departures = ", ".join(f"{name}={value}" for name, value in self.departures)
-        return "fixed: paper hyperparameters" + (f" but {departures}" if departures else "")
-
-
-@dataclass(frozen=True)
-class LinearProbe(SelectionRule):
-    """A linear probe trained on a frozen backbone with the target train labels (an oracle by design)."""
-
-    oracle: ClassVar[bool] = True
-
-    @property
-    def display(self) -> str:
-        return "linear probe (target train labels)"
-
-
-@dataclass(frozen=True)
-class BestValidator(SelectionRule):
-    """A search selected by the unsupervised validator ``name`` on the unlabelled target train split (honest)."""
-
-    name: str
-
-    @property
-    def objective(self) -> str:
-        return f"validator:{self.name}"
-
-    @property
-    def display(self) -> str:
-        return f"search: best {self.name.upper()} (unsupervised)"
-
-    def value(self, record: dict[str, Any]) -> float:
-        if self.name not in record["validators"]:
-            raise ValueError(f"unknown objective {self.objective!r}; expected accuracy or "
-                             f"validator:{'|'.join(record['validators'])}")
-        return float(record["validators"][self.name])
-
-
-@dataclass(frozen=True)
-class BestTestAccuracy(SelectionRule):
-    """A search selected by target test accuracy: an oracle, an upper bound on what selection can leak."""
-
-    oracle: ClassVar[bool] = True
-
-    @property
-    def display(self) -> str:
-        return "oracle: best target test accuracy"
-
-
-def search_rule(objective: str) -> SelectionRule:
-    """The rule of a search whose trials report ``objective`` (``accuracy`` or ``validator:NAME``)."""
-    if objective == "accuracy":
-        return BestTestAccuracy()
-    kind, _, name = objective.partition(":")
-    if kind != "validator" or not name:
-        raise ValueError(f"unknown objective {objective!r}; expected accuracy or validator:NAME")
-    return BestValidator(name)
-
-
-class TableKind(str, Enum):
-    """The columns of an experiment's leaderboard."""
-
-    #: a line per row and search, a mean ± std accuracy cell per setup
-    ACCURACY = "accuracy"
-    #: per setup, a line per row with its mean recall of each class
-    CLASS_RECALL = "class_recall"
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    """What an experiment's leaderboard shows (``benchmark.reporting.leaderboard``).
-
-    Attributes:
-        kind: its columns.
-        paper: the paper's table that reports these rows (``Table 1``...), printed beside ours; None: none.
-        paper_by_target: the paper reports by target dataset, not by setup (the probe table): a setup shows the
-            paper's number of its target wherever the paper has one, synthetic setups included.
-        paper_average: beside a synthetic setup, a column with the paper's average over its real setups.
-    """
-
-    kind: TableKind = TableKind.ACCURACY
-    paper: str | None = None
-    paper_by_target: bool = False
-    paper_average: bool = False
-
-
-class FigureKind(str, Enum):
-    """The figures ``benchmark.reporting.figures`` draws, in the order it draws them."""
-
-    #: accuracy against CluP's threshold Q, one curve per pseudo-label score (rows overriding ``score`` and ``q``)
-    THRESHOLD_CURVE = "threshold_curve"
-    #: per-class recall of each row (grouped bars)
-    CLASS_RECALL = "class_recall"
-    #: row-normalised confusion matrix of each row
-    CONFUSION = "confusion"
-    #: 2-D embedding of the target test features of each row (rows with ``embedding``)
-    EMBEDDING = "embedding"
-
-
-@dataclass(frozen=True)
-class FigureSpec:
-    """A figure an experiment draws, written as ``<name>_<setup>.{png,pdf,csv}``."""
-
-    kind: FigureKind
-    name: str
 
 
 @dataclass(frozen=True)

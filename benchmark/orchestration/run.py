@@ -20,6 +20,7 @@ from benchmark.config.errors import UserError
 from benchmark.config.profiles import Profile, get_profile
 from benchmark.config.setups import Setup, get_setup
 from benchmark.orchestration.records import StageTimer, common_fields
+from benchmark.orchestration.selection import search_rule
 from benchmark.services.embedding import embed_target_test
 from benchmark.services.pretrain import PretrainedBackbone, get_pretrained_backbone
 from benchmark.services.source import SourceModel, SplitTensors, get_source_model, split_tensors
@@ -128,17 +129,6 @@ def _note_earlier_trials(store: optuna.storages.RDBStorage, plan: RunPlan, attrs
             "this run adds another, and leaderboards will show the newest")
 
 
-def objective_value(record: dict[str, Any], objective: str) -> float:
-    """The number a trial reports to its study: ``accuracy`` (the default, and an oracle search's objective)
-    or ``validator:NAME`` (an unsupervised validator on the target train split, e.g. ``validator:im``)."""
-    if objective == "accuracy":
-        return float(record["accuracy"])
-    kind, _, name = objective.partition(":")
-    if kind != "validator" or name not in record["validators"]:
-        raise ValueError(f"unknown objective {objective!r}; expected accuracy or validator:{'|'.join(record['validators'])}")
-    return float(record["validators"][name])
-
-
 @dataclass
 class Adapted:
     """What the adaptation stage leaves for evaluation and the record."""
@@ -239,7 +229,8 @@ def run_method(
         storage_url: results storage URL (default SQLite under ``FERBENCH_HOME``).
         claimed: a RUNNING trial a sweep worker claimed for this run (default: a new trial in the study
             ``run/<method>/<setup>/<profile>``).
-        objective: what the trial reports as its value (``objective_value``; searches use validators).
+        objective: what the trial reports as its value (``accuracy``, or ``validator:NAME`` for a search
+            selected by an unsupervised validator; ``benchmark.orchestration.selection.search_rule``).
         embedding: also store a 2-D t-SNE embedding of the adapted model's target test features (Fig. 3).
     """
     plan = plan_run(method, setup, seed=seed, profile=profile, overrides=overrides or {})
@@ -255,5 +246,5 @@ def run_method(
         adapted = _adapt(plan, torch_device, timer)
         scores = _evaluate(plan, adapted, timer, embedding)
         record = _record(plan, adapted, scores, recipe=attrs["recipe"], timer=timer, device=torch_device)
-        complete(study, trial, record, objective_value(record, objective))
+        complete(study, trial, record, search_rule(objective).value(record))
     return record

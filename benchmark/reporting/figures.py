@@ -30,7 +30,8 @@ import optuna  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from benchmark.orchestration.experiments import EXPERIMENTS, FIG4_Q, Experiment, FigureKind, FigureSpec  # noqa: E402
+from benchmark.orchestration.experiments import EXPERIMENTS, FIG4_Q, Experiment  # noqa: E402
+from benchmark.orchestration.report_specs import FigureKind, FigureSpec  # noqa: E402
 from benchmark.reporting.leaderboard import StoredTrials, row_cell, setups_with_results  # noqa: E402
 from datasets.labels import CLASS_NAMES  # noqa: E402
 

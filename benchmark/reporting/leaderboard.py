@@ -21,15 +21,9 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from benchmark.config.setups import SETUPS, get_setup
-from benchmark.orchestration.experiments import (
-    EXPERIMENTS,
-    Experiment,
-    Row,
-    Search,
-    SelectionRule,
-    TableKind,
-    setup_profile,
-)
+from benchmark.orchestration.experiments import EXPERIMENTS, Experiment, Row, Search, setup_profile
+from benchmark.orchestration.report_specs import TableKind
+from benchmark.orchestration.selection import SelectionRule
 from benchmark.reporting import paper
 from benchmark.reporting.results import to_markdown
 from benchmark.store.identity import search_key_recipe, trial_key

@@ -22,13 +22,12 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from benchmark.config.errors import UserError
-from benchmark.config.paths import imagenet_weights
 from benchmark.config.profiles import Profile
 from benchmark.config.setups import get_setup
 from benchmark.services.pretrain import get_pretrained_backbone
 from benchmark.services.source import get_source_model
 from methods.core.evaluation import score_predictions
-from methods.core.models import build_backbone
+from methods.core.models import build_backbone, imagenet_backbone
 from methods.core.seeding import derive_seed, seed_everything
 from methods.ssl.registry import ssl_names
 
@@ -56,12 +55,10 @@ def frozen_backbone(name: str, setup: str, profile: Profile, seed: int, device: 
         return build_backbone(profile.arch, profile.stem, profile.width)[0].to(device), "untrained network (the floor)"
     if name == "imagenet":
         try:
-            weights = imagenet_weights(profile) if profile.imagenet_init else None
+            backbone, weights = imagenet_backbone(profile)
         except UserError as error:
             return None, str(error)
-        if weights is None:
-            return None, f"profile {profile.name!r} has no ImageNet initialisation (width {profile.width}, random init)"
-        return build_backbone(profile.arch, profile.stem, profile.width, weights)[0].to(device), f"ImageNet ({weights.name})"
+        return backbone.to(device), f"ImageNet ({weights.name})"
     if name == "source":
         source = get_source_model(the_setup.source, profile, seed, device)
         return source.model.backbone, f"source model artifact {source.path.name}"

@@ -17,6 +17,8 @@ from torchvision.models import resnet18, resnet50
 from torchvision.models.resnet import ResNet
 
 from benchmark.config.errors import CheckpointError, UserError
+from benchmark.config.paths import imagenet_weights
+from benchmark.config.profiles import Profile
 from datasets.labels import NUM_CLASSES
 from methods.core.checkpoints import load_state_dict
 
@@ -169,3 +171,12 @@ def build_classifier(
         raise UserError(f"unknown head {head!r}; known: {', '.join(HEADS)}")
     backbone, dim = build_backbone(arch, stem, width, weights)
     return Classifier(backbone, HEADS[head](dim))
+
+
+def imagenet_backbone(profile: Profile) -> tuple[nn.Module, Path]:
+    """The profile's backbone started from ImageNet weights, and the weights file; a UserError saying why when the
+    profile has none (random init, a reduced width, or no local weights file: nothing is downloaded)."""
+    weights = imagenet_weights(profile) if profile.imagenet_init and profile.width == 64 else None
+    if weights is None:
+        raise UserError(f"profile {profile.name!r} has no ImageNet initialisation (width {profile.width}, random init)")
+    return build_backbone(profile.arch, profile.stem, profile.width, weights)[0], weights

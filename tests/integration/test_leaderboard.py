@@ -10,16 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark.orchestration.experiments import (
-    EXPERIMENTS,
-    FIG4_Q,
-    Experiment,
-    FigureKind,
-    FigureSpec,
-    Job,
-    TableKind,
-    TableSpec,
-)
+from benchmark.orchestration.experiments import EXPERIMENTS, FIG4_Q, Experiment, Job
+from benchmark.orchestration.report_specs import FigureKind, FigureSpec, TableKind, TableSpec
 from benchmark.reporting.figures import draw, write_figures
 from benchmark.reporting.leaderboard import StoredTrials, render, write_leaderboards
 from benchmark.store.storage import TrialRequest, complete, open_storage, trial_for_run

@@ -1,7 +1,7 @@
 """Selection rules, method labels and what experiments declare for reporting.
 
 Selection rules are classes (DomainBed's ``SelectionMethod``): each prints the text the tables always printed
-and reports the objective ``run_method`` is given, with the value ``run.objective_value`` computes. Method labels
+and reports the objective ``run_method`` is given; its value is the record's accuracy or validator. Method labels
 live on the method classes. Leaderboards and figures dispatch on what an experiment declares (its ``TableSpec``
 and ``FigureSpec`` s), so every declared kind has a renderer. One markdown renderer serves every table.
 """
@@ -11,19 +11,15 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from benchmark.orchestration.experiments import (
-    EXPERIMENTS,
+from benchmark.orchestration.experiments import EXPERIMENTS, Row, Search
+from benchmark.orchestration.report_specs import FigureKind, TableKind
+from benchmark.orchestration.selection import (
     BestTestAccuracy,
     BestValidator,
-    FigureKind,
     FixedHyperparameters,
     LinearProbe,
-    Row,
-    Search,
-    TableKind,
     search_rule,
 )
-from benchmark.orchestration.run import objective_value
 from benchmark.reporting.figures import DRAWERS, drawing
 from benchmark.reporting.leaderboard import FRAMES, PAPER_NUMBERS
 from benchmark.reporting.results import summary_markdown, summary_table, to_markdown
@@ -45,7 +41,8 @@ RECORD = {"accuracy": 61.5, "validators": {"im": 0.25, "entropy": 0.5, "snd": 0.
 ])
 def test_each_rule_prints_its_text_and_reports_the_objective_run_method_computes(rule, display, objective, oracle):
     assert (rule.display, rule.objective, rule.oracle) == (display, objective, oracle)
-    assert rule.value(RECORD) == objective_value(RECORD, objective)
+    expected = RECORD["accuracy"] if objective == "accuracy" else RECORD["validators"][objective.split(":")[1]]
+    assert rule.value(RECORD) == expected == search_rule(objective).value(RECORD)
 
 
 def test_a_search_objective_string_is_parsed_once_into_its_rule():

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from torch import nn
 
+from benchmark.cli import main
 from benchmark.orchestration import run
 from benchmark.orchestration.run import run_method
 from benchmark.reporting.results import summary_markdown, summary_table
@@ -70,7 +71,7 @@ def test_method_receives_exactly_what_its_setting_allows(method: str, tiny: str,
     cls = registry.get(method)
     seen = _capture_inputs(monkeypatch)
     with pytest.raises(_Captured):
-        run_method(method, "synth", seed=0, profile=tiny, device="cpu", storage=storage)
+        run_method(method, "synth", seed=0, profile=tiny, device="cpu", storage_url=storage)
     assert len(seen) == 1
     data = seen[0]
     if cls.setting is Setting.SOURCE:
@@ -108,17 +109,17 @@ def test_source_free_method_cannot_reach_source_data_or_target_labels(
 
     monkeypatch.setattr(registry.get(method), "adapt", adapt)
     with pytest.raises(PermissionError):
-        run_method(method, "synth", seed=0, profile=tiny, device="cpu", storage=storage)
+        run_method(method, "synth", seed=0, profile=tiny, device="cpu", storage_url=storage)
     assert completed_records(open_storage(storage)) == []
 
 
-def test_each_setting_travels_into_records_and_tables(tiny: str, storage: str, monkeypatch):
+def test_each_setting_travels_into_records_and_tables(tiny: str, storage: str, monkeypatch, capsys):
     # adapt is replaced (the real loops run in test_methods_run, test_adversarial...): the setting in the
     # record and the table comes from the class, through run_method and the storage. One method per setting.
     names = ("dann", "source_only", "shot_im", "oracle")
     for name in names:
         _skip_adapt(monkeypatch, registry.get(name))
-    records = [run_method(name, "synth", seed=0, profile=tiny, device="cpu", storage=storage) for name in names]
+    records = [run_method(name, "synth", seed=0, profile=tiny, device="cpu", storage_url=storage) for name in names]
     assert [r["setting"] for r in records] == ["uda", "source", "sfda", "oracle"]
     stored = completed_records(open_storage(storage))
     assert sorted((r["method"], r["setting"]) for r in stored) == sorted((r["method"], r["setting"]) for r in records)
@@ -126,3 +127,6 @@ def test_each_setting_travels_into_records_and_tables(tiny: str, storage: str, m
     rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in table.splitlines()[2:]}
     assert rows == {"dann": "uda", "source_only": "source", "shot_im": "sfda", "oracle": "oracle"}
     assert list(rows)[0] == "source_only"  # the lower bound first
+    capsys.readouterr()
+    assert main(["results", "--storage", storage]) == 0  # the ``results`` command prints that very table
+    assert capsys.readouterr().out == table + "\n"
