@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -364,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
         "FERBENCH_DATA (raw releases, one sub-folder per dataset), FERBENCH_IMAGENET_WEIGHTS (local "
         "torchvision ResNet-18 weights for the paper profile), FERBENCH_QUIET (no progress bars).",
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of a user error (also FERBENCH_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("list", help="methods, setups, datasets, backbones, profiles, experiments")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -374,16 +377,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; user errors print one paragraph on stderr and return 2 (no traceback).
+    """Entry point; user errors print one paragraph on stderr and return 2 (no traceback), unless
+    ``--debug`` or ``FERBENCH_DEBUG=1`` asks for the traceback (the error is re-raised).
 
     SIGTERM (e.g. a scheduler's pre-emption) is turned into KeyboardInterrupt, so a running trial is
     marked failed and temporary files are removed on the way out.
     """
     args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get("FERBENCH_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
     interrupt_on_sigterm()
     try:
         args.func(args)
     except (UserError, DatasetError) as error:
+        if debug:
+            raise
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

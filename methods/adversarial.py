@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from torch import nn
 
-from methods.api import HParam, Method, RunContext, Setting, sgd_hparams
+from methods.api import HParam, Method, Range, RunContext, Setting, sgd_hparams
 from methods.core.data import batch_indices, normalise, supervised_augmentation
 from methods.core.inputs import UdaData
 from methods.core.losses import EPS
@@ -154,7 +154,9 @@ class AdversarialAdaptation(Method):
             lr_help="lr of head and discriminator (backbone: x backbone_lr_mult)",
             batch_help="source images and target images per step (each)",
         ),
-        "trade_off": HParam(1.0, FloatDistribution(0.1, 3.0, log=True), "weight of the adversarial domain loss"),
+        "trade_off": HParam(
+            1.0, FloatDistribution(0.1, 3.0, log=True), "weight of the adversarial domain loss", Range.at_least(0)
+        ),
     }
 
     @abstractmethod

@@ -8,6 +8,7 @@ setting allows, and returns the classifier that is evaluated on the target test 
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from methods.core.losses import mean_entropy
 from methods.core.training import optimise, run_epochs
 
 __all__ = [
-    "HParam", "LabelledImages", "Method", "OracleData", "RunContext", "Setting", "SourceFreeData", "UdaData",
+    "HParam", "LabelledImages", "Method", "OracleData", "Range", "RunContext", "Setting", "SourceFreeData", "UdaData",
     "UnlabelledImages", "mean_entropy", "normalise", "optimise", "run_epochs", "sgd_hparams", "standardise",
     "to_unit",
 ]
@@ -46,12 +47,55 @@ class Setting(str, Enum):
 
 
 @dataclass(frozen=True)
+class Range:
+    """The values a numeric hyperparameter may take: ``low`` and ``high`` bounds (None: unbounded), each
+    inclusive or not. It is wider than a search's distribution: it says what the method can run with at all.
+
+    ``Range(0, 1, high_inclusive=False)`` is 0 <= x < 1; ``Range.at_least(1)`` is x >= 1; ``Range.above(0)``
+    is x > 0. Every float hyperparameter must also be finite (``methods.registry.resolve_hparams``).
+    """
+
+    low: float | None = None
+    high: float | None = None
+    low_inclusive: bool = True
+    high_inclusive: bool = True
+
+    @classmethod
+    def at_least(cls, low: float) -> Range:
+        return cls(low=low)
+
+    @classmethod
+    def above(cls, low: float) -> Range:
+        return cls(low=low, low_inclusive=False)
+
+    def __contains__(self, value: object) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            return False
+        if self.low is not None and (value < self.low or (value == self.low and not self.low_inclusive)):
+            return False
+        return not (self.high is not None and (value > self.high or (value == self.high and not self.high_inclusive)))
+
+    def describe(self, name: str) -> str:
+        """The range as a condition on ``name``: ``lr > 0``, ``0 <= q < 1``, ``cls_par = 0``."""
+        low = f"{self.low:g} {'<=' if self.low_inclusive else '<'} " if self.low is not None else ""
+        high = f" {'<=' if self.high_inclusive else '<'} {self.high:g}" if self.high is not None else ""
+        if self.low is not None and self.low == self.high and self.low_inclusive and self.high_inclusive:
+            return f"{name} = {self.low:g}"
+        if low and not high:
+            return f"{name} {'>=' if self.low_inclusive else '>'} {self.low:g}"
+        return f"{low}{name}{high}" if low or high else f"{name}: any number"
+
+
+@dataclass(frozen=True)
 class HParam:
-    """One declared hyperparameter: its default, the Optuna distribution a search draws from, a help line."""
+    """One declared hyperparameter: its default, the Optuna distribution a search draws from, a help line and,
+    for a number, the ``Range`` of values the method accepts (checked when the run is planned, before any data
+    is loaded; None: any finite number)."""
 
     default: Any
     distribution: BaseDistribution | None = None
     help: str = ""
+    valid: Range | None = None
 
 
 def sgd_hparams(
@@ -75,13 +119,16 @@ def sgd_hparams(
         batch_help: the batch size's help line.
         backbone: how the help line names the backbone.
     Returns:
-        ``lr``, ``backbone_lr_mult`` (default 0.1), ``epochs`` (default 15) and ``batch_size``.
+        ``lr`` (> 0), ``backbone_lr_mult`` (default 0.1, > 0), ``epochs`` (default 15, >= 1) and ``batch_size``
+        (>= 1).
     """
     return {
-        "lr": HParam(lr, FloatDistribution(*lr_range, log=True), lr_help),
-        "backbone_lr_mult": HParam(0.1, FloatDistribution(0.01, 1.0, log=True), f"{backbone} lr multiplier"),
-        "epochs": HParam(15, IntDistribution(*epochs_range), "passes over the target train split"),
-        "batch_size": HParam(batch_size, None, batch_help),
+        "lr": HParam(lr, FloatDistribution(*lr_range, log=True), lr_help, Range.above(0)),
+        "backbone_lr_mult": HParam(
+            0.1, FloatDistribution(0.01, 1.0, log=True), f"{backbone} lr multiplier", Range.above(0)
+        ),
+        "epochs": HParam(15, IntDistribution(*epochs_range), "passes over the target train split", Range.at_least(1)),
+        "batch_size": HParam(batch_size, None, batch_help, Range.at_least(1)),
     }
 
 

@@ -20,7 +20,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from torch import nn
 
 from benchmark.config.errors import UserError
-from methods.api import HParam, Method, RunContext, Setting
+from methods.api import HParam, Method, Range, RunContext, Setting
 from methods.core.data import standardise, to_unit
 from methods.core.inference import infer
 from methods.core.inputs import SourceFreeData
@@ -128,13 +128,17 @@ class CluP(Method):
     hparams_spec = {
         "backbone": HParam("source", CategoricalDistribution(BACKBONES), "initial target backbone"),
         "score": HParam("purity", CategoricalDistribution(("purity", "confidence")), "pseudo-label score"),
-        "clusters": HParam(1000, IntDistribution(10, 2000, log=True), "k-means clusters K"),
-        "q": HParam(0.8, FloatDistribution(0.0, 0.95), "per-class percentile Q (kept fraction 1 - Q)"),
-        "mixup_alpha": HParam(0.2, FloatDistribution(0.0, 1.0), "mixup Beta(alpha, alpha); 0 disables"),
-        "epochs": HParam(50, IntDistribution(1, 100), "stage-3 epochs"),
-        "lr": HParam(0.1, FloatDistribution(1e-3, 0.5, log=True), "stage-3 initial lr (cosine to 0)"),
-        "weight_decay": HParam(5e-4, FloatDistribution(1e-5, 1e-2, log=True), "SGD weight decay"),
-        "batch_size": HParam(32, None, "images per step"),
+        "clusters": HParam(1000, IntDistribution(10, 2000, log=True), "k-means clusters K", Range.at_least(2)),
+        # Q = 1 keeps no sample: stage 3 would take no step and store the untrained model.
+        "q": HParam(0.8, FloatDistribution(0.0, 0.95), "per-class percentile Q (kept fraction 1 - Q)",
+                    Range(0, 1, high_inclusive=False)),
+        "mixup_alpha": HParam(
+            0.2, FloatDistribution(0.0, 1.0), "mixup Beta(alpha, alpha); 0 disables", Range.at_least(0)
+        ),
+        "epochs": HParam(50, IntDistribution(1, 100), "stage-3 epochs", Range.at_least(1)),
+        "lr": HParam(0.1, FloatDistribution(1e-3, 0.5, log=True), "stage-3 initial lr (cosine to 0)", Range.above(0)),
+        "weight_decay": HParam(5e-4, FloatDistribution(1e-5, 1e-2, log=True), "SGD weight decay", Range.at_least(0)),
+        "batch_size": HParam(32, None, "images per step", Range.at_least(1)),
         "solo_checkpoint": HParam("", None, "backbone=solo: path of a solo-learn .ckpt"),
         "solo_stem": HParam("", None, "backbone=solo with a 7x7 stem: imagenet or clup"),
     }

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from optuna.distributions import IntDistribution
 
-from methods.api import HParam
+from methods.api import HParam, Range
 from methods.bank_methods import NeighbourConsistencyMethod, neighbour_attraction
 from methods.core.losses import marginal_entropy
 from methods.core.neighbours import NeighbourBank, reciprocal_affinity
@@ -71,7 +71,9 @@ class NRC(NeighbourConsistencyMethod):
     label = "NRC"
     hparams_spec = {
         **NeighbourConsistencyMethod.hparams_spec,
-        "kk": HParam(5, IntDistribution(2, 10), "nearest neighbours of each neighbour (expanded neighbours)"),
+        "kk": HParam(
+            5, IntDistribution(2, 10), "nearest neighbours of each neighbour (expanded neighbours)", Range.at_least(1)
+        ),
     }
 
     def bank_list_length(self) -> int:

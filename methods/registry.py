@@ -10,13 +10,14 @@ and ``python -m benchmark run --method my_method`` finds it, with no edit to thi
 
 from __future__ import annotations
 
+import math
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from benchmark.config.errors import UserError
 from benchmark.config.profiles import Profile
-from methods.api import Method
+from methods.api import HParam, Method
 
 ENTRY_POINT_GROUP = "fer_sfda_bench.methods"
 #: The distribution whose entry points are the built-in methods.
@@ -69,23 +70,45 @@ def resolve_hparams(
     """Defaults <- the profile's scaling <- the setup's values <- the user's ``--set`` values.
 
     Profile and setup overrides are ``{method name or "*": {name: value}}``; only names the method declares
-    are taken from them. An undeclared user key is a UserError listing the valid ones.
+    are taken from them. An undeclared user key is a UserError listing the valid ones. Every resolved value,
+    wherever it came from, is then checked: a float must be finite and a value must lie in its declared
+    ``HParam.valid`` range (a UserError naming the method, the hyperparameter, the value and the range).
     """
     spec = cls.hparams_spec
     values = {name: hp.default for name, hp in spec.items()}
-    for overrides in (profile.hparams if profile else {}, setup_overrides):
+    origin = dict.fromkeys(spec, "default")
+    for where, overrides in (("profile", profile.hparams if profile else {}), ("setup", setup_overrides)):
         for scope in ("*", cls.name):
-            values.update({k: v for k, v in overrides.get(scope, {}).items() if k in spec})
+            taken = {k: v for k, v in overrides.get(scope, {}).items() if k in spec}
+            values.update(taken)
+            origin.update(dict.fromkeys(taken, where))
     unknown = sorted(set(user) - set(spec))
     if unknown:
         valid = ", ".join(sorted(spec)) or "none (this method has no hyperparameters)"
         raise UserError(f"unknown hyperparameter(s) {', '.join(unknown)} for method {cls.name!r}; valid: {valid}")
     for name, raw in user.items():
         values[name] = _coerce(name, raw, spec[name].default)
+        origin[name] = "user"
         choices = getattr(spec[name].distribution, "choices", None)
         if choices is not None and values[name] not in choices:
             raise UserError(f"{name}={raw!r} is not one of {', '.join(map(str, choices))} (method {cls.name!r})")
+    for name, hp in spec.items():
+        _check_range(cls.name, name, values[name], hp, origin[name])
     return values
+
+
+def _check_range(method: str, name: str, value: Any, hp: HParam, origin: str) -> None:
+    """A UserError unless ``value`` is finite (a float) and in ``hp.valid`` (when declared)."""
+    valid = hp.valid.describe(name) if hp.valid is not None else None
+    if isinstance(value, float) and not math.isfinite(value):
+        problem = "is not a finite number"
+    elif hp.valid is not None and value not in hp.valid:
+        problem = "is out of range"
+    else:
+        return
+    where = "" if origin == "user" else f" (the {origin} value)"
+    raise UserError(f"method {method!r}: hyperparameter {name}={value!r}{where} {problem}; "
+                    f"valid: {valid or 'any finite number'}")
 
 
 def _coerce(name: str, raw: Any, default: Any) -> Any:

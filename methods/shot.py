@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from optuna.distributions import FloatDistribution
 from torch import nn
 
-from methods.api import HParam, Method, RunContext, Setting, sgd_hparams
+from methods.api import HParam, Method, Range, RunContext, Setting, sgd_hparams
 from methods.core.data import normalise, supervised_augmentation
 from methods.core.inference import infer
 from methods.core.inputs import SourceFreeData
@@ -60,8 +60,12 @@ class Shot(Method):
     setting = Setting.SFDA
     hparams_spec = {
         **sgd_hparams(1e-2, (1e-3, 1e-1), (1, 30), 64, lr_help="lr of the bottleneck (backbone: x backbone_lr_mult)"),
-        "cls_par": HParam(0.3, FloatDistribution(0.0, 1.0), "weight of the pseudo-label cross-entropy"),
-        "ent_par": HParam(1.0, FloatDistribution(0.1, 2.0), "weight of the information-maximisation loss"),
+        "cls_par": HParam(
+            0.3, FloatDistribution(0.0, 1.0), "weight of the pseudo-label cross-entropy", Range.at_least(0)
+        ),
+        "ent_par": HParam(
+            1.0, FloatDistribution(0.1, 2.0), "weight of the information-maximisation loss", Range.at_least(0)
+        ),
     }
 
     def adapt(self, source_model: nn.Module, data: SourceFreeData, ctx: RunContext) -> nn.Module:
@@ -98,4 +102,4 @@ class ShotIM(Shot):
 
     name = "shot_im"
     label = "SHOT-IM"
-    hparams_spec = {**Shot.hparams_spec, "cls_par": HParam(0.0, None, "fixed at 0: no pseudo-labels")}
+    hparams_spec = {**Shot.hparams_spec, "cls_par": HParam(0.0, None, "fixed at 0: no pseudo-labels", Range(0, 0))}

@@ -61,6 +61,8 @@ class RunPlan:
 
 def plan_run(method: str, setup: str, *, seed: int, profile: str | None, overrides: dict[str, Any]) -> RunPlan:
     """Resolve names and hyperparameters (every user mistake is a UserError here, before anything runs)."""
+    if seed < 0:
+        raise UserError(f"--seed {seed}: the seed must be >= 0")
     the_setup = get_setup(setup)
     the_profile = get_profile(profile or the_setup.profile)
     cls = registry.get(method)

@@ -15,9 +15,11 @@ The stem cannot always be read off the weights: a 3x3 ``conv1`` is the ``small``
 differ only in hyper-parameters that leave no trace in the state dict. So ``stem`` is inferred for 3x3
 kernels and must be given for 7x7 ones.
 
-Loading goes through ``methods.core.checkpoints.load_checkpoint`` (``weights_only=True``): a Lightning
-checkpoint that pickles custom objects (e.g. an ``argparse.Namespace`` of hyper-parameters) is refused
-there with a clear message rather than unpickled.
+Loading goes through ``methods.core.checkpoints.load_checkpoint(path, lightning=True)`` (``weights_only=True``):
+the hyper-parameter objects Lightning pickles (an ``argparse.Namespace`` in older solo-learn releases, an
+OmegaConf ``DictConfig`` in later ones) load as inert records that are never constructed or executed, so a
+checkpoint exactly as solo-learn wrote it is accepted; any other pickled object (``os.system``, ``open``, a
+custom class) is refused there with a clear message rather than unpickled.
 """
 
 from __future__ import annotations
@@ -174,7 +176,8 @@ def load_solo_backbone(
     """Build a benchmark backbone and load a solo-learn checkpoint's backbone weights into it.
 
     Args:
-        path: the solo-learn ``.ckpt`` (loaded with ``weights_only=True``; see ``load_checkpoint``).
+        path: the solo-learn ``.ckpt`` as Lightning wrote it (loaded with ``weights_only=True``, its
+            hyper-parameter objects as inert records; see ``load_checkpoint``).
         stem: ``small`` / ``imagenet`` / ``clup``; inferred for a 3x3 ``conv1``, required for a 7x7 one.
         arch: ``resnet18`` / ``resnet50``; inferred from the block type if omitted, checked if given.
 
@@ -189,7 +192,7 @@ def load_solo_backbone(
             do not match the network exactly (anything but ``fc`` missing, unexpected keys, shape mismatch).
     """
     path = Path(path)
-    payload = load_checkpoint(path)
+    payload = load_checkpoint(path, lightning=True)
     try:
         state = backbone_state_from_solo(payload)
     except CheckpointError as error:

@@ -55,3 +55,19 @@ def test_user_errors_exit_nonzero_without_traceback(args, message):
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_debug_reraises_user_errors(capsys, monkeypatch):
+    from benchmark.config.errors import UserError
+
+    monkeypatch.delenv("FERBENCH_DEBUG", raising=False)
+    assert main(["results", "--storage", "notaurl"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --storage 'notaurl' is not a database URL (expected sqlite:///PATH or postgresql://USER@HOST/DB)")
+    with pytest.raises(UserError, match="is not a database URL"):
+        main(["--debug", "results", "--storage", "notaurl"])
+    monkeypatch.setenv("FERBENCH_DEBUG", "1")
+    with pytest.raises(UserError, match="is not a database URL"):
+        main(["results", "--storage", "notaurl"])
+    monkeypatch.setenv("FERBENCH_DEBUG", "0")
+    assert main(["results", "--storage", "notaurl"]) == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import os
 from pathlib import Path
 
 import pytest
@@ -23,7 +25,7 @@ PROJ_HIDDEN, PROJ_DIM, N_PROTOTYPES = 32, 16, 10
 
 
 class _LightningNamespace:
-    """Stands in for the ``argparse.Namespace`` a real Lightning checkpoint pickles; unpickling it writes a file."""
+    """A disguised hyper-parameter object: unpickling it would open (and so create) a file."""
 
     def __init__(self, marker: str) -> None:
         self.marker = marker
@@ -214,3 +216,102 @@ def test_a_flat_tensor_dict_is_accepted():
     assert state.keys() == net.state_dict().keys()
     with pytest.raises(CheckpointError, match=r"no 'state_dict' entry.*'epoch'"):
         backbone_state_from_solo({"epoch": 3, "weights": [1, 2]})
+
+
+class _ShellPayload:
+    """Unpickling this would run a shell command that writes a marker file."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _lightning_checkpoint(state_dict: dict, hyper_parameters: dict) -> dict:
+    """A checkpoint as PyTorch Lightning writes it for solo-learn: weights plus Lightning's own entries."""
+    return {
+        "epoch": 3,
+        "global_step": 10,
+        "pytorch-lightning_version": "2.1.0",
+        "state_dict": state_dict,
+        "loops": {"fit_loop": {"state_dict": {}, "epoch_progress": {"total": {"ready": 4, "completed": 3}}}},
+        "callbacks": {"ModelCheckpoint{'monitor': None, 'mode': 'min'}": {
+            "monitor": None, "best_model_score": None, "best_model_path": "", "dirpath": "/trained_models/swav",
+            "kth_value": torch.tensor(float("inf")), "last_model_path": ""}},
+        "optimizer_states": [{"state": {0: {"momentum_buffer": torch.zeros(3)}},
+                              "param_groups": [{"lr": 0.6, "momentum": 0.9, "weight_decay": 1e-6,
+                                                "exclude_bias_n_norm": True, "params": [0]}]}],
+        "lr_schedulers": [{"warmup_epochs": 10, "max_epochs": 400, "base_lrs": [0.6], "last_epoch": 3,
+                           "_step_count": 4, "_last_lr": [0.24]}],
+        "hparams_name": "kwargs",
+        "hyper_parameters": hyper_parameters,
+    }
+
+
+def test_a_lightning_checkpoint_with_a_namespace_loads(tmp_path):
+    net = _backbone("small")
+    cfg = argparse.Namespace(
+        method="swav", backbone=argparse.Namespace(name="resnet18", kwargs={}), max_epochs=400,
+        optimizer=argparse.Namespace(name="lars", lr=0.6, kwargs={"eta": 0.02, "exclude_bias_n_norm": True}),
+        data=argparse.Namespace(dataset="imagenet100", train_path="/data/train", num_large_crops=2),
+        method_kwargs={"proj_hidden_dim": PROJ_HIDDEN, "proj_output_dim": PROJ_DIM, "num_prototypes": N_PROTOTYPES},
+    )
+    state = _solo_payload(net)["state_dict"]
+    path = _write(tmp_path, _lightning_checkpoint(state, {"cfg": cfg}), "swav-namespace.ckpt")
+    loaded, dim, info = load_solo_backbone(path)
+    assert dim == WIDTH * 8
+    assert info["prefix"] == "backbone." and info["stem"] == "small"
+    _assert_same_network(net, loaded)
+
+
+def test_a_lightning_checkpoint_with_an_omegaconf_dictconfig_loads(tmp_path, monkeypatch):
+    omegaconf = pytest.importorskip("omegaconf", reason="omegaconf (in the dev extra) writes the DictConfig variant")
+    net = _backbone("small", seed=2)
+    cfg = omegaconf.OmegaConf.create({
+        "name": "dcv2-imagenet100", "method": "deepclusterv2",
+        "backbone": {"name": "resnet18", "kwargs": {}},
+        "method_kwargs": {"proj_hidden_dim": PROJ_HIDDEN, "proj_output_dim": PROJ_DIM, "num_prototypes": N_PROTOTYPES,
+                          "queue_size": 3840, "epoch_queue_starts": 50},
+        "optimizer": {"name": "lars", "lr": 0.6, "kwargs": {"eta": 0.02, "exclude_bias_n_norm": True}},
+        "data": {"dataset": "imagenet100", "train_path": "/data/train", "num_workers": 4, "fraction": -1.0},
+        "augmentations": [{"rrc": {"enabled": True, "crop_min_scale": 0.14}, "num_crops": 2}],
+        "scheduler": {"name": "warmup_cosine", "lr_decay_steps": None},
+        "checkpoint": {"dir": "trained_models", "frequency": 1},
+        "wandb": {"project": "solo-learn", "name": "${name}"},
+    })
+    state = _solo_payload(net, prefix="encoder.", method="deepclusterv2")["state_dict"]
+    checkpoint = _lightning_checkpoint(state, {"cfg": cfg})
+    checkpoint["hyper_parameters_type"] = omegaconf.DictConfig  # Lightning adds it for OmegaConf hparams
+    path = _write(tmp_path, checkpoint, "dcv2-dictconfig.ckpt")
+
+    # Loading must never construct or __setstate__ an OmegaConf object.
+    def refuse(*args, **kwargs):
+        raise AssertionError("an omegaconf object was built from the checkpoint")
+    monkeypatch.setattr(omegaconf.DictConfig, "__setstate__", refuse)
+    monkeypatch.setattr(omegaconf.ListConfig, "__setstate__", refuse)
+    monkeypatch.setattr(omegaconf.DictConfig, "__init__", refuse)
+    loaded, _, info = load_solo_backbone(path)
+    assert info["prefix"] == "encoder."
+    _assert_same_network(net, loaded)
+
+
+@pytest.mark.parametrize("where", ["inside the Namespace", "next to it", "as the hyper-parameters"])
+def test_a_shell_payload_in_the_hyper_parameters_never_runs(tmp_path, where):
+    marker = tmp_path / "payload_ran"
+    evil = _ShellPayload(str(marker))
+    cfg = argparse.Namespace(method="swav", backbone=argparse.Namespace(name="resnet18"))
+    if where == "inside the Namespace":
+        cfg.hook = evil
+        hyper_parameters = {"cfg": cfg}
+    elif where == "next to it":
+        hyper_parameters = {"cfg": cfg, "logger": evil}
+    else:
+        hyper_parameters = evil
+    net = _backbone("small")
+    path = _write(tmp_path, _lightning_checkpoint(_solo_payload(net)["state_dict"], hyper_parameters), "evil.ckpt")
+    # Refused (os.system is named in the file and is no inert type); were it ever loaded, it could only be
+    # as an inert record: either way the command must not run.
+    with pytest.raises(CheckpointError, match=r"evil\.ckpt: refused to load: .*GLOBAL (posix|os)\.system"):
+        load_solo_backbone(path)
+    assert not marker.exists(), "the pickled object's __reduce__ ran"
