@@ -30,15 +30,6 @@ from benchmark.store.identity import search_key_recipe, trial_key
 from datasets.labels import CLASS_NAMES
 from methods import registry
 
-#: The paper's numbers by the table that reports them (``TableSpec.paper``): row label -> column (setup, or target
-#: dataset for the probe table) -> number; Table 2's are per-class recalls (``CLASS_NAMES`` order), on raf_fer2013.
-PAPER_NUMBERS: dict[str, dict[str, dict[str, Any]]] = {
-    "Table 1": paper.TABLE1,
-    "Table 2": {label: {"raf_fer2013": recall} for label, recall in paper.TABLE2_RAF_FER2013.items()},
-    "Table 3": paper.TABLE3,
-    "Table 4": paper.TABLE4,
-}
-
 
 @dataclass(frozen=True)
 class StoredTrials:
@@ -131,7 +122,7 @@ def _setting(method: str, rule: SelectionRule) -> str:
 
 def _paper_numbers(experiment: Experiment) -> dict[str, dict[str, Any]]:
     """The paper's numbers for the experiment's rows (empty where the paper has none)."""
-    return {} if experiment.table.paper is None else PAPER_NUMBERS[experiment.table.paper]
+    return {} if experiment.table.paper is None else paper.BY_TABLE[experiment.table.paper]
 
 
 def _paper_column(experiment: Experiment, setup: str) -> str:

@@ -7,6 +7,8 @@ per-class recall, in percent, on the target test split. Keys are the leaderboard
 
 from __future__ import annotations
 
+from typing import Any
+
 from benchmark.config.setups import PAPER_SETUPS
 
 
@@ -47,6 +49,15 @@ TABLE4: dict[str, dict[str, float]] = {
     "SwAV + purity": _by_setup(65.00, 52.51, 66.60, 53.71),
 }
 
+
+#: The paper's numbers by the table that reports them (``TableSpec.paper``): row label -> column (setup, or target
+#: dataset for the probe table) -> number; Table 2's are per-class recalls (``CLASS_NAMES`` order), on raf_fer2013.
+BY_TABLE: dict[str, dict[str, dict[str, Any]]] = {
+    "Table 1": TABLE1,
+    "Table 2": {label: {"raf_fer2013": recall} for label, recall in TABLE2_RAF_FER2013.items()},
+    "Table 3": TABLE3,
+    "Table 4": TABLE4,
+}
 
 def paper_value(table: dict[str, dict[str, float]], label: str, column: str) -> float | None:
     """The paper's number for a row and a column (setup or target dataset), or None where it has none."""

@@ -110,6 +110,11 @@ def _sqlite_path(url: URL) -> Path | None:
     return Path(database).expanduser()
 
 
+def _not_sqlite(path: Path) -> UserError:
+    return UserError(f"results storage {path} is not an SQLite database (corrupt or overwritten); move it away or "
+                     "pass --storage")
+
+
 def _check_sqlite_file(path: Path) -> None:
     """UserError unless ``path`` is an SQLite database or can become one: its folder exists, and an existing
     file is not empty (a truncated results.db would silently start over) and starts with SQLite's header."""
@@ -130,7 +135,7 @@ def _check_sqlite_file(path: Path) -> None:
     if not header:
         raise UserError(f"results storage {path} is empty (0 bytes: truncated?); move it away or pass --storage")
     if header != SQLITE_MAGIC:
-        raise UserError(f"results storage {path} is not an SQLite database (corrupt or overwritten); move it away or pass --storage")
+        raise _not_sqlite(path)
 
 
 def _first_line(error: BaseException) -> str:
@@ -145,7 +150,7 @@ def _storage_error(error: sqlalchemy.exc.DBAPIError, url: URL) -> UserError | No
     path = _sqlite_path(url) if url.get_backend_name() == "sqlite" else None
     if path is not None:
         if "file is not a database" in low or "malformed" in low:
-            return UserError(f"results storage {path} is not an SQLite database (corrupt or overwritten); move it away or pass --storage")
+            return _not_sqlite(path)
         if "unable to open database file" in low or "readonly database" in low:
             return UserError(f"results storage {path} cannot be opened for writing (check the file and its folder's permissions)")
         return None

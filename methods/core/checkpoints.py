@@ -69,15 +69,11 @@ class InertObject:
 
 
 class _InertDict:
-    """Stand-in for dict subclasses (``defaultdict``, Lightning's ``AttributeDict``): a plain, empty ``dict``,
-    which the unpickler then fills with the pickled items."""
+    """Stand-in for dict subclasses (``collections.defaultdict``, Lightning's ``AttributeDict``): a plain, empty
+    ``dict`` (the arguments, e.g. a default factory, are dropped), which the unpickler then fills with the items."""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> dict:
         return {}
-
-
-def _inert_defaultdict(*args: Any, **kwargs: Any) -> dict:
-    return {}
 
 
 #: Globals a Lightning / solo-learn checkpoint may name in its hyper-parameters, all of them plain data.
@@ -96,6 +92,7 @@ _INERT_NAMES = (
     "pathlib.Path", "pathlib.PosixPath", "pathlib.WindowsPath", "pathlib.PurePosixPath", "pathlib.PureWindowsPath",
 )
 _DICT_NAMES = (
+    "collections.defaultdict",
     "lightning.fabric.utilities.data.AttributeDict",
     "lightning_fabric.utilities.data.AttributeDict",
     "pytorch_lightning.utilities.parsing.AttributeDict",
@@ -110,7 +107,6 @@ def _inert_class(name: str) -> type[InertObject]:
 LIGHTNING_INERT_GLOBALS: dict[str, Any] = {
     **{name: _inert_class(name) for name in _INERT_NAMES},
     **{name: _InertDict for name in _DICT_NAMES},
-    "collections.defaultdict": _inert_defaultdict,
 }
 
 _TORCH_BOILERPLATE = ("Weights only load failed", "Please file an issue", "Check the documentation", "In PyTorch",

@@ -1,4 +1,4 @@
-"""The SSL objective interface and its registry (``swav``, ``deepclusterv2``; more register the same way).
+"""The SSL objective interface (``swav``, ``deepclusterv2``; listed by name in ``methods.ssl.registry``).
 
 An objective owns everything of a self-supervised method except the backbone: the projector, the
 prototypes and any state (queue, memory bank, cluster assignments). The pretraining loop

@@ -21,7 +21,8 @@ from benchmark.orchestration.selection import (
     search_rule,
 )
 from benchmark.reporting.figures import DRAWERS, drawing
-from benchmark.reporting.leaderboard import FRAMES, PAPER_NUMBERS
+from benchmark.reporting.leaderboard import FRAMES
+from benchmark.reporting.paper import BY_TABLE
 from benchmark.reporting.results import summary_markdown, summary_table, to_markdown
 from methods import registry
 from methods.api import Method, Setting
@@ -98,7 +99,7 @@ def test_every_declared_table_and_figure_has_a_renderer():
     assert set(FRAMES) == set(TableKind) and set(DRAWERS) == set(FigureKind)
     names = []
     for experiment in EXPERIMENTS.values():
-        assert experiment.table.paper is None or experiment.table.paper in PAPER_NUMBERS
+        assert experiment.table.paper is None or experiment.table.paper in BY_TABLE
         names += [figure.name for figure in experiment.figures]
     assert len(names) == len(set(names))  # no two figures write the same files
     assert drawing(FigureKind.THRESHOLD_CURVE) is EXPERIMENTS["fig4"]
