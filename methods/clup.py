@@ -14,14 +14,13 @@ import copy
 import math
 from typing import Any
 
-import kornia.augmentation as K
 import torch
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from torch import nn
 
 from benchmark.config.errors import UserError
 from methods.api import HParam, Method, Range, RunContext, Setting
-from methods.core.data import standardise, to_unit
+from methods.core.data import standardise, strong_augmentation, to_unit
 from methods.core.inference import infer
 from methods.core.inputs import SourceFreeData
 from methods.core.losses import mixup_cross_entropy
@@ -32,19 +31,6 @@ from methods.ssl.solo import load_solo_backbone
 
 SSL_BACKBONES = ("swav", "deepclusterv2")
 BACKBONES = ("source", "imagenet", *SSL_BACKBONES, "solo")
-
-
-def clup_augmentation() -> K.AugmentationSequential:
-    """CluP's target-training views on normalised (B, 3, S, S) floats (authors' transforms, batched):
-    horizontal flip, random affine (35 deg, translate 0.15), colour jitter (brightness, contrast,
-    saturation in [0.5, 1.5], hue +-0.5). Jitter acts before normalisation in the authors' pipeline;
-    here it acts on [0, 1] images: apply it to ``to_unit(batch)``, then ``standardise``.
-    """
-    return K.AugmentationSequential(
-        K.RandomHorizontalFlip(),
-        K.RandomAffine(degrees=35.0, translate=(0.15, 0.15), p=1.0),
-        K.ColorJitter(brightness=0.5, contrast=0.5, saturation=0.5, hue=0.5, p=1.0),
-    )
 
 
 def target_backbone(hp: dict, source_model: Classifier, ctx: RunContext) -> nn.Module:
@@ -98,7 +84,7 @@ def train_on_pseudo_labels(
     optimizer = torch.optim.SGD(
         model.parameters(), lr=hp["lr"], momentum=0.9, nesterov=True, weight_decay=hp["weight_decay"]
     )
-    augment = clup_augmentation()
+    augment = strong_augmentation()
     beta = torch.distributions.Beta(hp["mixup_alpha"], hp["mixup_alpha"]) if hp["mixup_alpha"] > 0 else None
     model.train()
 

@@ -21,7 +21,7 @@ class Oracle(Method):
 
     def adapt(self, source_model: nn.Module, data: OracleData, ctx: RunContext) -> nn.Module:
         profile = ctx.profile
-        model = build_classifier(profile.arch, profile.stem, profile.width, profile.head, imagenet_weights(profile))
+        model = build_classifier(profile.arch, profile.stem, profile.width, profile.source.head, imagenet_weights(profile))
         model = model.to(data.target.images.device)
         train_supervised(model, data.target.images, data.target.labels, profile.source, ctx.generator, "oracle")
         return model

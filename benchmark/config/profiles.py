@@ -16,19 +16,30 @@ from benchmark.config.errors import UserError
 
 @dataclass(frozen=True)
 class SourceRecipe:
-    """Supervised training of the source model (SHOT's recipe; docs/METHODS.md).
+    """Supervised training of the source model (docs/METHODS.md, "The source model"). Two named recipes:
+    ``SOURCE_RECIPES["shot"]`` (SHOT's) and ``SOURCE_RECIPES["authors"]`` (the CluP authors').
 
     Attributes:
+        name: the recipe it started from (``shot`` or ``authors``; recorded, not used in training).
         epochs: passes over the source train split.
+        head: ``shot`` (bottleneck 256 + BN + weight-normalised linear), ``linear`` or ``linear_wn``
+            (a weight-normalised Linear(D -> 7), the CluP authors' ``--weight_norm``).
         batch_size: images per step.
         lr: learning rate of the bottleneck and classifier at step 0.
         backbone_lr_mult: backbone lr = ``lr * backbone_lr_mult`` (SHOT: 0.1 with ImageNet weights).
         momentum, weight_decay, nesterov: SGD settings.
         label_smoothing: cross-entropy smoothing.
-        schedule_gamma, schedule_power: lr_t = lr * (1 + gamma * t / T) ** -power, updated every step.
+        schedule: ``shot`` (lr_t = lr * (1 + gamma * t / T) ** -power, per step) or ``exponential``
+            (lr_e = lr * exp_gamma ** e, per epoch: torch's ExponentialLR).
+        schedule_gamma, schedule_power: the ``shot`` schedule's constants.
+        exp_gamma: the ``exponential`` schedule's factor per epoch.
+        augmentation: ``mild`` (flip + small affine) or ``strong`` (CluP's: flip, affine 35 deg / 0.15,
+            colour jitter).
     """
 
     epochs: int
+    name: str = "shot"
+    head: str = "shot"
     batch_size: int = 64
     lr: float = 1e-2
     backbone_lr_mult: float = 0.1
@@ -38,6 +49,21 @@ class SourceRecipe:
     label_smoothing: float = 0.1
     schedule_gamma: float = 10.0
     schedule_power: float = 0.75
+    schedule: str = "shot"
+    exp_gamma: float = 0.99
+    augmentation: str = "mild"
+
+
+#: The named source recipes (``--set source=authors`` starts from one; docs/METHODS.md, "The source model").
+SOURCE_RECIPES: dict[str, SourceRecipe] = {
+    "shot": SourceRecipe(epochs=20),
+    # The CluP authors' README command: SGD at lr 0.01 on every layer (torch's defaults: no momentum, no weight
+    # decay), label smoothing 0.1, ExponentialLR(0.99), 100 epochs, --weight_norm, their training augmentation.
+    "authors": SourceRecipe(
+        epochs=100, name="authors", head="linear_wn", lr=1e-2, backbone_lr_mult=1.0, momentum=0.0, weight_decay=0.0,
+        nesterov=False, label_smoothing=0.1, schedule="exponential", exp_gamma=0.99, augmentation="strong",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -96,11 +122,11 @@ class Profile:
     Attributes:
         name: ``quick`` or ``paper``.
         arch: torchvision ResNet name (``resnet18`` or ``resnet50``).
-        stem: ``imagenet`` (7x7 s2 + max-pool), ``small`` (3x3 s1, no max-pool) or ``clup`` (7x7 s1 p2,
-            no max-pool: the CluP authors' SSL checkpoints).
+        stem: the source model's stem: ``imagenet`` (7x7 s2 + max-pool), ``small`` (3x3 s1, no max-pool) or
+            ``clup`` (7x7 s1 p2, no max-pool: the CluP authors' SSL checkpoints).
+        ssl_stem: the stem of the self-supervised (target) backbones; None = ``stem``.
         width: channels of the first stage (64 = torchvision's ResNet; smaller is faster).
         image_size: side in pixels that images are resized to before the network.
-        head: ``shot`` (bottleneck 256 + BN + weight-normalised linear) or ``linear``.
         imagenet_init: start the source backbone from ImageNet weights (a local file; see models.py).
         source: the source-training recipe.
         ssl: the self-supervised pretraining recipe's shared fields (those of every objective).
@@ -111,6 +137,11 @@ class Profile:
         eval_batch_size: images per forward pass in evaluation and feature extraction.
         hparams: method hyperparameters this profile scales, ``{method or "*": {name: value}}`` (applied
             after the method's defaults and before the setup's and the user's values).
+        precision: ``fp32``, ``bf16`` (bf16 autocast on any device) or ``auto`` (bf16 on CUDA, fp32 elsewhere).
+        channels_last: train convolutions in the channels-last memory format.
+        compile: ``torch.compile`` the training forward passes.
+        overrides: the dotted overrides applied to the named profile (``benchmark.config.overrides``; recorded,
+            and already reflected in the other fields).
     """
 
     name: str
@@ -118,17 +149,29 @@ class Profile:
     stem: str
     width: int
     image_size: int
-    head: str
     imagenet_init: bool
     source: SourceRecipe
     ssl: SSLRecipe = field(default_factory=lambda: SSLRecipe(epochs=1000))
     ssl_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     eval_batch_size: int = 512
     hparams: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ssl_stem: str | None = None
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    overrides: dict[str, Any] = field(default_factory=dict)
 
     def backbone_fields(self) -> dict[str, Any]:
-        """The fields that determine the backbone's architecture and input (part of every artifact key)."""
+        """The fields that determine the source backbone's architecture and input (part of every artifact key)."""
         return {"arch": self.arch, "stem": self.stem, "width": self.width, "image_size": self.image_size}
+
+    def ssl_backbone_fields(self) -> dict[str, Any]:
+        """``backbone_fields`` of the self-supervised target backbones (their stem is ``ssl_stem``)."""
+        return {**self.backbone_fields(), "stem": self.ssl_stem or self.stem}
+
+    def numerics_fields(self) -> dict[str, Any]:
+        """How training runs on the device (precision, memory format, compilation): part of every artifact key."""
+        return {"precision": self.precision, "channels_last": self.channels_last, "compile": self.compile}
 
     def as_record(self) -> dict[str, Any]:
         """Every value of the profile, JSON-ready (stored in run records as ``profile_values``). The SSL values are
@@ -144,10 +187,14 @@ PROFILES: dict[str, Profile] = {
         stem="imagenet",
         width=64,
         image_size=160,
-        head="shot",
         imagenet_init=True,
-        source=SourceRecipe(epochs=20),
-        ssl=SSLRecipe(epochs=1000),
+        # Why each value: docs/PAPER.md, "The paper profile".
+        source=SOURCE_RECIPES["authors"],
+        ssl=SSLRecipe(epochs=1000, prototypes=5000),
+        ssl_stem="clup",
+        hparams={"clup": {"backbone": "swav"}},
+        precision="auto",
+        channels_last=True,
     ),
     # Why: docs/LAB_NOTES.md, "Random init and the backbone lr multiplier".
     "quick": Profile(
@@ -156,7 +203,6 @@ PROFILES: dict[str, Profile] = {
         stem="imagenet",
         width=16,
         image_size=64,
-        head="shot",
         imagenet_init=False,
         source=SourceRecipe(epochs=15, lr=5e-2, backbone_lr_mult=1.0, weight_decay=5e-4),
         # Why: docs/LAB_NOTES.md, "The quick profile's SSL recipe".

@@ -64,7 +64,6 @@ def _key(dataset: str, profile: Profile, seed: int, train_sha: str, weights: Pat
         "dataset": dataset,
         "train_images_sha256": train_sha,
         **profile.backbone_fields(),
-        "head": profile.head,
         "recipe": asdict(profile.source),
         "imagenet_weights": None if weights is None else weights.name,
         "seed": seed,
@@ -73,7 +72,7 @@ def _key(dataset: str, profile: Profile, seed: int, train_sha: str, weights: Pat
 
 
 def _new_model(profile: Profile, weights: Path | None) -> Classifier:
-    return build_classifier(profile.arch, profile.stem, profile.width, profile.head, weights)
+    return build_classifier(profile.arch, profile.stem, profile.width, profile.source.head, weights)
 
 
 def get_source_model(dataset: str, profile: Profile, seed: int, device: torch.device) -> SourceModel:

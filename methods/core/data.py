@@ -61,6 +61,19 @@ def supervised_augmentation() -> K.AugmentationSequential:
     )
 
 
+def strong_augmentation() -> K.AugmentationSequential:
+    """The CluP authors' training views (their source and target training), batched, on [0, 1] (B, 3, S, S)
+    floats: horizontal flip, random affine (35 deg, translate 0.15), colour jitter (brightness, contrast,
+    saturation in [0.5, 1.5], hue +-0.5). Jitter acts before normalisation in the authors' pipeline: apply
+    it to ``to_unit(batch)``, then ``standardise``.
+    """
+    return K.AugmentationSequential(
+        K.RandomHorizontalFlip(),
+        K.RandomAffine(degrees=35.0, translate=(0.15, 0.15), p=1.0),
+        K.ColorJitter(brightness=0.5, contrast=0.5, saturation=0.5, hue=0.5, p=1.0),
+    )
+
+
 def batch_indices(n: int, batch_size: int, generator: torch.Generator | None, drop_last: bool) -> Iterator[torch.Tensor]:
     """Index batches over ``range(n)``: shuffled by ``generator`` (None = in order)."""
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)

@@ -8,6 +8,7 @@ weight-normalised Linear``, the linear head a single Linear. Backbone state-dict
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -130,11 +131,13 @@ class ShotHead(nn.Module):
 
 
 class LinearHead(nn.Module):
-    """A single Linear(D -> C) (the CluP authors' source head); ``embed`` is the identity."""
+    """A single Linear(D -> C), weight-normalised when ``weight_normalised`` (the CluP authors' source head with
+    their ``--weight_norm``); ``embed`` is the identity."""
 
-    def __init__(self, in_dim: int, num_classes: int = NUM_CLASSES) -> None:
+    def __init__(self, in_dim: int, num_classes: int = NUM_CLASSES, weight_normalised: bool = False) -> None:
         super().__init__()
-        self.classifier = nn.Linear(in_dim, num_classes)
+        linear = nn.Linear(in_dim, num_classes)
+        self.classifier = weight_norm(linear) if weight_normalised else linear
         self.feature_dim = in_dim
 
     def embed(self, features: torch.Tensor) -> torch.Tensor:
@@ -144,7 +147,7 @@ class LinearHead(nn.Module):
         return self.classifier(features)
 
 
-HEADS = {"shot": ShotHead, "linear": LinearHead}
+HEADS = {"shot": ShotHead, "linear": LinearHead, "linear_wn": partial(LinearHead, weight_normalised=True)}
 
 
 class Classifier(nn.Module):
@@ -166,7 +169,8 @@ class Classifier(nn.Module):
 def build_classifier(
     arch: str, stem: str, width: int, head: str, weights: str | Path | None = None
 ) -> Classifier:
-    """A backbone (see ``build_backbone``) with a fresh ``head`` (``shot`` or ``linear``) for the 7 classes."""
+    """A backbone (see ``build_backbone``) with a fresh ``head`` (``shot``, ``linear`` or ``linear_wn``) for the 7
+    classes."""
     if head not in HEADS:
         raise UserError(f"unknown head {head!r}; known: {', '.join(HEADS)}")
     backbone, dim = build_backbone(arch, stem, width, weights)

@@ -2,7 +2,7 @@
 
 ``run_epochs`` owns what every loop repeats (seeded batch order, epochs, progress bar, loss tracking,
 timing); a method supplies only ``step(indices, step, total) -> loss`` and, optionally,
-``on_epoch_start(epoch)``. ``train_supervised`` is SHOT's source recipe on top of it.
+``on_epoch_start(epoch)``. ``train_supervised`` trains the source model (either source recipe) on top of it.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ from torch import nn
 
 from benchmark.config.profiles import SourceRecipe
 from datasets.progress import progress_bar
-from methods.core.data import batch_indices, normalise, steps_per_epoch, supervised_augmentation
+from methods.core.data import (
+    batch_indices, normalise, standardise, steps_per_epoch, strong_augmentation, supervised_augmentation, to_unit,
+)
 
 StepFn = Callable[[torch.Tensor, int, int], torch.Tensor]
 
-__all__ = ["StepFn", "optimise", "run_epochs", "shot_lr_step", "shot_optimizer", "train_supervised"]
+__all__ = ["StepFn", "optimise", "run_epochs", "shot_lr_step", "shot_optimizer", "supervised_views", "train_supervised"]
 
 
 def shot_optimizer(
@@ -109,6 +111,18 @@ def run_epochs(
     return {"final_loss": epoch_loss, "seconds": time.perf_counter() - start, "steps": total}
 
 
+def supervised_views(augmentation: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """uint8 (B, C, S, S) images -> augmented, normalised float views (``SourceRecipe.augmentation``: ``mild``
+    or ``strong``)."""
+    if augmentation == "mild":
+        mild = supervised_augmentation()
+        return lambda batch: mild(normalise(batch))
+    if augmentation == "strong":
+        strong = strong_augmentation()
+        return lambda batch: standardise(strong(to_unit(batch)))
+    raise ValueError(f"unknown source augmentation {augmentation!r}; known: mild, strong")
+
+
 def train_supervised(
     model: nn.Module,
     images: torch.Tensor,
@@ -117,27 +131,32 @@ def train_supervised(
     generator: torch.Generator,
     description: str = "train",
 ) -> dict[str, float]:
-    """Train ``model`` (a ``Classifier``) in place on labelled uint8 images with SHOT's source recipe.
+    """Train ``model`` (a ``Classifier``) in place on labelled uint8 images with a source recipe.
 
     Args:
         model: backbone + head, already on the device of ``images``.
         images: (N, C, S, S) uint8 on the device.
         labels: (N,) int64 on the device.
-        recipe: optimiser, schedule, epochs, batch size, label smoothing.
+        recipe: optimiser, schedule (``shot``: per step; ``exponential``: per epoch), augmentation, epochs,
+            batch size, label smoothing.
         generator: CPU generator that orders the batches (seeded by the caller).
         description: progress-bar label.
     """
-    augment = supervised_augmentation()
+    views = supervised_views(recipe.augmentation)
     optimizer = shot_optimizer(
         model.backbone.parameters(), model.head.parameters(), recipe.lr, recipe.backbone_lr_mult,
         recipe.momentum, recipe.weight_decay, recipe.nesterov,
     )
+    per_epoch = steps_per_epoch(len(images), recipe.batch_size, drop_last=True)
     model.train()
 
     def step(indices: torch.Tensor, index: int, total: int) -> torch.Tensor:
-        shot_lr_step(optimizer, index, total, recipe.schedule_gamma, recipe.schedule_power)
-        x = augment(normalise(images[indices]))
-        loss = F.cross_entropy(model(x), labels[indices], label_smoothing=recipe.label_smoothing)
+        if recipe.schedule == "exponential":
+            for group in optimizer.param_groups:
+                group["lr"] = group["lr0"] * recipe.exp_gamma ** (index // per_epoch)
+        else:
+            shot_lr_step(optimizer, index, total, recipe.schedule_gamma, recipe.schedule_power)
+        loss = F.cross_entropy(model(views(images[indices])), labels[indices], label_smoothing=recipe.label_smoothing)
         optimise(optimizer, loss)
         return loss
 
