@@ -14,14 +14,34 @@ from benchmark.config.errors import UserError, interrupt_on_sigterm
 from datasets.errors import DatasetError
 
 
-def _parse_sets(pairs: list[str]) -> dict[str, str]:
-    values: dict[str, str] = {}
+def _parse_sets(pairs: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """``--set`` pairs as (method hyperparameters, profile overrides): a dotted key (``source.epochs``,
+    ``ssl.swav.epochs``, ``profile.precision``) sets a profile field, a plain one (``q``) a hyperparameter."""
+    method: dict[str, str] = {}
+    profile: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
+        key = key.strip()
         if not sep or not key:
             raise UserError(f"--set expects KEY=VALUE, got {pair!r}")
-        values[key.strip()] = value.strip()
-    return values
+        if "." in key:
+            profile[key.removeprefix("profile.")] = value.strip()
+        else:
+            method[key] = value.strip()
+    return method, profile
+
+
+def _profile_overrides(args: argparse.Namespace, *, method_sets: bool = False) -> tuple[dict[str, str], dict[str, Any]]:
+    """(method hyperparameters, profile overrides) of a command: ``--profile-file`` first, then ``--set``; a
+    command without hyperparameters (``method_sets`` False) refuses plain ``--set`` keys."""
+    from benchmark.config.overrides import read_profile_file
+
+    method, profile = _parse_sets(args.set)
+    if method and not method_sets:
+        raise UserError(f"--set {next(iter(method))}=...: this command takes profile fields only (dotted keys, "
+                        "e.g. source.epochs=1, ssl.swav.epochs=200, profile.precision=fp32)")
+    from_file = read_profile_file(args.profile_file) if args.profile_file else {}
+    return method, {**from_file, **profile}
 
 
 def _names(value: str) -> tuple[str, ...]:
@@ -31,6 +51,25 @@ def _names(value: str) -> tuple[str, ...]:
 
 def _print_json(payload: Any) -> None:
     print(json.dumps(payload, indent=2, default=str))
+
+
+def _profile_summary(profile: Any) -> dict[str, Any]:
+    """What ``list`` shows of a profile: its scale, the resolved stems, each objective's prototypes and epochs,
+    the source recipe and CluP's default backbone at that profile."""
+    from dataclasses import asdict
+
+    from methods import registry
+    from methods.ssl.registry import ssl_names, ssl_recipe
+
+    return {
+        "name": profile.name, "arch": profile.arch, "width": profile.width, "image_size": profile.image_size,
+        "stem": profile.stem, "ssl_stem": profile.ssl_stem or profile.stem, "imagenet_init": profile.imagenet_init,
+        "precision": profile.precision, "channels_last": profile.channels_last, "compile": profile.compile,
+        "source": asdict(profile.source),
+        "ssl": {name: {"prototypes": ssl_recipe(profile, name).prototypes, "epochs": ssl_recipe(profile, name).epochs}
+                for name in ssl_names()},
+        "clup_backbone": registry.resolve_hparams(registry.get("clup"), {}, {}, profile)["backbone"],
+    }
 
 
 def _list_payload() -> dict[str, Any]:
@@ -61,7 +100,7 @@ def _list_payload() -> dict[str, Any]:
         "setups": setups,
         "datasets": dataset_names(),
         "backbones": {"archs": list(ARCHS), "stems": list(STEMS), "heads": list(HEADS)},
-        "profiles": list(PROFILES),
+        "profiles": [_profile_summary(profile) for profile in PROFILES.values()],
         "experiments": [{"name": e.name, "title": e.title, "paper_setups": list(e.paper_setups)}
                         for e in EXPERIMENTS.values()],
     }
@@ -84,7 +123,12 @@ def cmd_list(args: argparse.Namespace) -> None:
         print(f"  {s['name']:<12} {s['source']} -> {s['target']}  (profile {s['profile']}{', paper' if s['paper'] else ''})")
     print("datasets: " + ", ".join(payload["datasets"]))
     print("backbones: " + ", ".join(ARCHS) + "; stems: " + ", ".join(STEMS) + "; heads: " + ", ".join(HEADS))
-    print("profiles: " + ", ".join(payload["profiles"]))
+    print("profiles:")
+    for p in payload["profiles"]:
+        ssl = ", ".join(f"{name} P={v['prototypes']} {v['epochs']} ep" for name, v in p["ssl"].items())
+        print(f"  {p['name']:<6} {p['arch']} w{p['width']} {p['image_size']} px, stem {p['stem']} (SSL {p['ssl_stem']}), "
+              f"source recipe {p['source']['name']} ({p['source']['epochs']} ep, head {p['source']['head']}), "
+              f"{ssl}; CluP backbone {p['clup_backbone']}; {p['precision']}")
     print("experiments:")
     for e in payload["experiments"]:
         print(f"  {e['name']:<8} {e['title']}")
@@ -122,10 +166,11 @@ def cmd_data(args: argparse.Namespace) -> None:
 
 def cmd_source(args: argparse.Namespace) -> None:
     from benchmark.config.devices import resolve_device
-    from benchmark.config.profiles import get_profile
+    from benchmark.orchestration.profiles import resolve_profile
     from benchmark.services.source import get_source_model
 
-    source = get_source_model(args.dataset, get_profile(args.profile), args.seed, resolve_device(args.device))
+    profile = resolve_profile(args.profile, _profile_overrides(args)[1])
+    source = get_source_model(args.dataset, profile, args.seed, resolve_device(args.device))
     if args.json:
         _print_json({k: v for k, v in source.info.items()} | {"artifact": str(source.path)})
         return
@@ -146,18 +191,21 @@ def cmd_run(args: argparse.Namespace) -> None:
     from benchmark.orchestration.run import run_method
     from benchmark.reporting.report import print_run
 
-    record = run_method(args.method, args.setup, seed=args.seed, profile=args.profile, overrides=_parse_sets(args.set),
-                        device=args.device, storage_url=args.storage)
+    method_sets, profile_sets = _profile_overrides(args, method_sets=True)
+    record = run_method(args.method, args.setup, seed=args.seed, profile=args.profile, overrides=method_sets,
+                        profile_overrides=profile_sets, device=args.device, storage_url=args.storage)
     _print_json(record) if args.json else print_run(record)
 
 
 def cmd_pretrain(args: argparse.Namespace) -> None:
     from benchmark.config.devices import resolve_device
-    from benchmark.config.profiles import get_profile
+    from benchmark.orchestration.profiles import resolve_profile
     from benchmark.services.pretrain import get_pretrained_backbone
+    from methods.ssl.registry import get_ssl
 
-    pretrained = get_pretrained_backbone(args.ssl, args.dataset, get_profile(args.profile), args.seed,
-                                         resolve_device(args.device))
+    get_ssl(args.ssl)
+    profile = resolve_profile(args.profile, _profile_overrides(args)[1])
+    pretrained = get_pretrained_backbone(args.ssl, args.dataset, profile, args.seed, resolve_device(args.device))
     if args.json:
         _print_json(pretrained.info | {"artifact": str(pretrained.path)})
         return
@@ -177,8 +225,8 @@ def cmd_probe(args: argparse.Namespace) -> None:
     from benchmark.reporting.report import print_probes
 
     backbones = _names(args.backbones) if args.backbones else PROBE_BACKBONES
-    records = run_probes(args.setup, backbones, seed=args.seed, profile=args.profile, device=args.device,
-                         storage_url=args.storage)
+    records = run_probes(args.setup, backbones, seed=args.seed, profile=args.profile,
+                         profile_overrides=_profile_overrides(args)[1], device=args.device, storage_url=args.storage)
     _print_json(records) if args.json else print_probes(records)
 
 
@@ -219,7 +267,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
     experiments = list(_names(args.experiment))
     report = sweep(experiments, _setups(args.setups, experiments), seeds=args.seeds, profile=args.profile,
-                   workers=args.workers, storage_url=args.storage, launcher=args.launcher, device=args.device,
+                   profile_overrides=_profile_overrides(args)[1], workers=args.workers, storage_url=args.storage, launcher=args.launcher, device=args.device,
                    max_retries=args.max_retries)
     if args.json:
         _print_json(report.__dict__)
@@ -260,6 +308,14 @@ def cmd_figures(args: argparse.Namespace) -> None:
 STORAGE_HELP = "results storage URL (default sqlite:///$FERBENCH_HOME/results.db)"
 
 
+def _profile_options(p: argparse.ArgumentParser, *, method_sets: bool = False) -> None:
+    what = "a hyperparameter (q=50) or, dotted, a profile field" if method_sets else "a profile field (dotted)"
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"override {what}: source.epochs=1, ssl.swav.epochs=200, profile.precision=fp32 (repeatable)")
+    p.add_argument("--profile-file", metavar="TOML", help="a TOML file of profile fields layered onto the profile "
+                   "(top-level keys, [source], [ssl], [ssl.swav] ...); --set wins")
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="run seed; stage seeds are derived from it (default 0)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default auto)")
@@ -289,6 +345,7 @@ def _add_artifacts(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("source", help="train (or fetch from cache) the source model of a dataset")
     p.add_argument("--dataset", required=True)
     p.add_argument("--profile", default="quick", help="quick | paper (default quick)")
+    _profile_options(p)
     _common(p)
     p.set_defaults(func=cmd_source)
     p = sub.add_parser("calibrate", help="the synthetic benchmark's three calibration numbers")
@@ -299,6 +356,7 @@ def _add_artifacts(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ssl", required=True, help="swav | deepclusterv2")
     p.add_argument("--dataset", required=True)
     p.add_argument("--profile", default="quick", help="quick | paper (default quick)")
+    _profile_options(p)
     _common(p)
     p.set_defaults(func=cmd_pretrain)
 
@@ -308,7 +366,7 @@ def _add_runs(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", required=True)
     p.add_argument("--setup", required=True)
     p.add_argument("--profile", help="quick | paper (default: the setup's)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a hyperparameter")
+    _profile_options(p, method_sets=True)
     p.add_argument("--storage", help=STORAGE_HELP)
     _common(p)
     p.set_defaults(func=cmd_run)
@@ -316,6 +374,7 @@ def _add_runs(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--setup", required=True)
     p.add_argument("--backbones", help="comma-separated subset of random,imagenet,source,deepclusterv2,swav")
     p.add_argument("--profile", help="quick | paper (default: the setup's)")
+    _profile_options(p)
     p.add_argument("--storage", help=STORAGE_HELP)
     _common(p)
     p.set_defaults(func=cmd_probe)
@@ -336,6 +395,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--launcher", default="local", choices=("local", "slurm"), help="local processes or SLURM (submitit)")
     p.add_argument("--max-retries", type=int, default=2, help="retries of a failing job (default 2)")
     p.add_argument("--profile", help="quick | paper (default: each setup's)")
+    _profile_options(p)
     p.add_argument("--storage", help=STORAGE_HELP)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default auto; one GPU per worker)")
     p.add_argument("--json", action="store_true")

@@ -163,13 +163,15 @@ class Method(ABC):
     """Base class of adaptation methods; a subclass is registered as an entry point (docs/PLUGINS.md).
 
     ``label`` is the method's name in tables and figures; a class that declares a ``name`` but no ``label``
-    is labelled by its name.
+    is labelled by its name. ``version`` is part of every run's identity: bump it when a change of the method's
+    code changes its results, so stored runs of the old code no longer count as done.
     """
 
     name: ClassVar[str]
     label: ClassVar[str]
     setting: ClassVar[Setting]
     hparams_spec: ClassVar[dict[str, HParam]] = {}
+    version: ClassVar[int] = 1
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -54,6 +54,7 @@ class NeighbourConsistencyMethod(Method):
     """
 
     setting = Setting.SFDA
+    version = 2  # 2: weight decay 1e-3 (was 5e-4)
     hparams_spec = {
         **sgd_hparams(1e-3, (1e-4, 1e-2), (5, 40), 64, lr_help="lr of B and C (F: x backbone_lr_mult)", backbone="backbone (F)"),
         "k": HParam(5, IntDistribution(2, 10), "nearest neighbours of each sample in the bank", Range.at_least(1)),

@@ -190,7 +190,8 @@ PROFILES: dict[str, Profile] = {
         imagenet_init=True,
         # Why each value: docs/PAPER.md, "The paper profile".
         source=SOURCE_RECIPES["authors"],
-        ssl=SSLRecipe(epochs=1000, prototypes=5000),
+        ssl=SSLRecipe(epochs=1000),
+        ssl_overrides={"swav": {"prototypes": 5000}},
         ssl_stem="clup",
         hparams={"clup": {"backbone": "swav"}},
         precision="auto",

@@ -19,13 +19,15 @@ reuses it instead of running it again.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
 from benchmark.config.errors import UserError
-from benchmark.config.profiles import get_profile
+from benchmark.config.profiles import Profile
 from benchmark.config.setups import PAPER_SETUPS, get_setup
+from benchmark.orchestration.profiles import resolve_profile
 from benchmark.orchestration.report_specs import FigureKind, FigureSpec, TableKind, TableSpec
 from benchmark.orchestration.selection import (
     BestTestAccuracy,
@@ -148,18 +150,21 @@ class Experiment:
     table: TableSpec = TableSpec()
     figures: tuple[FigureSpec, ...] = ()
 
-    def jobs(self, setups: tuple[str, ...], seeds: int, profile: str | None = None) -> list[Job]:
-        """Every job of the experiment: rows x setups x seeds, then one job per search trial."""
+    def jobs(self, setups: tuple[str, ...], seeds: int, profile: str | None = None,
+             profile_overrides: Mapping[str, Any] | None = None) -> list[Job]:
+        """Every job of the experiment: rows x setups x seeds, then one job per search trial; each at the setup's
+        profile (or ``profile``) with ``profile_overrides`` (``benchmark.config.overrides``) applied."""
         if seeds < 1:
             raise UserError("--seeds must be at least 1")
         seed_list = range(1 if self.first_seed_only else seeds)
         jobs = []
         for setup in setups:
             the_profile = setup_profile(setup, profile)
-            get_profile(the_profile)
+            frozen = frozen_overrides(resolve_profile(the_profile, profile_overrides).overrides)
             for seed in seed_list:
-                jobs += [row.job(self.name, setup, seed, the_profile) for row in self.rows]
-                jobs += [search.job(self.name, setup, seed, the_profile, slot)
+                jobs += [replace(row.job(self.name, setup, seed, the_profile), profile_overrides=frozen)
+                         for row in self.rows]
+                jobs += [replace(search.job(self.name, setup, seed, the_profile, slot), profile_overrides=frozen)
                          for search in self.searches for slot in range(search.trials.get(the_profile, 0))]
         return jobs
 
@@ -168,11 +173,22 @@ def _frozen(values: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted(values.items()))
 
 
+def frozen_overrides(values: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """Profile overrides as sorted pairs, lists (a JSON round trip of a tuple) as tuples: hashable, comparable."""
+    return tuple(sorted((k, tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in values.items()))
+
+
+def _profile(name: str, profile_overrides: tuple[tuple[str, Any], ...]) -> Profile:
+    """Not cached: a profile's values may change (tests patch them), and resolving one costs microseconds."""
+    return resolve_profile(name, dict(profile_overrides))
+
+
 @lru_cache(maxsize=4096)
-def _resolved(method: str, setup: str, profile: str, overrides: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, Any], ...]:
+def _resolved(method: str, setup: str, profile: str, overrides: tuple[tuple[str, Any], ...],
+              profile_overrides: tuple[tuple[str, Any], ...] = ()) -> tuple[tuple[str, Any], ...]:
     """Resolved hyperparameters, cached: a leaderboard or a survey resolves the same row for every seed."""
     cls = registry.get(method)
-    values = registry.resolve_hparams(cls, get_setup(setup).hparams, dict(overrides), get_profile(profile))
+    values = registry.resolve_hparams(cls, get_setup(setup).hparams, dict(overrides), _profile(profile, profile_overrides))
     return tuple(values.items())
 
 
@@ -185,6 +201,7 @@ class Job:
         kind: ``run``, ``probe`` or ``search``.
         method: method name (``probe:<backbone>`` for probes).
         setup, seed, profile: as for ``run``.
+        profile_overrides: dotted profile overrides (``benchmark.config.overrides``; sorted pairs).
         overrides: hyperparameters set by the row (sorted pairs).
         embedding: store the target test embedding (Fig. 3).
         objective: what the trial reports (``accuracy`` or ``validator:NAME``); searches maximise it.
@@ -200,6 +217,7 @@ class Job:
     seed: int
     profile: str
     overrides: tuple[tuple[str, Any], ...] = ()
+    profile_overrides: tuple[tuple[str, Any], ...] = ()
     embedding: bool = False
     objective: str = "accuracy"
     searched: tuple[str, ...] = ()
@@ -222,12 +240,12 @@ class Job:
         """The fully resolved hyperparameters of a run or probe (a search's are drawn when it runs)."""
         if self.kind == "probe":
             return {"backbone": self.probe_backbone}
-        return dict(_resolved(self.method, self.setup, self.profile, self.overrides))
+        return dict(_resolved(self.method, self.setup, self.profile, self.overrides, self.profile_overrides))
 
     @property
     def recipe(self) -> str:
         """The fingerprint of the profile values its result depends on (``identity.recipe_fingerprint``)."""
-        return job_recipe(self.method, self.profile, self.hparams())
+        return job_recipe(self.method, _profile(self.profile, self.profile_overrides), self.hparams())
 
     @property
     def key(self) -> str:
@@ -245,6 +263,7 @@ class Job:
         """JSON-ready form (a trial's user attribute ``job``)."""
         values = asdict(self)
         values["overrides"] = dict(self.overrides)
+        values["profile_overrides"] = dict(self.profile_overrides)
         values["searched"] = list(self.searched)
         return values
 
@@ -252,6 +271,7 @@ class Job:
     def from_attrs(cls, values: dict[str, Any]) -> Job:
         values = dict(values)
         values["overrides"] = _frozen(values["overrides"])
+        values["profile_overrides"] = frozen_overrides(values.get("profile_overrides", {}))
         values["searched"] = tuple(values["searched"])
         return cls(**values)
 

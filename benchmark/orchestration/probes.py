@@ -6,6 +6,7 @@ Trials live in the study ``probe/<setup>/<profile>``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import optuna
@@ -13,8 +14,9 @@ import torch
 from optuna.trial import TrialState
 
 from benchmark.config.devices import resolve_device
-from benchmark.config.profiles import Profile, get_profile
+from benchmark.config.profiles import Profile
 from benchmark.config.setups import get_setup
+from benchmark.orchestration.profiles import resolve_profile
 from benchmark.orchestration.records import StageTimer, common_fields
 from benchmark.services.probe import PROBE_BACKBONES, frozen_backbone, linear_probe
 from benchmark.services.source import SplitTensors, split_tensors
@@ -29,7 +31,7 @@ def _probe_one(name: str, backbone: torch.nn.Module, *, base: dict[str, Any], pr
                claimed: tuple[optuna.Study, optuna.trial.Trial] | None, device: torch.device) -> dict[str, Any]:
     """Fit and score the probe of one available backbone inside its trial; its record."""
     method, seed, (train, test) = base["method"], base["seed"], splits
-    recipe = job_recipe(method, profile.name, {"backbone": name})
+    recipe = job_recipe(method, profile, {"backbone": name})
     attrs = {"method": method, "setting": "oracle", "setup": base["setup"], "profile": profile.name, "seed": seed,
              "recipe": recipe}
     request = TrialRequest(f"probe/{base['setup']}/{profile.name}", {"backbone": name}, attrs=attrs)
@@ -63,6 +65,7 @@ def run_probes(
     *,
     seed: int = 0,
     profile: str | None = None,
+    profile_overrides: Mapping[str, Any] | None = None,
     device: str = "auto",
     storage_url: str | None = None,
     claimed: tuple[optuna.Study, optuna.trial.Trial] | None = None,
@@ -72,9 +75,10 @@ def run_probes(
     Returns one record per backbone: ``{"kind": "probe", "backbone", "available", "note", "accuracy", ...}``
     (no accuracy when the backbone is unavailable, e.g. ImageNet without a local weights file).
     ``claimed``: a trial a sweep worker claimed for the (single) backbone (default: a new trial per backbone).
+    ``profile_overrides``: ``{dotted path: value}`` set on the profile (``benchmark.config.overrides``).
     """
     the_setup = get_setup(setup)
-    the_profile = get_profile(profile or the_setup.profile)
+    the_profile = resolve_profile(profile or the_setup.profile, profile_overrides)
     torch_device = resolve_device(device)
     splits = (split_tensors(the_setup.target, "train", the_profile, torch_device),
               split_tensors(the_setup.target, "test", the_profile, torch_device))

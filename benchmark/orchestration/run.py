@@ -6,7 +6,7 @@ and the target test labels are used only after ``adapt`` returns, to score the m
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,8 +17,9 @@ from optuna.trial import TrialState
 
 from benchmark.config.devices import resolve_device
 from benchmark.config.errors import UserError
-from benchmark.config.profiles import Profile, get_profile
+from benchmark.config.profiles import Profile
 from benchmark.config.setups import Setup, get_setup
+from benchmark.orchestration.profiles import resolve_profile
 from benchmark.orchestration.records import StageTimer, common_fields
 from benchmark.orchestration.selection import search_rule
 from benchmark.services.embedding import embed_target_test
@@ -55,16 +56,18 @@ class RunPlan:
         """The trial's identifying user attributes (``benchmark.store.identity.trial_key`` reads them)."""
         attrs = {"method": self.method.name, "setting": self.method.setting.value, "setup": self.setup.name,
                  "profile": self.profile.name, "seed": self.seed,
-                 "recipe": job_recipe(self.method.name, self.profile.name, self.hparams)}
+                 "recipe": job_recipe(self.method.name, self.profile, self.hparams)}
         return {**attrs, "embedding": True} if embedding else attrs
 
 
-def plan_run(method: str, setup: str, *, seed: int, profile: str | None, overrides: dict[str, Any]) -> RunPlan:
-    """Resolve names and hyperparameters (every user mistake is a UserError here, before anything runs)."""
+def plan_run(method: str, setup: str, *, seed: int, profile: str | None, overrides: dict[str, Any],
+             profile_overrides: Mapping[str, Any] | None = None) -> RunPlan:
+    """Resolve names, the profile and hyperparameters (every user mistake is a UserError here, before anything
+    runs)."""
     if seed < 0:
         raise UserError(f"--seed {seed}: the seed must be >= 0")
     the_setup = get_setup(setup)
-    the_profile = get_profile(profile or the_setup.profile)
+    the_profile = resolve_profile(profile or the_setup.profile, profile_overrides)
     cls = registry.get(method)
     return RunPlan(cls, the_setup, the_profile, seed, registry.resolve_hparams(cls, the_setup.hparams, overrides,
                                                                               the_profile))
@@ -199,8 +202,10 @@ def _record(plan: RunPlan, run: Adapted, scores: dict[str, Any], *, recipe: str,
         },
         "data": {
             "source_train_images_sha256": source.info["train_images_sha256"],
+            "source_train_labels_sha256": source.info["train_labels_sha256"],
             "target_train_images_sha256": run.target_train.manifest_sha256,
             "target_test_images_sha256": run.target_test.manifest_sha256,
+            "target_test_labels_sha256": run.target_test.labels_sha256,
         },
         **timer.environment(device),
         **extra,
@@ -214,6 +219,7 @@ def run_method(
     seed: int = 0,
     profile: str | None = None,
     overrides: dict[str, Any] | None = None,
+    profile_overrides: Mapping[str, Any] | None = None,
     device: str = "auto",
     storage_url: str | None = None,
     claimed: tuple[optuna.Study, optuna.trial.Trial] | None = None,
@@ -227,6 +233,7 @@ def run_method(
         seed: the user's seed; per-stage seeds are derived from it and recorded.
         profile: profile name; default = the setup's.
         overrides: ``--set KEY=VALUE`` hyperparameters (validated against the method's declaration).
+        profile_overrides: ``{dotted path: value}`` set on the profile (``benchmark.config.overrides``).
         device: ``auto``, ``cpu`` or ``cuda[:N]``.
         storage_url: results storage URL (default SQLite under ``FERBENCH_HOME``).
         claimed: a RUNNING trial a sweep worker claimed for this run (default: a new trial in the study
@@ -235,7 +242,8 @@ def run_method(
             selected by an unsupervised validator; ``benchmark.orchestration.selection.search_rule``).
         embedding: also store a 2-D t-SNE embedding of the adapted model's target test features (Fig. 3).
     """
-    plan = plan_run(method, setup, seed=seed, profile=profile, overrides=overrides or {})
+    plan = plan_run(method, setup, seed=seed, profile=profile, overrides=overrides or {},
+                    profile_overrides=profile_overrides)
     torch_device = resolve_device(device)
     store = open_storage(storage_url)
     attrs = plan.attrs(embedding)

@@ -26,7 +26,7 @@ import multiprocessing
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,16 +160,18 @@ def execute(job: Job, study: optuna.Study, trial: optuna.Trial, *, storage_url: 
     from benchmark.orchestration.run import run_method
 
     if job.kind == "probe":
-        run_probes(job.setup, backbones=(job.probe_backbone,), seed=job.seed, profile=job.profile, device=device,
-                   storage_url=storage_url, claimed=(study, trial))
+        run_probes(job.setup, backbones=(job.probe_backbone,), seed=job.seed, profile=job.profile,
+                   profile_overrides=dict(job.profile_overrides), device=device, storage_url=storage_url,
+                   claimed=(study, trial))
         return
     overrides = dict(job.overrides)
     if job.kind == "search":
         spec = registry.get(job.method).hparams_spec
         for name in job.searched:
             overrides[name] = suggest(trial, name, spec[name].distribution)
-    run_method(job.method, job.setup, seed=job.seed, profile=job.profile, overrides=overrides, device=device,
-               storage_url=storage_url, claimed=(study, trial), objective=job.objective, embedding=job.embedding)
+    run_method(job.method, job.setup, seed=job.seed, profile=job.profile, overrides=overrides,
+               profile_overrides=dict(job.profile_overrides), device=device, storage_url=storage_url,
+               claimed=(study, trial), objective=job.objective, embedding=job.embedding)
 
 
 def _run_claimed(storage: optuna.storages.RDBStorage, claimed: Claimed, *, storage_url: str, device: str) -> bool:
@@ -368,6 +370,7 @@ def sweep(
     *,
     seeds: int = 1,
     profile: str | None = None,
+    profile_overrides: Mapping[str, Any] | None = None,
     workers: int = 1,
     storage_url: str | None = None,
     launcher: str = "local",
@@ -378,13 +381,14 @@ def sweep(
     """Run every missing job of ``experiment`` (a name, an ``Experiment``, or several: their jobs together, each
     job once however many experiments share it) on ``setups`` for seeds ``0..seeds-1`` on the storage at
     ``storage_url`` (default ``default_storage_url()``; see the module doc); ``launcher`` is ``local``,
-    ``slurm`` or ``submitit-local`` (submitit's local executor: the SLURM path on one machine, for tests)."""
+    ``slurm`` or ``submitit-local`` (submitit's local executor: the SLURM path on one machine, for tests);
+    ``profile_overrides`` (``{dotted path: value}``) are applied to every job's profile."""
     if workers < 1:
         raise UserError("--workers must be at least 1")
     if launcher not in LAUNCHERS:
         raise UserError(f"unknown launcher {launcher!r}; known: local, slurm")
     resolved = _resolve(experiment)
-    jobs = unique_jobs(job for e in resolved for job in e.jobs(setups, seeds, profile))
+    jobs = unique_jobs(job for e in resolved for job in e.jobs(setups, seeds, profile, profile_overrides))
     storage_url = storage_url or default_storage_url()
     if launcher == "slurm" and storage_url.startswith("sqlite"):
         log("warning: SQLite on a cluster's shared file system is fragile; prefer a PostgreSQL --storage URL")

@@ -27,15 +27,18 @@ from methods.core.seeding import derive_seed, seed_everything
 from methods.core.training import train_supervised
 
 #: Bump when source training changes in a way that changes its result; old artifacts are then not reused.
-SOURCE_CODE_VERSION = 1
+SOURCE_CODE_VERSION = 2
+
 
 @dataclass(frozen=True)
 class SplitTensors:
-    """A labelled split resized to a profile: images (N, C, S, S) uint8 on the device, labels (N,) int64 (CPU)."""
+    """A labelled split resized to a profile: images (N, C, S, S) uint8 on the device, labels (N,) int64 (CPU), and
+    the cache's hashes of its images and labels files."""
 
     images: torch.Tensor
     labels: np.ndarray
     manifest_sha256: str
+    labels_sha256: str
 
 
 def split_tensors(dataset: str, split: str, profile: Profile, device: torch.device) -> SplitTensors:
@@ -47,6 +50,7 @@ def split_tensors(dataset: str, split: str, profile: Profile, device: torch.devi
         images=resize_to_tensor(data.images, profile.image_size, device),
         labels=np.asarray(data.labels),
         manifest_sha256=manifest["splits"][split]["images_sha256"],
+        labels_sha256=manifest["splits"][split]["labels_sha256"],
     )
 
 
@@ -59,11 +63,15 @@ class SourceModel:
     info: dict[str, Any]
 
 
-def _key(dataset: str, profile: Profile, seed: int, train_sha: str, weights: Path | None) -> dict[str, Any]:
+def source_key(dataset: str, profile: Profile, seed: int, train: dict[str, Any], weights: Path | None) -> dict[str, Any]:
+    """The source model's artifact key: the train split's images and labels (``train``: its manifest entry), the
+    backbone, numerics, recipe, ImageNet weights file, seed and code version."""
     return {
         "dataset": dataset,
-        "train_images_sha256": train_sha,
+        "train_images_sha256": train["images_sha256"],
+        "train_labels_sha256": train["labels_sha256"],
         **profile.backbone_fields(),
+        **profile.numerics_fields(),
         "recipe": asdict(profile.source),
         "imagenet_weights": None if weights is None else weights.name,
         "seed": seed,
@@ -82,8 +90,8 @@ def get_source_model(dataset: str, profile: Profile, seed: int, device: torch.de
     report the source accuracy, never to select anything.
     """
     weights = imagenet_weights(profile)
-    train_sha = read_manifest(registry.ensure(dataset))["splits"]["train"]["images_sha256"]
-    key = _key(dataset, profile, seed, train_sha, weights)
+    train = read_manifest(registry.ensure(dataset))["splits"]["train"]
+    key = source_key(dataset, profile, seed, train, weights)
 
     def build(out: Path) -> None:
         train_seed = derive_seed("source", dataset, seed)

@@ -21,14 +21,14 @@ from typing import Any
 
 from benchmark.config.errors import UserError
 from benchmark.config.hashing import json_digest
-from benchmark.config.profiles import get_profile
+from benchmark.config.profiles import Profile, get_profile
 from methods import registry
 from methods.ssl.registry import recipe_record, ssl_names
 
 # Profile values that are not part of a job's recipe: its name is in the key already, the method
-# hyperparameters it scales are in the resolved hyperparameters, and the SSL recipes count only for the
-# objectives a job uses.
-_NOT_RECIPE = ("name", "hparams", "ssl", "ssl_overrides")
+# hyperparameters it scales are in the resolved hyperparameters, the SSL recipes count only for the
+# objectives a job uses, and the overrides' values are already in the fields they set.
+_NOT_RECIPE = ("name", "hparams", "ssl", "ssl_overrides", "overrides")
 
 
 def ssl_recipe_values(profile_values: Mapping[str, Any], ssl: str) -> dict[str, Any]:
@@ -64,9 +64,21 @@ def ssl_objectives(method: str, hparams: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(registry.get(method).ssl_objectives(dict(hparams)))
 
 
-def job_recipe(method: str, profile: str, hparams: Mapping[str, Any]) -> str:
-    """The recipe fingerprint of a run or probe of ``method`` at the named profile, as configured now."""
-    return recipe_fingerprint(get_profile(profile).as_record(), ssl_objectives(method, hparams))
+def job_recipe(method: str, profile: Profile, hparams: Mapping[str, Any]) -> str:
+    """The recipe of a run or probe of ``method`` at ``profile`` (a named profile with any overrides): the
+    fingerprint of the profile values it depends on and, for a method's run, the method's code ``version``
+    (16 hex digits)."""
+    fingerprint = recipe_fingerprint(profile.as_record(), ssl_objectives(method, hparams))
+    return _with_version(method, fingerprint, None)
+
+
+def _with_version(method: str, fingerprint: str, version: int | None) -> str:
+    """A job's recipe from its profile fingerprint: a probe's is the fingerprint; a run's also holds the method's
+    code ``version`` (None: the registered class's)."""
+    if probe_backbone(method) is not None:
+        return fingerprint
+    version = registry.get(method).version if version is None else version
+    return json_digest({"profile": fingerprint, "method_version": version})
 
 
 def run_key(method: str, setup: str, profile: str, seed: int, hparams: Mapping[str, Any], embedding: bool,
@@ -102,7 +114,7 @@ def _legacy_key(attrs: Mapping[str, Any]) -> str:
         shared = values["ssl"]
         values["ssl_overrides"] = {name: {k: v for k, v in own.items() if k not in shared}
                                    for name, own in values["ssl_overrides"].items()}
-    recipe = recipe_fingerprint(values, ssl_objectives(method, hparams))
+    recipe = _with_version(method, recipe_fingerprint(values, ssl_objectives(method, hparams)), 1)  # made by version 1
     if job.get("kind") == "search":  # its job_key was ``<study>#<slot>``
         study, _, slot = attrs["job_key"].rpartition("#")
         return search_key(study, int(slot), recipe)

@@ -5,6 +5,8 @@ recipe (``ssl_recipe``) and into the record that keys hash (``recipe_record``)."
 
 from __future__ import annotations
 
+import typing
+
 from collections.abc import Mapping
 from dataclasses import asdict, fields
 from typing import Any
@@ -28,6 +30,12 @@ def get_ssl(name: str) -> type[SSLObjective]:
     if name not in OBJECTIVES:
         raise UserError(f"unknown self-supervised method {name!r}; known: {', '.join(ssl_names())}")
     return OBJECTIVES[name]
+
+
+def recipe_field_types() -> dict[str, dict[str, Any]]:
+    """``{objective: {field: type annotation}}``: every field of each objective's recipe type (shared and own),
+    for ``benchmark.config.overrides.apply_overrides``."""
+    return {name: typing.get_type_hints(get_ssl(name).recipe_type) for name in ssl_names()}
 
 
 def ssl_recipe(profile: Profile, ssl: str) -> SSLRecipe:

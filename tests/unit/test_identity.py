@@ -113,7 +113,7 @@ def test_a_trial_made_now_answers_its_job_whether_a_sweep_or_the_command_line_ma
     job = next(job for job in _jobs() if _uses(job, "deepclusterv2") and job.kind == "run")
     cli_attrs = {"method": job.method, "setup": job.setup, "profile": job.profile, "seed": job.seed,
                  "hparams": job.hparams(), "embedding": job.embedding,
-                 "recipe": job_recipe(job.method, job.profile, job.hparams())}
+                 "recipe": job_recipe(job.method, PROFILES[job.profile], job.hparams())}
     assert trial_key(cli_attrs) == job.key
     assert trial_key({"job": job.as_attrs(), "job_key": job.key, "recipe": job.recipe}) == job.key
 
