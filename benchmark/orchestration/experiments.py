@@ -81,7 +81,7 @@ class Row:
     def job(self, experiment: str, setup: str, seed: int, profile: str | None = None) -> Job:
         """The row's job on ``setup`` for ``seed`` (``profile``: default the setup's)."""
         return Job(experiment, self.label, self.kind, self.method, setup, seed, setup_profile(setup, profile),
-                   _frozen(self.overrides), self.embedding)
+                   _frozen(self.overrides), embedding=self.embedding)
 
 
 @dataclass(frozen=True)
@@ -217,11 +217,11 @@ class Job:
     seed: int
     profile: str
     overrides: tuple[tuple[str, Any], ...] = ()
-    profile_overrides: tuple[tuple[str, Any], ...] = ()
     embedding: bool = False
     objective: str = "accuracy"
     searched: tuple[str, ...] = ()
     slot: int = 0
+    profile_overrides: tuple[tuple[str, Any], ...] = ()
 
     @property
     def study_name(self) -> str:

@@ -4,13 +4,16 @@ For each experiment (``benchmark.orchestration.experiments``) and setup, each ro
 the seeds found in the storage of the row's runs, found by job key, so only runs with exactly the row's
 resolved hyperparameters count. Search rows report, per seed, the run their study selected (the best
 objective) and then the mean over seeds. The CluP paper's number is printed beside ours, with the
-difference, where the paper has one for that row and setup. What a table shows (its columns, the paper's
-table beside it) is the experiment's ``TableSpec``; how each line was selected, its ``SelectionRule``.
+difference, where the paper has one for that row and setup, and a footnote says how the paper's numbers and
+ours were obtained. Every table also gives the source models' accuracy on their source test split, beside the
+authors' released source models'. What a table shows (its columns, the paper's table beside it) is the
+experiment's ``TableSpec``; how each line was selected, its ``SelectionRule``.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +66,20 @@ class StoredTrials:
         return cls(by_key, dict(by_study), tuple(seeds))
 
 
+def mean_std(values: Sequence[float]) -> tuple[float, float] | None:
+    """Mean and std (ddof 1; 0 for a single value) of ``values``; None when there are none."""
+    if not len(values):
+        return None
+    array = np.asarray(values, dtype=float)
+    return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else 0.0
+
+
+def summary(values: Sequence[float]) -> str:
+    """``mean ± std (n)``, or ``-`` when there are no values."""
+    stats = mean_std(values)
+    return "-" if stats is None else f"{stats[0]:.2f} ± {stats[1]:.2f} ({len(values)})"
+
+
 @dataclass(frozen=True)
 class Cell:
     """One row x setup: the records it is computed from (one per seed) and, for searches, trials per seed."""
@@ -79,16 +96,10 @@ class Cell:
         return [r["seed"] for r in self.records]
 
     def mean_std(self) -> tuple[float, float] | None:
-        if not self.records:
-            return None
-        values = self.accuracies
-        return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        return mean_std(self.accuracies)
 
     def text(self) -> str:
-        stats = self.mean_std()
-        if stats is None:
-            return "-"
-        return f"{stats[0]:.2f} ± {stats[1]:.2f} ({len(self.records)})"
+        return summary(self.accuracies)
 
 
 def row_cell(experiment: Experiment, row: Row, setup: str, stored: StoredTrials, profile: str | None = None) -> Cell:
@@ -130,9 +141,20 @@ def _paper_column(experiment: Experiment, setup: str) -> str:
     return get_setup(setup).target if experiment.table.paper_by_target else setup
 
 
+def _paper_beside(experiment: Experiment, setup: str) -> bool:
+    """Whether a setup's columns include the paper's: its table has numbers for that setup (or target)."""
+    return any(_paper_column(experiment, setup) in columns for columns in _paper_numbers(experiment).values())
+
+
 def _synthetic_context(experiment: Experiment, setups: tuple[str, ...]) -> bool:
     """Whether a table shows a synthetic setup beside the paper's average (``TableSpec.paper_average``)."""
-    return experiment.table.paper_average and any(not SETUPS[s].paper for s in setups)
+    return (experiment.table.paper_average and bool(_paper_numbers(experiment))
+            and any(not SETUPS[s].paper for s in setups))
+
+
+def shows_paper(experiment: Experiment, setups: tuple[str, ...]) -> bool:
+    """Whether a table prints any of the paper's numbers beside ours (it then carries ``paper_note``)."""
+    return _synthetic_context(experiment, setups) or any(_paper_beside(experiment, s) for s in setups)
 
 
 @dataclass(frozen=True)
@@ -176,14 +198,14 @@ def table_lines(experiment: Experiment, setups: tuple[str, ...], stored: StoredT
 
 
 def _setup_columns(experiment: Experiment, setup: str, line: TableLine) -> dict[str, str]:
-    """A line's columns for one setup: ours, then (on the paper's setups, or where the probe table has a number)
-    the paper's and the difference."""
+    """A line's columns for one setup: ours, then (where the paper's table has numbers for the setup, or its
+    target for the probe table) the paper's and the difference."""
     cell = line.cells[setup]
     stats = cell.mean_std()
     columns = {setup: cell.text()}
-    theirs = (paper.paper_value(_paper_numbers(experiment), line.paper_label, _paper_column(experiment, setup))
-              if line.paper_label else None)
-    if SETUPS[setup].paper or (experiment.table.paper_by_target and theirs is not None):
+    if _paper_beside(experiment, setup):
+        theirs = (paper.paper_value(_paper_numbers(experiment), line.paper_label, _paper_column(experiment, setup))
+                  if line.paper_label else None)
         columns[f"{setup} paper"] = "-" if theirs is None else f"{theirs:.2f}"
         columns[f"{setup} diff"] = "-" if theirs is None or stats is None else f"{stats[0] - theirs:+.2f}"
     return columns
@@ -238,6 +260,40 @@ def _commits(records: list[dict[str, Any]]) -> str:
     return ", ".join(commits) if commits else "-"
 
 
+def paper_note(experiment: Experiment, lines: list[TableLine]) -> str:
+    """The footnote of a table with the paper's numbers: how they were obtained, how ours were."""
+    borrowed = [f"{label} (its {name})" for label, name in paper.CD_FER_ROWS.items()
+                if label in _paper_numbers(experiment) and any(line.paper_label == label for line in lines)]
+    return " ".join([
+        "The paper's numbers are the authors' best epoch on the target test split "
+        "(their code evaluates on it every epoch and logs the maximum).",
+        *([f"The paper's {' and '.join(borrowed)} {'comes' if len(borrowed) == 1 else 'come'} from the CD-FER "
+           "benchmark: ResNet-50, best epoch."] if borrowed else []),
+        "Ours are the last iterate, with hyperparameters fixed or selected without target labels "
+        "(rows whose setting is oracle excepted).",
+        "So a gap to the paper is not by itself a shortfall.",
+    ])
+
+
+def _source_model(record: dict[str, Any]) -> Any:
+    """The identity of a run's source model: its artifact (else its profile and seed, for one source dataset)."""
+    return record.get("artifacts", {}).get("source") or (record["profile"], record["seed"])
+
+
+def source_line(setups: tuple[str, ...], records: list[dict[str, Any]]) -> str:
+    """Per source dataset of ``setups``: the accuracy on its source test split of our source models (mean ± std over
+    the distinct ones the records used) and, where the authors released one, of theirs."""
+    parts = []
+    for source in dict.fromkeys(SETUPS[s].source for s in setups):
+        ours = {_source_model(r): r["source_test_accuracy"] for r in records
+                if r.get("source_test_accuracy") is not None and SETUPS[r["setup"]].source == source}
+        part = f"{source}: ours {summary(list(ours.values()))}"
+        theirs = paper.SOURCE_ACCURACY.get(source)
+        parts.append(part if theirs is None else f"{part}, authors' released checkpoint {theirs:.2f}")
+    return ("Source models, top-1 accuracy (%) on their source test split (ours: mean ± std over the source models "
+            f"used, how many in brackets): {'; '.join(parts)}.")
+
+
 def render(experiment: Experiment, setups: tuple[str, ...], stored: StoredTrials, profile: str | None = None) -> tuple[str, pd.DataFrame]:
     """The leaderboard markdown of one experiment (and the frame it shows)."""
     table = table_lines(experiment, setups, stored, profile)
@@ -256,6 +312,8 @@ def render(experiment: Experiment, setups: tuple[str, ...], stored: StoredTrials
         "",
         to_markdown(frame),
         "",
+        source_line(setups, used),
+        "",
         "Selection rules: *fixed* = the paper's (or the method's published) hyperparameters, no selection; "
         "*search: best IM* = a search scored by an unsupervised validator on the unlabelled target train split; "
         "*oracle* = selected with target test labels: an upper bound on what selection can leak, never a result.",
@@ -263,6 +321,8 @@ def render(experiment: Experiment, setups: tuple[str, ...], stored: StoredTrials
     if _synthetic_context(experiment, setups):
         lines.append("The paper column gives the paper's average over its 4 real setups for context; synthetic and real "
                      "accuracies are not comparable, so no difference is printed.")
+    if shows_paper(experiment, setups):
+        lines += ["", paper_note(experiment, table)]
     lines += ["", f"Records from commits: {_commits(used)}.", ""]
     return "\n".join(lines), frame
 

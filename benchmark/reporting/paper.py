@@ -2,7 +2,8 @@
 
 Copied from the paper's Tables 1-4 (the project's docs/PAPER.md). Top-1 accuracy or
 per-class recall, in percent, on the target test split. Keys are the leaderboard row labels of
-``benchmark.orchestration.experiments`` and the setup names of ``benchmark.config.setups``.
+``benchmark.orchestration.experiments`` and the setup names of ``benchmark.config.setups``. Also the source
+accuracies of the authors' released source models, by source dataset.
 """
 
 from __future__ import annotations
@@ -58,6 +59,15 @@ BY_TABLE: dict[str, dict[str, dict[str, Any]]] = {
     "Table 3": TABLE3,
     "Table 4": TABLE4,
 }
+
+#: Rows the paper's Table 1 borrows from the CD-FER benchmark (Chen et al., TPAMI 2021; ResNet-50, best test
+#: epoch): our row label -> the paper's.
+CD_FER_ROWS: dict[str, str] = {"CDAN": "CADA"}
+
+#: The authors' source models' accuracy (%) on their source test split, by source dataset: the checkpoints they
+#: released, ``resnet18_afe-0.9286.pt`` and ``resnet18_rafdb-0.839.pt`` (github.com/altndrr/clup, models/source/).
+SOURCE_ACCURACY: dict[str, float] = {"afe": 92.86, "rafdb": 83.90}
+
 
 def paper_value(table: dict[str, dict[str, float]], label: str, column: str) -> float | None:
     """The paper's number for a row and a column (setup or target dataset), or None where it has none."""

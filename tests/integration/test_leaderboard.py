@@ -10,10 +10,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from benchmark.config.setups import SETUPS
 from benchmark.orchestration.experiments import EXPERIMENTS, FIG4_Q, Experiment, Job
 from benchmark.orchestration.report_specs import FigureKind, FigureSpec, TableKind, TableSpec
 from benchmark.reporting.figures import draw, write_figures
 from benchmark.reporting.leaderboard import StoredTrials, render, write_leaderboards
+from benchmark.reporting.paper import SOURCE_ACCURACY
 from benchmark.store.storage import TrialRequest, complete, open_storage, trial_for_run
 from datasets.labels import CLASS_NAMES
 
@@ -29,8 +31,15 @@ def _record(job: Job, accuracy: float) -> dict:
         "hparams": job.hparams(), "accuracy": accuracy, "mean_class_accuracy": accuracy - 1.0,
         "class_accuracy": {name: accuracy + i - 3.0 for i, name in enumerate(CLASS_NAMES)},
         "confusion": confusion, "n_test": 700, "validators": {"im": accuracy / 100.0, "entropy": 0.5, "snd": 0.1},
-        "versions": {"git": "0123abc"},
+        "versions": {"git": "0123abc"}, **_source(job),
     }
+
+
+def _source(job: Job) -> dict:
+    """The source model fields of a record: one source model per source dataset and seed, with its accuracy."""
+    source = SETUPS[job.setup].source
+    return {"source_test_accuracy": 80.0 + len(source) + 0.5 * job.seed,
+            "artifacts": {"source": f"{source}-{job.seed}", "backbone": None, "built_now": {}}}
 
 
 def _store(url: str, job: Job, accuracy: float, value: float | None = None) -> None:
@@ -71,6 +80,52 @@ def test_table1_leaderboard_matches_the_golden_file(small_storage: str, tmp_path
     if os.environ.get("FERBENCH_UPDATE_GOLDEN"):
         (GOLDEN / "table1.md").write_text(produced)
     assert produced == (GOLDEN / "table1.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def stored(small_storage: str) -> StoredTrials:
+    return StoredTrials.load(open_storage(small_storage))
+
+
+#: The start of the footnote on how the paper's numbers were obtained, and of its CD-FER sentence.
+PROTOCOL_NOTE = "The paper's numbers are the authors' best epoch on the target test split"
+CD_FER_NOTE = "The paper's CDAN (its CADA) comes from the CD-FER benchmark: ResNet-50, best epoch."
+
+
+def _shows_paper_numbers(frame: pd.DataFrame) -> bool:
+    """Whether a leaderboard's frame prints any paper number: a paper column, or a recall cell with the paper's."""
+    cells = frame.astype(str).stack()
+    return any("paper" in column for column in frame.columns) or cells.str.contains("(paper ", regex=False).any()
+
+
+@pytest.mark.parametrize("setups", [("raf_fer2013",), ("synth",), ("raf_fer2013", "synth")])
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_the_protocol_footnote_is_under_every_table_with_a_paper_column_and_only_there(
+        stored: StoredTrials, name: str, setups: tuple[str, ...]):
+    markdown, frame = render(EXPERIMENTS[name], setups, stored, "quick")
+    shown = _shows_paper_numbers(frame)
+    assert shown == (name in ("table1", "table4") or (name in ("table2", "table3") and "raf_fer2013" in setups))
+    assert (PROTOCOL_NOTE in markdown) == shown
+    assert (CD_FER_NOTE in markdown) == (shown and name == "table1")  # the only table with a CD-FER row
+
+
+@pytest.mark.parametrize("setups", [("raf_fer2013", "synth"), ("afe_expw", "afe_fer2013"), ("synth",),
+                                    ("afe_expw", "raf_expw", "synth")])
+def test_the_authors_source_accuracy_is_shown_exactly_where_the_source_is_theirs(
+        stored: StoredTrials, setups: tuple[str, ...]):
+    assert SOURCE_ACCURACY == {"afe": 92.86, "rafdb": 83.90}
+    assert set(SOURCE_ACCURACY) == {setup.source for setup in SETUPS.values() if setup.paper}
+    markdown, _ = render(EXPERIMENTS["table1"], setups, stored, "quick")
+    line = next(line for line in markdown.splitlines() if line.startswith("Source models"))
+    parts = dict(part.split(": ", 1) for part in line.split("brackets): ", 1)[1].removesuffix(".").split("; "))
+    assert list(parts) == list(dict.fromkeys(SETUPS[s].source for s in setups))
+    for source, ours in parts.items():
+        if source in SOURCE_ACCURACY:
+            assert ours.endswith(f", authors' released checkpoint {SOURCE_ACCURACY[source]:.2f}")
+        else:
+            assert "authors'" not in ours
+    if "raf_fer2013" in setups:  # two source models (seeds 0 and 1): 85.0 and 85.5
+        assert parts["rafdb"].startswith("ours 85.25 ± 0.35 (2)")
 
 
 def test_search_rows_show_the_selected_trial_and_oracle_is_labelled(small_storage: str, tmp_path: Path):
