@@ -79,7 +79,7 @@ def resolve_hparams(
     origin = dict.fromkeys(spec, "default")
     for where, overrides in (("profile", profile.hparams if profile else {}), ("setup", setup_overrides)):
         for scope in ("*", cls.name):
-            taken = {k: v for k, v in overrides.get(scope, {}).items() if k in spec}
+            taken = {k: _coerce(k, v, spec[k].default) for k, v in overrides.get(scope, {}).items() if k in spec}
             values.update(taken)
             origin.update(dict.fromkeys(taken, where))
     unknown = sorted(set(user) - set(spec))

@@ -2,8 +2,10 @@
 
 A path names one field: ``image_size``, ``precision`` ... (the profile's own scalars), ``source`` (a named
 source recipe, ``SOURCE_RECIPES``; applied before the recipe's fields), ``source.<field>``, ``ssl.<field>``
-(the recipe every self-supervised objective shares) and ``ssl.<objective>.<field>`` (one objective's
-departures and own fields). Values are type-checked against the field they replace; an unknown path is an
+(the recipe every self-supervised objective shares), ``ssl.<objective>.<field>`` (one objective's
+departures and own fields) and ``hparams.<method or *>.<name>`` (a method hyperparameter the profile scales,
+e.g. ``hparams.clup.epochs=1`` for every CluP job of a sweep; checked and converted against the method's
+declaration by ``benchmark.orchestration.profiles``). Values are type-checked against the field they replace; an unknown path is an
 error listing the known ones. The applied overrides are kept on the profile (``Profile.overrides``, in every
 run record); the values they set are in every artifact and job key because the keys hold those fields.
 """
@@ -98,7 +100,8 @@ def known_paths(ssl_fields: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Every path ``apply_overrides`` accepts (``ssl.<objective>.*`` written once per objective)."""
     scalars = [f.name for f in fields(Profile) if f.name not in _NOT_SCALAR]
     return [*scalars, "source", *(f"source.{f.name}" for f in fields(SourceRecipe) if f.name != "name"),
-            *(f"ssl.{f.name}" for f in fields(SSLRecipe)), *(f"ssl.{name}.*" for name in sorted(ssl_fields))]
+            *(f"ssl.{f.name}" for f in fields(SSLRecipe)), *(f"ssl.{name}.*" for name in sorted(ssl_fields)),
+            "hparams.<method or *>.<name>"]
 
 
 def _unknown(path: str, ssl_fields: Mapping[str, Mapping[str, Any]]) -> UserError:
@@ -151,6 +154,11 @@ def apply_overrides(profile: Profile, overrides: Mapping[str, Any], ssl_fields: 
             profile, typed = _set_source(profile, path, value, ssl_fields)
         elif head == "ssl":
             profile, typed = _set_ssl(profile, path, value, ssl_fields)
+        elif head == "hparams" and len(path.split(".")) == 3:
+            _, scope, name = path.split(".")
+            scaled = {key: dict(values) for key, values in profile.hparams.items()}
+            scaled.setdefault(scope, {})[name] = typed = value
+            profile = replace(profile, hparams=scaled)
         elif "." not in path and path in _types(Profile) and path not in _NOT_SCALAR:
             typed = _convert(path, value, _types(Profile)[path])
             profile = replace(profile, **{path: typed})

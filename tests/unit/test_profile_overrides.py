@@ -98,3 +98,18 @@ def test_the_cli_refuses_hyperparameters_where_only_profile_fields_apply(capsys)
     assert "takes profile fields only" in capsys.readouterr().err
     assert main(["pretrain", "--ssl", "swav", "--dataset", "synth-wild", "--set", "ssl.swav.bogus=1"]) == 2
     assert "unknown profile field 'ssl.swav.bogus'" in capsys.readouterr().err
+
+
+def test_method_scaling_is_a_checked_profile_path():
+    from methods import registry
+
+    profile = resolve_profile("paper", {"hparams.clup.epochs": "1", "hparams.*.batch_size": "16"})
+    clup = registry.resolve_hparams(registry.get("clup"), {}, {}, profile)
+    assert clup["epochs"] == 1 and clup["batch_size"] == 16 and clup["backbone"] == "swav"
+    assert registry.resolve_hparams(registry.get("shot"), {}, {}, profile)["batch_size"] == 16
+    with pytest.raises(UserError, match="declares no hyperparameter 'epoch'"):
+        resolve_profile("paper", {"hparams.clup.epoch": "1"})
+    with pytest.raises(UserError, match="unknown method 'nope'"):
+        resolve_profile("paper", {"hparams.nope.epochs": "1"})
+    with pytest.raises(UserError, match=r"hyperparameter epochs='x': expected a int|expected a"):
+        registry.resolve_hparams(registry.get("clup"), {}, {}, resolve_profile("paper", {"hparams.clup.epochs": "x"}))
