@@ -262,6 +262,14 @@ def _setups(value: str | None, experiments: list[str]) -> tuple[str, ...]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
+    if args.plan:  # print what the sweep would do (benchmark/orchestration/plan.py) and return
+        from benchmark.orchestration.plan import format_plan, plan_sweep
+
+        names = list(_names(args.experiment))
+        plan = plan_sweep(names, _setups(args.setups, names), seeds=args.seeds, profile=args.profile,
+                          profile_overrides=_profile_overrides(args)[1], storage_url=args.storage, device=args.device)
+        _print_json(plan.as_dict()) if args.json else print(format_plan(plan))
+        return
     from benchmark.orchestration.sweep import sweep
     from benchmark.services.artifacts import describe_artifact
 
@@ -282,12 +290,22 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         raise UserError(f"{len(report.failed)} job(s) failed {args.max_retries + 1} times; see the errors above")
 
 
+def _report_profile(args: argparse.Namespace) -> Any:
+    """The profile whose jobs a report shows: ``--profile`` (default each setup's) with the profile overrides the
+    sweep was given (``--set``/``--profile-file``), as a ``ProfileChoice``."""
+    from benchmark.orchestration.experiments import ProfileChoice
+    from benchmark.orchestration.profiles import typed_overrides
+
+    return ProfileChoice(args.profile, typed_overrides(_profile_overrides(args)[1]))
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> None:
     from benchmark.reporting.leaderboard import write_leaderboards
     from benchmark.store.storage import open_storage
 
     experiments = _names(args.experiments) if args.experiments else None
-    written = write_leaderboards(open_storage(args.storage), Path(args.out), args.profile, args.latex, experiments)
+    written = write_leaderboards(open_storage(args.storage), Path(args.out), _report_profile(args), args.latex,
+                                 experiments)
     if not written:
         raise UserError("no experiment has results in the storage yet; run `python -m benchmark sweep` first")
     for path in written:
@@ -298,11 +316,21 @@ def cmd_figures(args: argparse.Namespace) -> None:
     from benchmark.reporting.figures import write_figures
     from benchmark.store.storage import open_storage
 
-    written = write_figures(open_storage(args.storage), Path(args.out), args.profile)
+    written = write_figures(open_storage(args.storage), Path(args.out), _report_profile(args))
     if not written:
         raise UserError("no figure has results in the storage yet; run `python -m benchmark sweep` first")
     for path in written:
         print(f"wrote {path}")
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    import torch
+
+    from benchmark.orchestration.bench import bench_path, format_bench, run_bench
+
+    result = run_bench(args.profile, args.device)
+    path = bench_path(result.profile, torch.device(result.device))
+    _print_json(result.as_dict() | {"saved_to": str(path)}) if args.json else print(format_bench(result, path))
 
 
 STORAGE_HELP = "results storage URL (default sqlite:///$FERBENCH_HOME/results.db)"
@@ -399,6 +427,9 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--storage", help=STORAGE_HELP)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default auto; one GPU per worker)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--plan", action="store_true",
+                   help="print the jobs (done or missing), the artifacts they need and the projected device-hours; "
+                   "run nothing")
     p.set_defaults(func=cmd_sweep)
 
 
@@ -408,13 +439,24 @@ def _add_reports(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="leaderboards", help="output folder (default leaderboards/)")
     p.add_argument("--experiments", help="comma-separated subset (default: all with results)")
     p.add_argument("--profile", help="only records of this profile (default: each setup's)")
+    _profile_options(p)
     p.add_argument("--latex", action="store_true", help="also write LaTeX tables")
     p.set_defaults(func=cmd_leaderboard)
     p = sub.add_parser("figures", help="the paper's figures (PNG and PDF) from the stored trials")
     p.add_argument("--storage", help=STORAGE_HELP)
     p.add_argument("--out", default="figures", help="output folder (default figures/)")
     p.add_argument("--profile", help="only records of this profile (default: each setup's)")
+    _profile_options(p)
     p.set_defaults(func=cmd_figures)
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="time every training stage on this device at a profile's sizes and project "
+                       "the paper's jobs (saved for sweep --plan)")
+    p.add_argument("--profile", default="paper", help="tiny | quick | paper (default paper)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default auto)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -431,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="methods, setups, datasets, backbones, profiles, experiments")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_list)
-    for add in (_add_data, _add_artifacts, _add_runs, _add_sweep, _add_reports):
+    for add in (_add_data, _add_artifacts, _add_runs, _add_sweep, _add_reports, _add_bench):
         add(sub)
     return parser
 

@@ -20,14 +20,14 @@ reuses it instead of running it again.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
 
 from benchmark.config.errors import UserError
 from benchmark.config.profiles import Profile
 from benchmark.config.setups import PAPER_SETUPS, get_setup
-from benchmark.orchestration.profiles import resolve_profile
+from benchmark.orchestration.profiles import frozen_overrides, resolve_profile
 from benchmark.orchestration.report_specs import FigureKind, FigureSpec, TableKind, TableSpec
 from benchmark.orchestration.selection import (
     BestTestAccuracy,
@@ -78,10 +78,10 @@ class Row:
             return LinearProbe()
         return FixedHyperparameters(tuple((name, self.overrides[name]) for name in self.swept))
 
-    def job(self, experiment: str, setup: str, seed: int, profile: str | None = None) -> Job:
+    def job(self, experiment: str, setup: str, seed: int, profile: ProfileArg = None) -> Job:
         """The row's job on ``setup`` for ``seed`` (``profile``: default the setup's)."""
         return Job(experiment, self.label, self.kind, self.method, setup, seed, setup_profile(setup, profile),
-                   _frozen(self.overrides), embedding=self.embedding)
+                   _frozen(self.overrides), embedding=self.embedding, profile_overrides=_choice(profile).overrides)
 
 
 @dataclass(frozen=True)
@@ -114,16 +114,33 @@ class Search:
     def oracle(self) -> bool:
         return self.rule.oracle
 
-    def job(self, experiment: str, setup: str, seed: int, profile: str | None = None, slot: int = 0) -> Job:
+    def job(self, experiment: str, setup: str, seed: int, profile: ProfileArg = None, slot: int = 0) -> Job:
         """Trial ``slot`` of the search on ``setup`` for ``seed`` (``profile``: default the setup's); all slots
         of one setup and seed share a study."""
         return Job(experiment, self.label, "search", self.method, setup, seed, setup_profile(setup, profile),
-                   _frozen(self.overrides), objective=self.objective, searched=self.searched, slot=slot)
+                   _frozen(self.overrides), objective=self.objective, searched=self.searched, slot=slot,
+                   profile_overrides=_choice(profile).overrides)
 
 
-def setup_profile(setup: str, profile: str | None = None) -> str:
-    """``profile``, or the setup's own profile when None."""
-    return profile or get_setup(setup).profile
+@dataclass(frozen=True)
+class ProfileChoice:
+    """The profile a sweep or report is at: a name (None: each setup's own) and dotted overrides (sorted pairs,
+    ``frozen_overrides``). Where a profile name is accepted (``Row.job``, reports), a ``ProfileChoice`` is too."""
+
+    name: str | None = None
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+
+ProfileArg = str | ProfileChoice | None
+
+
+def _choice(profile: ProfileArg) -> ProfileChoice:
+    return profile if isinstance(profile, ProfileChoice) else ProfileChoice(profile)
+
+
+def setup_profile(setup: str, profile: ProfileArg = None) -> str:
+    """The profile name: ``profile``'s, or the setup's own when it names none."""
+    return _choice(profile).name or get_setup(setup).profile
 
 
 @dataclass(frozen=True)
@@ -160,22 +177,16 @@ class Experiment:
         jobs = []
         for setup in setups:
             the_profile = setup_profile(setup, profile)
-            frozen = frozen_overrides(resolve_profile(the_profile, profile_overrides).overrides)
+            choice = ProfileChoice(the_profile, frozen_overrides(resolve_profile(the_profile, profile_overrides).overrides))
             for seed in seed_list:
-                jobs += [replace(row.job(self.name, setup, seed, the_profile), profile_overrides=frozen)
-                         for row in self.rows]
-                jobs += [replace(search.job(self.name, setup, seed, the_profile, slot), profile_overrides=frozen)
+                jobs += [row.job(self.name, setup, seed, choice) for row in self.rows]
+                jobs += [search.job(self.name, setup, seed, choice, slot)
                          for search in self.searches for slot in range(search.trials.get(the_profile, 0))]
         return jobs
 
 
 def _frozen(values: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted(values.items()))
-
-
-def frozen_overrides(values: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
-    """Profile overrides as sorted pairs, lists (a JSON round trip of a tuple) as tuples: hashable, comparable."""
-    return tuple(sorted((k, tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in values.items()))
 
 
 def _profile(name: str, profile_overrides: tuple[tuple[str, Any], ...]) -> Profile:

@@ -25,6 +25,17 @@ def resolve_profile(name: str, overrides: Mapping[str, Any] | None = None) -> Pr
     return apply_overrides(profile, overrides, recipe_field_types())
 
 
+def frozen_overrides(values: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """Profile overrides as sorted pairs, lists (a JSON round trip of a tuple) as tuples: hashable, comparable."""
+    return tuple(sorted((k, tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in values.items()))
+
+
+def typed_overrides(overrides: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """``overrides`` converted and checked as ``resolve_profile`` applies them, as sorted pairs (the form sweep
+    jobs carry). The typed values depend on the fields' types only, so any named profile serves."""
+    return frozen_overrides(resolve_profile("paper", overrides).overrides) if overrides else ()
+
+
 def _check_hparam_path(path: str) -> None:
     parts = path.split(".")
     if len(parts) != 3:
