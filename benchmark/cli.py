@@ -140,14 +140,14 @@ def cmd_data(args: argparse.Namespace) -> None:
 
     if args.data_command == "prepare":
         out = registry.prepare(args.dataset, args.raw, skip_bad=args.skip_bad, split_seed=args.split_seed)
-        report = verify_cache(out)
+        report = verify_cache(out, dataset=args.dataset)
         print(f"prepared {args.dataset} -> {out}")
         for split, info in report["splits"].items():
             print(f"  {split}: {info['n']} images")
     elif args.data_command == "verify":
         if args.dataset not in registry.dataset_names():
             raise UserError(f"unknown dataset {args.dataset!r}; known: {', '.join(registry.dataset_names())}")
-        report = verify_cache(registry.cache_dir(args.dataset))
+        report = registry.verify(args.dataset)
         if args.json:
             _print_json(report)
         else:

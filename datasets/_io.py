@@ -1,4 +1,5 @@
-"""Helpers shared by the raw-release parsers: annotation records, label codes, crop boxes and images.
+"""Helpers shared by the raw-release parsers: annotation records, strict numbers and label codes, paths kept
+inside the raw root, duplicate keys, crop boxes and images.
 
 Every problem is a ``DatasetError`` naming the annotation file and its 1-based line. Parsers hand bad
 records to a ``BadRecords`` policy, which raises them (the default) or keeps them for the manifest
@@ -10,7 +11,11 @@ is antialiased), the same interpolation the harness uses when it resizes the cac
 
 from __future__ import annotations
 
+import posixpath
+import re
+import warnings
 from abc import abstractmethod
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from datasets.errors import DatasetError
+from datasets.labels import CLASS_NAMES
 from datasets.raw import RawDataset, RawSample
 
 T = TypeVar("T")
@@ -31,6 +37,14 @@ Box = tuple[int, int, int, int]
 RESAMPLE = Image.Resampling.BILINEAR
 
 _PIL_MODES = {1: "L", 3: "RGB"}
+#: Pillow modes of 16-bit grey images (PNG, TIFF); scaled to 8 bits by ``_eight_bit``.
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
+#: Integers and decimal numbers as the releases write them: ASCII digits only. ``int`` and ``float`` would
+#: also take ``0_3``, ``٣``, `` 3``, ``nan`` or ``inf``, which no release writes: such a field is refused.
+_INTEGER = re.compile(r"-?[0-9]+")
+_NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+#: Copies listed in a duplicate-key message before it says "...".
+_LISTED_COPIES = 4
 
 
 class BadRecords:
@@ -65,8 +79,19 @@ class AnnotatedRawDataset(RawDataset):
     """
 
     def index(self, root: Path, bad: BadRecords | None = None) -> dict[str, list[RawSample]]:
-        """Read annotations under ``root`` into ``{"train": [...], "test": [...]}``; no image is decoded."""
-        return self.read_index(Path(root), bad if bad is not None else BadRecords())
+        """Read annotations under ``root`` into ``{"train": [...], "test": [...]}``; no image is decoded.
+
+        Records whose key repeats another's go to ``bad`` (``drop_duplicates``); a split left without a
+        sample is a DatasetError, whatever the policy.
+        """
+        root, bad = Path(root), bad if bad is not None else BadRecords()
+        splits = drop_duplicates(self.read_index(root, bad), bad)
+        for split, samples in splits.items():
+            if not samples:
+                files = ", ".join(p.relative_to(root).as_posix() for p in self.annotation_files(root))
+                skipped = f" ({len(bad.errors)} bad record(s) skipped)" if bad.errors else ""
+                raise DatasetError(f"the {split} split is empty: no usable {split} record in {files}{skipped}", root)
+        return splits
 
     @abstractmethod
     def read_index(self, root: Path, bad: BadRecords) -> dict[str, list[RawSample]]:
@@ -117,20 +142,32 @@ class Record:
         """Field ``column`` as stripped text."""
         return self.values[column].strip()
 
-    def _convert(self, column: str, kind: type, noun: str):  # type: ignore[no-untyped-def]
+    def _matching(self, column: str, pattern: re.Pattern[str], noun: str) -> str:
+        """Field ``column`` when it matches ``pattern`` in full; a DatasetError otherwise."""
         value = self.text(column)
-        try:
-            return kind(value)
-        except ValueError:
-            raise self.error(f"field {column!r} must be {noun}, got {value!r}") from None
+        if pattern.fullmatch(value) is None:
+            raise self.error(f"field {column!r} must be {noun}, got {value!r} (ASCII digits only)")
+        return value
 
     def integer(self, column: str) -> int:
-        """Field ``column`` as an int; a DatasetError when it is not an integer."""
-        return self._convert(column, int, "an integer")
+        """Field ``column`` as an int: ASCII digits with an optional leading minus, nothing else."""
+        return int(self._matching(column, _INTEGER, "an integer"))
 
     def number(self, column: str) -> float:
-        """Field ``column`` as a float; a DatasetError when it is not a number."""
-        return self._convert(column, float, "a number")
+        """Field ``column`` as a float: a plain ASCII decimal (``0.9``, ``-1``, ``1e-3``; no nan or inf)."""
+        return float(self._matching(column, _NUMBER, "a number"))
+
+    def path_in(self, column: str, root: Path, folder: Path) -> Path:
+        """``root / folder / <field>``; a DatasetError when the field is absolute or climbs out of ``root``.
+
+        Checked on the text (``..`` resolved lexically, symlinks not followed), so a raw root whose image
+        folder is a symlink to another disk still works, while the annotation cannot name a file elsewhere.
+        """
+        name = self.text(column)
+        joined = posixpath.normpath(posixpath.join(folder.as_posix(), name))
+        if posixpath.isabs(name) or joined == ".." or joined.startswith("../"):
+            raise self.error(f"{column} {name!r} points outside the raw root {root}")
+        return Path(root) / joined
 
     def label(self, column: str, mapping: Mapping[int, int]) -> int:
         """Field ``column`` as a label code mapped to a canonical index; a DatasetError outside ``mapping``."""
@@ -188,15 +225,19 @@ def parse_records(rows: Iterable[Record | DatasetError], parse: Callable[[Record
 def whitespace_records(path: Path, columns: tuple[str, ...]) -> Iterator[Record | DatasetError]:
     """Records of a whitespace-separated, header-less annotation file with exactly ``columns`` fields.
 
-    Blank lines are skipped; a line with another field count comes as its DatasetError.
+    Blank lines are skipped; a line with another field count comes as its DatasetError. A file without
+    any non-blank line raises (it is not a bad record that could be skipped).
     """
+    empty = True
     for number, text in _lines(path):
         if isinstance(text, DatasetError):
+            empty = False
             yield text
             continue
         fields = text.split()
         if not fields:
             continue
+        empty = False
         if len(fields) != len(columns):
             yield DatasetError(
                 f"expected {len(columns)} whitespace-separated fields ({' '.join(columns)}), got {len(fields)}",
@@ -205,6 +246,8 @@ def whitespace_records(path: Path, columns: tuple[str, ...]) -> Iterator[Record 
             )
             continue
         yield Record(path, number, dict(zip(columns, fields)))
+    if empty:
+        raise DatasetError("the annotation file holds no record (it is empty)", path)
 
 
 def read_whitespace_file(
@@ -220,6 +263,30 @@ def clamp_box(box: Box, width: int, height: int) -> Box:
     return max(left, 0), max(top, 0), min(right, width), min(bottom, height)
 
 
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """``image`` with 8 bits per channel: a 16-bit grey image is scaled, v -> round(v * 255 / 65535).
+
+    Pillow itself would clip 16-bit grey to 0..255 (almost everything white); 16-bit colour PNGs already
+    come out of Pillow as 8-bit RGB(A) (the high byte, within one level of the scaled value). 32-bit
+    integer and float images carry no agreed range and raise ValueError.
+    """
+    if image.mode in _SIXTEEN_BIT_MODES or (image.mode == "I" and image.format == "PNG"):
+        wide = np.asarray(image).astype(np.uint32)
+        return Image.fromarray(((wide + 128) // 257).astype(np.uint8))
+    if image.mode in ("I", "F") or image.mode.startswith("I;"):
+        raise ValueError(f"unsupported pixel mode {image.mode!r} (32-bit integer or float); 8 or 16 bits expected")
+    return image
+
+
+def _open_image(path: Path, mode: str) -> Image.Image:
+    """The decoded image in PIL ``mode``; Pillow's decompression-bomb warning (over 89 M pixels) is an error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path) as image:
+            image.load()
+            return _eight_bit(image).convert(mode)
+
+
 def load_image(
     path: Path, *, size: int, channels: int, annotation: Path, line: int | None, box: Box | None = None
 ) -> np.ndarray:
@@ -228,7 +295,7 @@ def load_image(
     Args:
         path: the image file.
         size: side of the output in pixels.
-        channels: 1 (grey, PIL mode L) or 3 (RGB; alpha dropped, palettes expanded).
+        channels: 1 (grey, PIL mode L) or 3 (RGB; alpha dropped, palettes expanded, 16-bit grey scaled).
         annotation, line: the annotation record naming the image, for error messages.
         box: crop box (left, top, right, bottom) in pixels, or None for the whole image.
 
@@ -236,16 +303,14 @@ def load_image(
         uint8 array (size, size, channels).
 
     Raises:
-        DatasetError: at ``annotation:line``, naming ``path``, when the image is missing, unreadable or
-        corrupt, or the clamped box is empty (the box lies outside the image).
+        DatasetError: at ``annotation:line``, naming ``path``, when the image is missing, unreadable,
+        corrupt, a decompression bomb or of an unsupported pixel mode, or the clamped box is empty.
     """
     if not path.is_file():
         raise DatasetError(f"image file not found: {path}", annotation, line)
     try:
-        with Image.open(path) as image:
-            image.load()
-            image = image.convert(_PIL_MODES[channels])
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        image = _open_image(path, _PIL_MODES[channels])
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DatasetError(f"cannot read image {path}: {exc}", annotation, line) from None
     if box is not None:
         clamped = clamp_box(box, image.width, image.height)
@@ -265,6 +330,51 @@ def decode_image_sample(sample: RawSample, size: int, channels: int) -> np.ndarr
     return load_image(
         sample.source, size=size, channels=channels, annotation=ref.annotation, line=sample.line, box=ref.box
     )
+
+
+def _annotation(sample: RawSample) -> Path:
+    """The annotation file that lists ``sample`` (its ``source`` when the ref names none)."""
+    return getattr(sample.ref, "annotation", sample.source)
+
+
+def _duplicate_error(sample: RawSample, copies: list[RawSample]) -> DatasetError:
+    """The error of ``sample``, one of several ``copies`` sharing its key; the others are named by line (and
+    file, when they are in another annotation file)."""
+    path = _annotation(sample)
+
+    def where(copy: RawSample) -> str:
+        return f"line {copy.line}" if _annotation(copy) == path else f"{_annotation(copy)}:{copy.line}"
+
+    if len({c.label for c in copies}) == 1:
+        return DatasetError(f"duplicate of {sample.key!r} first listed at {where(copies[0])}", path, sample.line)
+    listed = ", ".join(f"{where(c)} ({CLASS_NAMES[c.label]})" for c in copies[:_LISTED_COPIES])
+    more = ", ..." if len(copies) > _LISTED_COPIES else ""
+    message = f"{sample.key!r} is listed {len(copies)} times with conflicting labels: {listed}{more}"
+    return DatasetError(message, path, sample.line)
+
+
+def drop_duplicates(splits: Mapping[str, list[RawSample]], bad: BadRecords) -> dict[str, list[RawSample]]:
+    """``splits`` without samples whose ``key`` is shared, each one handed to ``bad`` as an error.
+
+    Copies with one label: every copy after the first is bad (the first is kept). Copies with conflicting
+    labels: every copy is bad, since nothing says which label is right. Keys are compared across splits,
+    so a face listed in both train and test is caught too. Samples without a key are kept.
+    """
+    copies: dict[str, list[RawSample]] = defaultdict(list)
+    for samples in splits.values():
+        for sample in samples:
+            if sample.key is not None:
+                copies[sample.key].append(sample)
+    out: dict[str, list[RawSample]] = {}
+    for split, samples in splits.items():
+        out[split] = []
+        for sample in samples:
+            group = copies.get(sample.key) if sample.key is not None else None
+            if group is None or len(group) == 1 or (sample is group[0] and len({c.label for c in group}) == 1):
+                out[split].append(sample)
+            else:
+                bad(_duplicate_error(sample, group))
+    return out
 
 
 def split_by_name(samples: Iterable[tuple[str, RawSample]]) -> dict[str, list[RawSample]]:

@@ -13,12 +13,14 @@ The CD-FER code silently skips codes outside its map (the release has 11 express
 line is a "code outside the label map" error like any other, skippable with ``--skip-bad``, which records
 it in the manifest.
 
-Crops are cached at 112 x 112 RGB (resized with BILINEAR). The CluP authors resized crops to 160 x 160;
-the model resizes the cache to its own input size at load time, so the cached size only bounds detail.
+Crops are cached at 160 x 160 RGB (resized with BILINEAR), the size the CluP authors resized crops to, so
+the ``paper`` profile (160 px) uses the cache as is and smaller profiles shrink it. An annotation path must
+stay inside the raw root (no absolute path, no ``..`` climbing out of it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,11 +84,12 @@ LAYOUTS = (CLUP, CDFER)
 
 
 class Afe(AnnotatedRawDataset):
-    """AFE: 54,901 face crops from Asian films, cached at 112 x 112 RGB (the CluP authors used 160)."""
+    """AFE: 54,901 face crops from Asian films, cached at 160 x 160 RGB (the CluP authors' size)."""
 
     name = "afe"
-    image_size = 112
+    image_size = 160
     channels = 3
+    version = 2  # 1: cached at 112 px; 16-bit grey images clipped instead of scaled
     layout = " or ".join(f"[{layout.variant}] {layout.describe()}" for layout in LAYOUTS)
 
     def __init__(self, split_seed: int = 0) -> None:
@@ -110,18 +113,20 @@ class Afe(AnnotatedRawDataset):
         files = dict(zip(layout.lists, self.annotation_files(root)))
 
         def parse(record: Record) -> RawSample:
+            source, box = record.path_in("path", root, layout.images), record.box()
             return RawSample(
                 label=record.label("emotion", layout.codes),
-                source=root / layout.images / record.text("path"),
+                source=source,
                 line=record.line,
-                ref=ImageRef(record.path, record.box()),
+                ref=ImageRef(record.path, box),
+                key=f"{source.relative_to(root).as_posix()} {' '.join(map(str, box))}",
             )
 
         return {split: read_whitespace_file(path, COLUMNS, parse, bad) for split, path in files.items()}
 
     def decode(self, root: Path, sample: RawSample) -> np.ndarray:
-        """uint8 (112, 112, 3): the face box, clamped to the image, resized with BILINEAR."""
+        """uint8 (160, 160, 3): the face box, clamped to the image, resized with BILINEAR."""
         return decode_image_sample(sample, self.image_size, self.channels)
 
-    def manifest_extras(self) -> dict[str, Any]:
+    def manifest_extras(self, written: Mapping[str, Sequence[RawSample]]) -> dict[str, Any]:
         return {"variant": self._variant} if self._variant else {}

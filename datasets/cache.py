@@ -9,11 +9,18 @@ Layout of one dataset's cache folder::
 
 Writes are atomic: everything goes to a sibling temporary folder which is renamed onto ``<dir>`` only
 after every array is flushed and the manifest is written. A crash at any point leaves either the
-previous complete cache or no cache, never a half-written one that is later taken for complete.
+previous complete cache or no cache, never a half-written one that is later taken for complete. One
+writer of a cache at a time (a lock file ``.<dir>.lock`` next to it); it first removes the temporary
+folders a killed writer left behind.
+
+Reads are checked: ``load_split`` compares each array's dtype and shape with the manifest on every call,
+and its SHA-256 on the first use in a process (again whenever the file's size or modification time
+changes), so a corrupt cache is an error naming the command that rebuilds it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -21,17 +28,24 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
 from datasets.errors import DatasetError
 from datasets.labels import CLASS_NAMES, NUM_CLASSES, class_counts
+from datasets.manifest import CACHE_FORMAT, MANIFEST, SPLITS, check_manifest, prepare_command
+from datasets.progress import log
 
-#: Bump when the on-disk layout changes; caches of another format are rebuilt or refused.
-CACHE_FORMAT = 1
-MANIFEST = "manifest.json"
-SPLITS = ("train", "test")
+__all__ = ["CACHE_FORMAT", "MANIFEST", "SPLITS", "CacheWriter", "Split", "file_sha256", "is_complete",
+           "load_split", "read_manifest", "verify_cache"]
+
+#: Name prefixes (after ``.<dir>.``) of the folders a writer makes next to ``<dir>``; a killed writer's are
+#: removed by the next writer of the same cache.
+LEFTOVER_PREFIXES = ("tmp-", "scratch-", "stale-")
+
+#: SHA-256 of array files hashed in this process, by (path, device, inode, size, mtime in ns).
+_HASHED: dict[tuple[str, int, int, int, int], str] = {}
 
 
 @dataclass(frozen=True)
@@ -76,11 +90,19 @@ class CacheWriter:
         self.final_dir = Path(final_dir)
         self.manifest: dict[str, Any] = {}
         self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._hashes: dict[str, str] = {}
         self._tmp: Path | None = None
+        self._lock: IO[str] | None = None
 
     def __enter__(self) -> CacheWriter:
         self.final_dir.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.final_dir.name}.tmp-", dir=self.final_dir.parent))
+        self._lock = _lock(self.final_dir.with_name(f".{self.final_dir.name}.lock"))
+        try:
+            remove_leftovers(self.final_dir)
+            self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.final_dir.name}.tmp-", dir=self.final_dir.parent))
+        except BaseException:
+            self._lock.close()
+            raise
         return self
 
     def create_split(
@@ -99,7 +121,7 @@ class CacheWriter:
         return images, labels
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        assert self._tmp is not None
+        assert self._tmp is not None and self._lock is not None
         try:
             if exc_type is not None:
                 return
@@ -112,9 +134,12 @@ class CacheWriter:
                 shutil.rmtree(stale, ignore_errors=True)
             else:
                 os.replace(self._tmp, self.final_dir)
+            for name, digest in self._hashes.items():  # a rename keeps inode and mtime: no re-hash on first load
+                _remember(self.final_dir / name, digest)
         finally:
             if self._tmp.exists():
                 shutil.rmtree(self._tmp, ignore_errors=True)
+            self._lock.close()
 
     def _finalise(self) -> None:
         assert self._tmp is not None
@@ -125,11 +150,13 @@ class CacheWriter:
                 raise ValueError(f"{split}: labels outside 0..{NUM_CLASSES - 1}")
             np.save(self._tmp / f"{split}_labels.npy", labels)
             del images  # close the memmap before hashing its file
+            for kind in ("images", "labels"):
+                self._hashes[f"{split}_{kind}.npy"] = file_sha256(self._tmp / f"{split}_{kind}.npy")
             splits[split] = {
                 "n": int(labels.shape[0]),
                 "class_counts": class_counts(labels.tolist()),
-                "images_sha256": file_sha256(self._tmp / f"{split}_images.npy"),
-                "labels_sha256": file_sha256(self._tmp / f"{split}_labels.npy"),
+                "images_sha256": self._hashes[f"{split}_images.npy"],
+                "labels_sha256": self._hashes[f"{split}_labels.npy"],
             }
         self._arrays.clear()
         shapes = {s: list(np.load(self._tmp / f"{s}_images.npy", mmap_mode="r").shape[1:]) for s in splits}
@@ -142,62 +169,185 @@ class CacheWriter:
             os.fsync(handle.fileno())
 
 
+def _lock(path: Path) -> IO[str]:
+    """An open lock file holding an exclusive ``flock`` (released when closed, or when the process dies)."""
+    handle = open(path, "a")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"waiting for another process writing the same cache to finish (lock {path})")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+def remove_leftovers(final_dir: Path) -> list[Path]:
+    """Remove the temporary folders of ``final_dir`` that a killed writer left; returns them.
+
+    Only safe while holding the cache's lock (``CacheWriter`` does): no other writer is then running.
+    """
+    found = [p for prefix in LEFTOVER_PREFIXES for p in final_dir.parent.glob(f".{final_dir.name}.{prefix}*")]
+    for path in found:
+        log(f"removing {path}, left by an interrupted `data prepare`")
+        shutil.rmtree(path, ignore_errors=True)
+    return found
+
+
 def is_complete(cache_dir: str | Path) -> bool:
-    """True when ``cache_dir`` holds a finished cache of the current format."""
+    """True when ``cache_dir`` holds a finished cache of the current format (its fields are not checked)."""
     path = Path(cache_dir) / MANIFEST
     if not path.is_file():
         return False
     try:
-        return json.loads(path.read_text()).get("format") == CACHE_FORMAT
-    except json.JSONDecodeError:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError):
         return False
+    return isinstance(manifest, dict) and manifest.get("format") == CACHE_FORMAT
 
 
 def read_manifest(cache_dir: str | Path) -> dict[str, Any]:
-    """The manifest of a complete cache; a DatasetError naming the folder when there is none."""
+    """The manifest of a complete cache, every field checked (``datasets.manifest.check_manifest``).
+
+    Raises:
+        DatasetError: one line naming the folder or ``manifest.json`` and the command that (re)builds the
+            cache, when there is no manifest, it is not JSON, of another format, or malformed.
+    """
     cache_dir = Path(cache_dir)
+    path = cache_dir / MANIFEST
     try:
-        manifest = json.loads((cache_dir / MANIFEST).read_text())
-    except (OSError, json.JSONDecodeError):
-        manifest = None
-    if not isinstance(manifest, dict) or manifest.get("format") != CACHE_FORMAT:
-        raise DatasetError("no complete prepared cache here (run `python -m benchmark data prepare`)", cache_dir)
-    return manifest
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        command = prepare_command({}, cache_dir.name)
+        raise DatasetError(f"no complete prepared cache here (run `{command}`)", cache_dir) from None
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"cannot read the manifest: {exc}", path) from None
+    try:
+        manifest = json.loads(text)
+    except json.JSONDecodeError as exc:
+        command = prepare_command({}, cache_dir.name)
+        raise DatasetError(f"manifest is not JSON ({exc.msg}); rebuild the cache with `{command}`", path,
+                           exc.lineno) from None
+    if isinstance(manifest, dict) and manifest.get("format") != CACHE_FORMAT:
+        command = prepare_command(manifest, cache_dir.name)
+        message = f"cache format {manifest.get('format')!r}, this version reads format {CACHE_FORMAT}"
+        raise DatasetError(f"{message}; rebuild the cache with `{command}`", path)
+    return check_manifest(manifest, path)
+
+
+def _identity(path: Path) -> tuple[str, int, int, int, int]:
+    """(absolute path, device, inode, size in bytes, mtime in ns): a file changed in place gets another."""
+    stat = path.stat()
+    return str(path.absolute()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _remember(path: Path, digest: str) -> None:
+    _HASHED[_identity(path)] = digest
+
+
+def _hash_once(path: Path) -> str:
+    """``file_sha256(path)``, memoised in this process until the file's identity (size, mtime...) changes."""
+    key = _identity(path)
+    if key not in _HASHED:
+        _HASHED[key] = file_sha256(path)
+    return _HASHED[key]
+
+
+def _load_array(path: Path, dtype: np.dtype, shape: tuple[int, ...], digest: str, fix: str, *, mmap: bool,
+                rehash: bool) -> np.ndarray:
+    """Load one array file and check it against the manifest: dtype and shape always, then the SHA-256.
+
+    Args:
+        path: the ``.npy`` file.
+        dtype, shape: what the manifest implies (uint8 (N, H, W, C) images or int64 (N,) labels).
+        digest: the manifest's SHA-256 of the file.
+        fix: the command that rebuilds the cache, quoted in the error.
+        mmap: return a read-only memory map instead of reading the file into memory.
+        rehash: hash the file even if this process already hashed it unchanged (``data verify``).
+    """
+
+    def corrupt(why: str) -> DatasetError:
+        return DatasetError(f"{why}: the cache is corrupt; rebuild it with `{fix}`", path)
+
+    if not path.is_file():
+        raise corrupt("file listed in the manifest is missing")
+    try:
+        array = np.load(path, mmap_mode="r" if mmap else None)  # a short file fails here, a long one at the hash
+    except (OSError, ValueError, EOFError) as exc:
+        raise corrupt(f"not a readable .npy array ({exc})") from None
+    if (array.dtype, array.shape, array.flags.c_contiguous) != (dtype, shape, True):
+        raise corrupt(f"holds {array.dtype} {array.shape} where the manifest says {dtype} {shape}")
+    found = file_sha256(path) if rehash else _hash_once(path)
+    if rehash:
+        _remember(path, found)
+    if found != digest:
+        raise corrupt("content hash differs from the manifest")
+    return array
+
+
+def _load_checked(cache_dir: Path, manifest: dict[str, Any], split: str, *, mmap: bool, rehash: bool) -> Split:
+    """Both arrays of ``split``, each checked against the manifest (see ``_load_array``)."""
+    info = manifest["splits"][split]
+    fix = prepare_command(manifest, cache_dir.name)
+    shape = (info["n"], *manifest["image_shape"][split])
+    images = _load_array(cache_dir / f"{split}_images.npy", np.dtype(np.uint8), shape, info["images_sha256"], fix,
+                         mmap=mmap, rehash=rehash)
+    labels = _load_array(cache_dir / f"{split}_labels.npy", np.dtype(np.int64), (info["n"],), info["labels_sha256"],
+                         fix, mmap=False, rehash=rehash)
+    return Split(images=images, labels=labels)
 
 
 def load_split(cache_dir: str | Path, split: str, mmap: bool = True) -> Split:
-    """Load one split of a complete cache; images are a read-only memory map when ``mmap``."""
+    """Load one split of a complete cache, checked against its manifest; images are a read-only memory map
+    when ``mmap``.
+
+    Every call checks the manifest's fields, and each array's dtype, shape and file identity (a stat); the
+    first call for a file in this process, or after its size or modification time changed, also hashes it
+    (SHA-256; about 1 s per GB, see docs/PERFORMANCE.md).
+
+    Raises:
+        DatasetError: the split is not in the cache, or a file disagrees with the manifest; the message gives
+            the ``python -m benchmark data prepare`` command that rebuilds the cache.
+    """
     cache_dir = Path(cache_dir)
     manifest = read_manifest(cache_dir)
     if split not in manifest["splits"]:
         raise DatasetError(f"split {split!r} not in cache (has {sorted(manifest['splits'])})", cache_dir)
-    images = np.load(cache_dir / f"{split}_images.npy", mmap_mode="r" if mmap else None)
-    labels = np.load(cache_dir / f"{split}_labels.npy")
-    return Split(images=images, labels=labels)
+    return _load_checked(cache_dir, manifest, split, mmap=mmap, rehash=False)
 
 
-def verify_cache(cache_dir: str | Path) -> dict[str, Any]:
-    """Re-hash every array of a cache against its manifest.
+def verify_cache(cache_dir: str | Path, dataset: str | None = None) -> dict[str, Any]:
+    """Re-hash every array of a cache and check it against every manifest field it relies on.
+
+    Args:
+        cache_dir: the cache folder.
+        dataset: when given, the manifest must be of this dataset.
 
     Returns:
-        ``{"dataset", "splits": {split: {"n", "class_counts"}}}`` (the ``data verify --json`` shape).
+        ``{"dataset", "splits": {split: {"n", "class_counts"}}}`` (the ``data verify --json`` shape; class
+        counts in the canonical order).
 
     Raises:
-        DatasetError: naming the first file whose hash, length or labels disagree with the manifest.
+        DatasetError: one line naming the first file (or manifest field) that disagrees, and the command that
+            rebuilds the cache; never another exception for a malformed manifest.
     """
     cache_dir = Path(cache_dir)
     manifest = read_manifest(cache_dir)
-    report: dict[str, Any] = {"dataset": manifest.get("dataset"), "splits": {}}
+    fix = prepare_command(manifest, cache_dir.name)
+    if dataset is not None and manifest["dataset"] != dataset:
+        raise DatasetError(f"the manifest is of dataset {manifest['dataset']!r}, not {dataset!r}; rebuild the cache "
+                           f"with `{prepare_command({}, dataset)}`", cache_dir / MANIFEST)
+    report: dict[str, Any] = {"dataset": manifest["dataset"], "splits": {}}
     for split, info in manifest["splits"].items():
-        for kind in ("images", "labels"):
-            path = cache_dir / f"{split}_{kind}.npy"
-            if not path.is_file():
-                raise DatasetError("file listed in the manifest is missing", path)
-            if file_sha256(path) != info[f"{kind}_sha256"]:
-                raise DatasetError("content hash differs from the manifest: the cache is corrupt", path)
-        labels = np.load(cache_dir / f"{split}_labels.npy")
-        if len(labels) != info["n"] or class_counts(labels.tolist()) != info["class_counts"]:
-            raise DatasetError("labels disagree with the manifest's counts", cache_dir / f"{split}_labels.npy")
+        labels = _load_checked(cache_dir, manifest, split, mmap=True, rehash=True).labels
+        labels_path = cache_dir / f"{split}_labels.npy"
+        if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
+            raise DatasetError(f"labels outside 0..{NUM_CLASSES - 1}; rebuild the cache with `{fix}`", labels_path)
+        if class_counts(labels.tolist()) != info["class_counts"]:
+            raise DatasetError(f"labels disagree with the manifest's class counts; rebuild the cache with `{fix}`",
+                               labels_path)
         counts = {name: info["class_counts"][name] for name in CLASS_NAMES}  # canonical order, not JSON's sorted one
         report["splits"][split] = {"n": info["n"], "class_counts": counts}
     return report

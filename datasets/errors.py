@@ -6,7 +6,7 @@ from pathlib import Path
 
 
 class DatasetError(Exception):
-    """A problem with a dataset on disk, reported as ``path:line: message``.
+    """A problem with a dataset on disk, reported as one line ``path:line: message``.
 
     Args:
         message: what is wrong and, where useful, what was expected.
@@ -15,6 +15,7 @@ class DatasetError(Exception):
     """
 
     def __init__(self, message: str, path: str | Path | None = None, line: int | None = None) -> None:
+        message = " ".join(message.splitlines())  # one line, whatever an underlying library's message held
         self.message = message
         self.path = None if path is None else Path(path)
         self.line = line

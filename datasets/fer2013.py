@@ -18,7 +18,8 @@ never re-reads the CSV.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,51 +37,86 @@ SIDE = 48
 #: FER2013 emotion code -> canonical index.
 LABEL_MAP = code_map(dict(enumerate(FER2013_TO_CANONICAL)))
 USAGE_SPLIT = {"Training": "train", "PublicTest": "test", "PrivateTest": "test"}
+#: A pixel string: ASCII digits separated by whitespace.
+_PIXELS = re.compile(r"\s*[0-9]+(?:\s+[0-9]+)*\s*", re.ASCII)
+
+
+def _short(text: str, width: int = 24) -> str:
+    """``text`` cut to ``width`` characters (a header that is really a data row holds 2304 pixel values)."""
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _csv_header(reader: Any, path: Path, required: tuple[str, ...]) -> list[str]:
+    """The stripped column names of the first row; a DatasetError (line 1) unless each of ``required`` is
+    named exactly once."""
+    try:
+        header = [name.strip() for name in next(reader, [])]
+    except csv.Error as exc:
+        raise DatasetError(f"unreadable CSV header: {exc}", path, 1) from None
+    if not header:
+        raise DatasetError(f"the CSV file is empty; expected a header naming {list(required)}", path)
+    shown = [_short(name) for name in header[:8]] + (["..."] if len(header) > 8 else [])
+    absent = [name for name in required if name not in header]
+    if len(absent) == len(required):
+        raise DatasetError(f"no CSV header: the first line {shown} names none of {list(required)}", path, 1)
+    if absent:
+        raise DatasetError(f"CSV header {shown} lacks column(s) {absent}; expected {list(required)}", path, 1)
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:
+        raise DatasetError(f"CSV header {shown} names column(s) {twice} more than once", path, 1)
+    return header
 
 
 def csv_records(path: Path, required: tuple[str, ...]) -> Iterator[Record | DatasetError]:
-    """Records of a CSV file whose header row names (at least) ``required``.
+    """Records of a CSV file whose header row names (at least, and once each) ``required``.
 
     Header names and values are stripped; spaces after commas (the ICML variant) are skipped before
-    quote handling. A row with another field count, or unparsable CSV, comes as its DatasetError. A
-    header lacking a required column raises at once (line 1).
+    quote handling. Every record is one line: a row with another field count, or unparsable CSV, comes as
+    its DatasetError at the line the row starts. A bad header, a row running over several lines (an
+    unterminated quote: the rows after it cannot be told apart) or a file without any row raises.
     """
     with open(path, newline="", encoding="utf-8", errors="replace") as handle:
         reader = csv.reader(handle, skipinitialspace=True)
-        try:
-            header = [name.strip() for name in next(reader, [])]
-        except csv.Error as exc:
-            raise DatasetError(f"unreadable CSV header: {exc}", path, 1) from None
-        absent = [name for name in required if name not in header]
-        if absent:
-            raise DatasetError(f"CSV header {header} lacks column(s) {absent}; expected {list(required)}", path, 1)
+        header = _csv_header(reader, path, required)
+        rows = 0
         while True:
+            start = reader.line_num + 1
             try:
                 row = next(reader)
             except StopIteration:
-                return
+                break
             except csv.Error as exc:
-                yield DatasetError(f"unreadable CSV row: {exc}", path, reader.line_num)
+                if reader.line_num > start:  # e.g. "field larger than field limit" after an opened quote
+                    raise DatasetError(f"unterminated quote: the row runs on to line {reader.line_num} ({exc})",
+                                       path, start) from None
+                yield DatasetError(f"unreadable CSV row: {exc}", path, start)
                 continue
             if not row:
                 continue
+            rows += 1
+            if reader.line_num > start:  # the rest of the file cannot be split into rows: not skippable
+                raise DatasetError(f"unterminated quote: the row runs on to line {reader.line_num}", path, start)
             if len(row) != len(header):
                 message = f"expected {len(header)} comma-separated fields {header}, got {len(row)}"
-                yield DatasetError(message, path, reader.line_num)
-                continue
-            yield Record(path, reader.line_num, dict(zip(header, row)))
+                yield DatasetError(message, path, start)
+            else:
+                yield Record(path, start, dict(zip(header, row)))
+        if rows == 0:
+            raise DatasetError("the CSV file has a header but no data row", path)
 
 
 def decode_pixels(pixels: str, path: Path, line: int | None) -> np.ndarray:
-    """A 2304-value pixel string -> uint8 (48, 48, 1); a DatasetError at ``path:line`` when malformed."""
+    """A 2304-value pixel string -> uint8 (48, 48, 1); a DatasetError at ``path:line`` when malformed.
+
+    Values must be ASCII digits (NumPy, like ``int``, would also read ``1_0`` or ``٣``).
+    """
     values = pixels.split()
     if len(values) != SIDE * SIDE:
         message = f"pixel string has {len(values)} values, expected {SIDE * SIDE} ({SIDE}x{SIDE})"
         raise DatasetError(message, path, line)
-    try:
-        array = np.array(values, dtype=np.int64)
-    except ValueError:
-        raise DatasetError("pixel string holds a value that is not an integer", path, line) from None
+    if _PIXELS.fullmatch(pixels) is None:
+        raise DatasetError("pixel string holds a value that is not an integer in ASCII digits", path, line)
+    array = np.array(values, dtype=np.int64)
     if array.min() < 0 or array.max() > 255:
         raise DatasetError(f"pixel values must lie in 0..255, got {array.min()}..{array.max()}", path, line)
     return array.astype(np.uint8).reshape(SIDE, SIDE, 1)
@@ -126,5 +162,5 @@ class Fer2013(AnnotatedRawDataset):
         """uint8 (48, 48, 1) from the sample's pixel string (no file is read)."""
         return decode_pixels(sample.ref, sample.source, sample.line)
 
-    def manifest_extras(self) -> dict[str, Any]:
+    def manifest_extras(self, written: Mapping[str, Sequence[RawSample]]) -> dict[str, Any]:
         return {"csv": self._csv_name} if self._csv_name else {}

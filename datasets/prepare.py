@@ -7,7 +7,6 @@ exception or Ctrl-C at any point leaves the previous complete cache or none, nev
 
 from __future__ import annotations
 
-import logging
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -25,8 +24,6 @@ from datasets.errors import DatasetError
 from datasets.labels import CLASS_NAMES
 from datasets.progress import progress_bar
 from datasets.raw import RawDataset, RawSample
-
-logger = logging.getLogger(__name__)
 
 #: Rows copied at a time when compacting a split after skipped records.
 _COPY_CHUNK = 1024
@@ -61,8 +58,8 @@ def _write_split(
     root: Path,
     bad: BadRecords,
     progress: Progress,
-) -> np.ndarray:
-    """Decode ``samples`` into ``writer``'s ``split``; returns the int64 labels actually written.
+) -> list[RawSample]:
+    """Decode ``samples`` into ``writer``'s ``split``; returns the samples actually written, in cache order.
 
     Without skipping, images go straight into the cache's memory map. With ``bad.skip`` they go to a
     scratch memory map first and only the good rows are copied over, as the final N is known only
@@ -85,14 +82,14 @@ def _write_all(
     *,
     decode: Callable[[RawSample], np.ndarray],
     advance: Callable[[], None],
-) -> np.ndarray:
+) -> list[RawSample]:
     """Decode every sample straight into the cache's ``split`` (the first bad record raises)."""
     images, labels = writer.create_split(split, len(samples), *shape)
     for i, sample in enumerate(samples):
         images[i] = decode(sample)
         labels[i] = sample.label
         advance()
-    return labels
+    return samples
 
 
 def _write_skipping_bad(
@@ -104,38 +101,49 @@ def _write_skipping_bad(
     decode: Callable[[RawSample], np.ndarray],
     advance: Callable[[], None],
     bad: BadRecords,
-) -> np.ndarray:
-    """Decode into a scratch memory map next to the cache, reporting bad records to ``bad``, then copy the good rows."""
+) -> list[RawSample]:
+    """Decode into a scratch memory map next to the cache, reporting bad records to ``bad``, then copy the good rows.
+
+    A split whose every sample is bad is a DatasetError (an empty split is never written).
+    """
     with tempfile.TemporaryDirectory(prefix=f".{writer.final_dir.name}.scratch-", dir=writer.final_dir.parent) as tmp:
         scratch = np.lib.format.open_memmap(Path(tmp) / "images.npy", mode="w+", dtype=np.uint8,
                                             shape=(len(samples), *shape))
-        kept: list[int] = []
+        kept: list[RawSample] = []
         for sample in samples:
             try:
                 scratch[len(kept)] = decode(sample)
             except DatasetError as error:
                 bad(error)
             else:
-                kept.append(sample.label)
+                kept.append(sample)
             advance()
+        if not kept:
+            first = bad.errors[-len(samples)]
+            message = (f"every {split} image is bad ({len(samples)} skipped), leaving the split empty; "
+                       f"first: {first.message}")
+            raise DatasetError(message, first.path, first.line)
         images, labels = writer.create_split(split, len(kept), *shape)
         for start in range(0, len(kept), _COPY_CHUNK):
             stop = min(start + _COPY_CHUNK, len(kept))
             images[start:stop] = scratch[start:stop]
-        labels[:] = kept
+        labels[:] = [sample.label for sample in kept]
         del scratch
-    return labels
+    return kept
 
 
-def _empty_classes(name: str, labels: dict[str, np.ndarray]) -> dict[str, list[str]]:
-    """Class names without a sample, per split; each one is warned about loudly."""
+def _empty_classes(name: str, written: dict[str, list[RawSample]]) -> dict[str, list[str]]:
+    """Class names without a sample, per split; one ``EmptyClassWarning`` per split that lacks any.
+
+    The warning is the only channel (it used to be logged as well, so the CLI printed it twice).
+    """
     empty: dict[str, list[str]] = {}
-    for split, split_labels in labels.items():
-        present = set(np.unique(split_labels).tolist())
+    for split, samples in written.items():
+        present = {sample.label for sample in samples}
         empty[split] = [cls for index, cls in enumerate(CLASS_NAMES) if index not in present]
-        for cls in empty[split]:
-            message = f"{name} {split} split has no sample of class {cls!r}"
-            logger.warning(message)
+        if empty[split]:
+            listed = ", ".join(repr(cls) for cls in empty[split])
+            message = f"{name} {split} split has no sample of class {listed}"
             warnings.warn(message, EmptyClassWarning, stacklevel=3)
     return empty
 
@@ -151,7 +159,7 @@ def prepare_raw(dataset: RawDataset, root: Path, out_dir: Path, *, skip_bad: boo
             them in the manifest under ``skipped``.
 
     Returns:
-        The manifest written: ``dataset``, ``image_size`` (px), ``channels``, ``annotation_sha256``
+        The manifest written: ``dataset``, ``parser_version``, ``image_size`` (px), ``channels``, ``annotation_sha256``
         (relative file name -> hash), ``skipped`` ({"count", "records": [{"file", "line", "error"}]}),
         ``empty_classes`` (split -> class names), the parser's ``manifest_extras()``, plus what
         ``CacheWriter`` adds (format, splits with sizes, class counts and array hashes).
@@ -172,6 +180,7 @@ def prepare_raw(dataset: RawDataset, root: Path, out_dir: Path, *, skip_bad: boo
             }
         writer.manifest.update(
             dataset=dataset.name,
+            parser_version=dataset.version,
             image_size=dataset.image_size,
             channels=dataset.channels,
             raw_root=str(root),
@@ -180,6 +189,6 @@ def prepare_raw(dataset: RawDataset, root: Path, out_dir: Path, *, skip_bad: boo
             skip_bad=skip_bad,
             skipped={"count": len(bad.errors), "records": bad.records()},
             empty_classes=_empty_classes(dataset.name, written),
-            **dataset.manifest_extras(),
+            **dataset.manifest_extras(written),
         )
     return read_manifest(out_dir)

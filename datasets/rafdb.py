@@ -58,8 +58,9 @@ class RafDB(SingleAnnotationDataset):
             if split is None:
                 raise record.error(f"image name {name!r} starts with neither `train_` nor `test_`")
             label = record.label("label", LABEL_MAP)
-            source = root / IMAGES / aligned_name(name)
-            return split, RawSample(label=label, source=source, line=record.line, ref=ImageRef(annotation))
+            listed = record.path_in("image_name", root, IMAGES)
+            source = listed.with_name(aligned_name(listed.name))
+            return split, RawSample(label=label, source=source, line=record.line, ref=ImageRef(annotation), key=name)
 
         return split_by_name(read_whitespace_file(annotation, COLUMNS, parse, bad))
 

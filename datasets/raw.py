@@ -8,6 +8,7 @@ array of the dataset's cached size. Both raise ``DatasetError`` naming the file 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,6 +26,8 @@ class RawSample:
         line: 1-based line of its annotation (None when the annotation is not line-based).
         ref: whatever ``decode`` needs beyond ``source`` (a crop box, a pixel string...).
         group: samples sharing a group must fall in the same split (ExpW: the photo's file name).
+        key: the record's identity in the release, unique across all splits (RAF-DB: the image name; ExpW:
+            ``image_name:face_id``; AFE: path and box); None where the release has no key (FER2013 rows).
     """
 
     label: int
@@ -32,6 +35,7 @@ class RawSample:
     line: int | None = None
     ref: Any = None
     group: str | None = None
+    key: str | None = None
 
 
 class RawDataset(ABC):
@@ -42,12 +46,16 @@ class RawDataset(ABC):
         image_size: side length in pixels of the cached (square) images.
         channels: 1 for grey releases (replicated to 3 at load time, never in the cache), else 3.
         layout: a human description of the expected raw tree, quoted in "missing root" errors.
+        version: recorded in the manifest as ``parser_version``; bump it whenever ``decode`` or ``index``
+            gives other pixels, labels or splits for the same valid release, so that older caches are
+            refused with the command that rebuilds them (``datasets.registry.ensure``).
     """
 
     name: ClassVar[str]
     image_size: ClassVar[int]
     channels: ClassVar[int]
     layout: ClassVar[str]
+    version: ClassVar[int] = 1
 
     def __init__(self, split_seed: int = 0) -> None:
         self.split_seed = split_seed
@@ -64,6 +72,11 @@ class RawDataset(ABC):
     def annotation_files(self, root: Path) -> list[Path]:
         """The annotation files whose hashes go into the manifest."""
 
-    def manifest_extras(self) -> dict[str, Any]:
-        """Dataset-specific manifest fields (e.g. ExpW's split seed and index hash)."""
+    def manifest_extras(self, written: Mapping[str, Sequence[RawSample]]) -> dict[str, Any]:
+        """Dataset-specific manifest fields (e.g. ExpW's split seed and test-index hash).
+
+        Args:
+            written: split -> the samples actually written to the cache, in cache order (without any
+                sample skipped by ``--skip-bad``), so that the fields describe the cache, not the index.
+        """
         return {}

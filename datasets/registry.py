@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-from datasets.cache import Split, is_complete, load_split, read_manifest
+from datasets.cache import Split, is_complete, load_split, read_manifest, verify_cache
 from datasets.errors import DatasetError
+from datasets.manifest import MANIFEST, prepare_command
 from datasets.raw import RawDataset
 
 
@@ -87,20 +89,53 @@ def _synthetic_is_current(name: str, out: Path) -> bool:
     return read_manifest(out).get("generator") == generator_signature(name)
 
 
+def check_current(name: str, out: Path) -> dict[str, Any]:
+    """The manifest of raw release ``name``'s cache at ``out`` when the current parser would write the same.
+
+    Raises:
+        DatasetError: the cache was made by another parser version or at another image size or channel count
+            (e.g. AFE and ExpW at 112 px before parser version 2), naming the command that rebuilds it with the
+            options it was prepared with. It is not rebuilt automatically: that may take an hour on a real
+            release, and the user chose the options.
+    """
+    manifest = read_manifest(out)
+    parser = raw_datasets()[name]
+    made = (manifest.get("parser_version", 1), manifest["image_size"], manifest["channels"])
+    if (manifest["dataset"], *made) != (name, parser.version, parser.image_size, parser.channels):
+        raise DatasetError(
+            f"the cache of {manifest['dataset']!r} was prepared by parser version {made[0]} at {made[1]} px x "
+            f"{made[2]} channel(s); this version caches {name!r} by parser version {parser.version} at "
+            f"{parser.image_size} px x {parser.channels}: rebuild it with `{prepare_command(manifest, name)}`",
+            out / MANIFEST,
+        )
+    return manifest
+
+
+def verify(name: str) -> dict[str, Any]:
+    """``data verify``: every array of ``name``'s cache re-hashed, and a raw release's cache checked current."""
+    _check_name(name)
+    out = cache_dir(name)
+    if name not in synthetic_names():
+        check_current(name, out)
+    return verify_cache(out, dataset=name)
+
+
 def ensure(name: str) -> Path:
     """The cache folder of ``name``, building it first when missing.
 
     Synthetic domains are (re)generated when absent or made by another generator version. A raw
-    release is prepared from ``raw_root(name)`` when that folder exists; otherwise the error says how
-    to prepare it.
+    release's cache must have been made by the current parser (``check_current``; otherwise the error
+    names the command to rebuild it); a missing one is prepared from ``raw_root(name)`` when that folder
+    exists; otherwise the error says how to prepare it.
     """
     _check_name(name)
     out = cache_dir(name)
-    if is_complete(out):
-        if name not in synthetic_names() or _synthetic_is_current(name, out):
-            return out
-        return prepare(name)
-    if name in synthetic_names() or raw_root(name).exists():
+    if name in synthetic_names():
+        return out if is_complete(out) and _synthetic_is_current(name, out) else prepare(name)
+    if (out / MANIFEST).exists():
+        check_current(name, out)
+        return out
+    if raw_root(name).exists():
         return prepare(name)
     raise DatasetError(
         f"dataset {name!r} is not prepared and no raw release was found at {raw_root(name)}; run "

@@ -8,6 +8,8 @@ class is present in every split when a split has at least that many samples. Det
 
 from __future__ import annotations
 
+import struct
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -142,29 +144,62 @@ def make_expw(root: Path, n_photos: int = 42, *, classes: Sequence[int] = ALL_CL
 
 
 def make_afe(root: Path, n_train: int = 14, n_test: int = 7, *, layout: str = "clup",
-             classes: Sequence[int] = ALL_CLASSES, seed: int = 0) -> dict[str, list[int]]:
+             classes: Sequence[int] = ALL_CLASSES, seed: int = 0, image: tuple[int, int] = AFE_IMAGE,
+             box: tuple[int, int, int, int] = AFE_BOX) -> dict[str, list[int]]:
     """AFE in the CluP (``annos/TrainTest``) or CD-FER (``AsianMovie_0725_0730``) layout, PNG images.
 
-    Images sit in per-film subfolders (the annotation path is relative to the image folder). Returns
-    canonical labels per split.
+    Images (``image`` = (width, height), face at ``box``) sit in per-film subfolders (the annotation path
+    is relative to the image folder). Returns canonical labels per split.
     """
     spec = {"clup": afe.CLUP, "cd-fer": afe.CDFER}[layout]
     to_code = {canonical: code for code, canonical in spec.codes.items()}
     rng = np.random.default_rng(seed)
     expected = {"train": _labels(n_train, classes), "test": _labels(n_test, classes, offset=3)}
-    left, top, right, bottom = AFE_BOX
+    left, top, right, bottom = box
     for split, labels in expected.items():
         lines = []
         for i, label in enumerate(labels):
             relative = f"film_{i % 3}/{split}_{i:04d}.png"
             path = root / spec.images / relative
             path.parent.mkdir(parents=True, exist_ok=True)
-            _photo(AFE_IMAGE, [(AFE_BOX, label)], rng).save(path)
+            _photo(image, [(box, label)], rng).save(path)
             lines.append(f"{relative} {left} {top} {right} {bottom} {to_code[label]}\n")
         annotation = root / spec.lists[split]
         annotation.parent.mkdir(parents=True, exist_ok=True)
         annotation.write_text("".join(lines))
     return expected
+
+
+def set_line(path: Path, line: int, text: str) -> None:
+    """Replace 1-based ``line`` of a text file (append when ``line`` is one past the end)."""
+    lines = path.read_text().splitlines()
+    if line == len(lines) + 1:
+        lines.append(text)
+    else:
+        lines[line - 1] = text
+    path.write_text("\n".join(lines) + "\n")
+
+
+def png_bytes(width: int, height: int, *, bit_depth: int = 8, colour_type: int = 0, rows: bytes = b"") -> bytes:
+    """A PNG file written by hand: signature, IHDR, one IDAT of ``rows`` (each row prefixed by filter 0), IEND.
+
+    With empty ``rows`` it is a header without pixels: enough for Pillow's size check at ``Image.open``
+    (a decompression bomb of any size costs nothing to write).
+    """
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def png16(values: np.ndarray) -> bytes:
+    """A 16-bit PNG of uint16 ``values``: (H, W) grey (Pillow mode ``I;16``) or (H, W, 3) RGB (48 bits a pixel)."""
+    big_endian = values.astype(">u2")
+    rows = b"".join(b"\x00" + row.tobytes() for row in big_endian)
+    colour_type = 0 if values.ndim == 2 else 2
+    return png_bytes(values.shape[1], values.shape[0], bit_depth=16, colour_type=colour_type, rows=rows)
 
 
 def assert_face_colours(images: np.ndarray, labels: np.ndarray, tolerance: float = 16.0) -> None:

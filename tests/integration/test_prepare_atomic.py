@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +39,11 @@ def crash_after(monkeypatch: pytest.MonkeyPatch, n_ok: int, exc: BaseException) 
 
 
 def leftovers(out: Path) -> list[str]:
-    """Temporary or scratch folders of ``out`` left in its parent."""
+    """Temporary or scratch folders of ``out`` left in its parent (the writers' lock file stays, by design)."""
     if not out.parent.exists():
         return []
-    return sorted(p.name for p in out.parent.iterdir() if p.name.startswith(f".{out.name}."))
+    lock = f".{out.name}.lock"
+    return sorted(p.name for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.") and p.name != lock)
 
 
 @pytest.mark.parametrize("exc", [RuntimeError("disk on fire"), KeyboardInterrupt()], ids=["exception", "ctrl-c"])
@@ -73,6 +77,39 @@ def test_crash_keeps_previous_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert verify_cache(out)["splits"]["train"]["n"] == 14
     assert leftovers(out) == []
     assert registry.ensure("rafdb") == out
+
+
+#: Run in a child process: prepare RAF-DB with --skip-bad and SIGKILL itself at the 18th image (in the test split).
+KILLED_PREPARE = """
+import os, signal, sys
+from pathlib import Path
+from datasets import registry
+from datasets.rafdb import RafDB
+
+original, calls = RafDB.decode, [0]
+
+def decode(self, root, sample):
+    calls[0] += 1
+    if calls[0] > 17:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return original(self, root, sample)
+
+RafDB.decode = decode
+registry.prepare("rafdb", raw=Path(sys.argv[1]), skip_bad=True)
+"""
+
+
+def test_killed_prepare_is_cleaned_up_by_the_next(tmp_path: Path) -> None:
+    """SIGKILL runs no cleanup: the temporary and scratch folders stay until the next prepare removes them."""
+    rf.make_rafdb(tmp_path / "raw")
+    out = registry.cache_dir("rafdb")
+    killed = subprocess.run([sys.executable, "-c", KILLED_PREPARE, str(tmp_path / "raw")], capture_output=True,
+                            text=True, env=dict(os.environ), cwd=Path(__file__).parents[2], timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    assert not out.exists()
+    assert [name.split("-")[0] for name in leftovers(out)] == [".rafdb.scratch", ".rafdb.tmp"]
+    registry.prepare("rafdb", raw=tmp_path / "raw")  # the killed writer's lock went with it: no wait
+    assert leftovers(out) == [] and verify_cache(out)["splits"]["test"]["n"] == 7
 
 
 def test_skip_bad_records_in_manifest(tmp_path: Path) -> None:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
+from benchmark.cli import main
 from datasets import afe, expw, fer2013, rafdb, registry
 from datasets.cache import file_sha256, load_split, read_manifest, verify_cache
+from datasets.errors import DatasetError
 from datasets.labels import CLASS_NAMES, NUM_CLASSES, class_counts
 from tests import raw_fixtures as rf
 
@@ -60,7 +65,64 @@ def test_round_trip(case: str, tmp_path: Path) -> None:
 
 def test_cached_sizes() -> None:
     sizes = {name: (cls.image_size, cls.channels) for name, cls in registry.raw_datasets().items()}
-    assert sizes == {"rafdb": (100, 3), "fer2013": (48, 1), "expw": (112, 3), "afe": (112, 3)}
+    assert sizes == {"rafdb": (100, 3), "fer2013": (48, 1), "expw": (160, 3), "afe": (160, 3)}
+
+
+def test_afe_crop_cached_at_160_without_resampling(tmp_path: Path) -> None:
+    """A 160 x 160 face box is cached pixel for pixel: the paper profile's size, never a resampled 112."""
+    rf.make_afe(tmp_path / "raw", n_train=7, n_test=7, image=(200, 180), box=(30, 10, 190, 170))
+    out = registry.prepare("afe", raw=tmp_path / "raw")
+    sample = afe.Afe().index(tmp_path / "raw")["train"][0]
+    with Image.open(sample.source) as photo:
+        crop = np.asarray(photo.convert("RGB"))[10:170, 30:190]
+    np.testing.assert_array_equal(load_split(out, "train").images[0], crop)
+
+
+@pytest.mark.parametrize("colour", [False, True], ids=["grey", "rgb"])
+def test_16bit_png_is_scaled_not_clipped(colour: bool, tmp_path: Path) -> None:
+    """16-bit PNGs are converted, never clipped at 255: grey (Pillow mode I;16) is scaled by us,
+    v -> round(v * 255 / 65535); RGB comes out of Pillow as its high byte, v >> 8 (within one level)."""
+    rf.make_afe(tmp_path / "raw", n_train=7, n_test=7, image=(160, 160), box=(0, 0, 160, 160))
+    ramp = (np.arange(160 * 160, dtype=np.int64).reshape(160, 160) * 65535 // (160 * 160 - 1)).astype(np.uint16)
+    values = np.stack([ramp, ramp[::-1], ramp.T], axis=2) if colour else ramp
+    sample = afe.Afe().index(tmp_path / "raw")["train"][0]
+    sample.source.write_bytes(rf.png16(values))
+    with Image.open(sample.source) as opened:
+        assert opened.mode == ("RGB" if colour else "I;16")
+    out = registry.prepare("afe", raw=tmp_path / "raw")
+    wide = values.astype(np.int64)
+    expected = (wide >> 8) if colour else np.repeat(((wide + 128) // 257)[..., None], 3, axis=2)
+    np.testing.assert_array_equal(load_split(out, "train").images[0], expected.astype(np.uint8))
+    assert expected.max() == 255 and expected.min() == 0 and len(np.unique(expected)) == 256
+
+
+@pytest.mark.parametrize("name, make, options", [
+    ("afe", rf.make_afe, []),
+    ("expw", rf.make_expw, ["--split-seed", "3"]),
+])
+def test_cache_of_an_older_parser_is_refused(
+    name: str, make: Callable[[Path], object], options: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A 112-px cache (parser version 1) is never used: the error gives the exact command that rebuilds it."""
+    make(tmp_path / "raw")
+    parser = registry.raw_datasets()[name]
+    with monkeypatch.context() as old:
+        old.setattr(parser, "image_size", 112)
+        old.setattr(parser, "version", 1)
+        assert main(["data", "prepare", name, "--raw", str(tmp_path / "raw"), *options]) == 0
+    manifest = read_manifest(registry.cache_dir(name))
+    assert (manifest["image_size"], manifest["parser_version"]) == (112, 1)
+    command = " ".join(["python -m benchmark data prepare", name, "--raw", str(tmp_path / "raw"), *options])
+    message = re.escape(f"at 112 px x 3 channel(s); this version caches {name!r} by parser version 2 at 160 px x 3: "
+                        f"rebuild it with `{command}`")
+    for use in (registry.ensure, lambda n: registry.load(n, "train"), registry.verify):
+        with pytest.raises(DatasetError, match=message):
+            use(name)
+    capsys.readouterr()
+    assert main(command.split()[3:]) == 0  # the command as printed
+    assert registry.load(name, "train").images.shape[1:] == (160, 160, 3)
+    assert read_manifest(registry.ensure(name))["parser_version"] == 2
 
 
 def test_fer2013_pixels_exact(tmp_path: Path) -> None:
@@ -112,13 +174,14 @@ def test_expw_round_trip(tmp_path: Path) -> None:
     total = 0
     for split in ("train", "test"):
         data = load_split(out, split)
-        assert data.images.shape == (len(index[split]), 112, 112, 3) and data.images.dtype == np.uint8
+        assert data.images.shape == (len(index[split]), 160, 160, 3) and data.images.dtype == np.uint8
         assert data.labels.tolist() == [s.label for s in index[split]]
         rf.assert_face_colours(np.asarray(data.images), data.labels)
         total += len(data)
     assert total == len(faces)
     assert manifest["split_seed"] == 3 and "grouped-stratified" in manifest["split_method"]
-    assert manifest["test_index_sha256"] == parser.manifest_extras()["test_index_sha256"]
+    assert manifest["test_index_sha256"] == expw.index_sha256([str(s.key) for s in index["test"]])
+    assert manifest["test_groups"] == len({s.group for s in index["test"]})
     assert len(manifest["test_index_sha256"]) == 64
 
 
@@ -139,9 +202,9 @@ def test_expw_split_deterministic_grouped_stratified(tmp_path: Path) -> None:
     split_a = first.index(tmp_path)
     split_b = expw.ExpW(split_seed=7).index(tmp_path)
     other = expw.ExpW(split_seed=8)
-    other.index(tmp_path)
+    split_c = other.index(tmp_path)
     assert split_a == split_b
-    assert first.manifest_extras()["test_index_sha256"] != other.manifest_extras()["test_index_sha256"]
+    assert first.manifest_extras(split_a)["test_index_sha256"] != other.manifest_extras(split_c)["test_index_sha256"]
     groups = {split: {s.group for s in samples} for split, samples in split_a.items()}
     assert not groups["train"] & groups["test"], "a photo's faces were split across train and test"
     group_share = len(groups["test"]) / (len(groups["train"]) + len(groups["test"]))
