@@ -1,4 +1,5 @@
-"""Command line: ``python -m benchmark {list,data,source,calibrate,run,pretrain,probe,results,sweep,leaderboard,figures}``
+"""Command line: ``python -m benchmark {list,data,source,calibrate,run,pretrain,probe,results,sweep,bench,leaderboard,
+figures}``
 (contract: docs/PROTOCOL.md)."""
 
 from __future__ import annotations
