@@ -258,9 +258,9 @@ class Cdan(AdversarialAdaptation):
         return feature_dim * num_classes
 
     def discriminator_input(self, features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        return multilinear_map(features, logits.softmax(dim=1).detach())
+        return multilinear_map(features, logits.float().softmax(dim=1).detach())
 
     def sample_weights(self, logits: torch.Tensor) -> torch.Tensor | None:
         if not self.hparams["entropy_conditioning"]:
             return None
-        return 1.0 + torch.exp(-prediction_entropy(logits.detach().softmax(dim=1)))
+        return 1.0 + torch.exp(-prediction_entropy(logits.detach().float().softmax(dim=1)))

@@ -96,7 +96,7 @@ class NeighbourConsistencyMethod(Method):
         def step(indices: torch.Tensor, index: int, total: int) -> torch.Tensor:
             shot_lr_step(optimizer, index, total)
             embeddings = model.embed(augment(normalise(images[indices])))
-            probabilities = model.head.classifier(embeddings).softmax(dim=1)
+            probabilities = model.head.classifier(embeddings).float().softmax(dim=1)
             bank.update(indices, embeddings, probabilities)
             loss = self.neighbour_loss(probabilities, indices, bank, index, total)
             optimise(optimizer, loss)

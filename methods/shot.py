@@ -19,6 +19,7 @@ from methods.core.data import normalise, supervised_augmentation
 from methods.core.inference import infer
 from methods.core.inputs import SourceFreeData
 from methods.core.losses import information_maximisation
+from methods.core.precision import full_precision
 from methods.core.training import optimise, run_epochs, shot_lr_step, shot_optimizer
 
 
@@ -43,13 +44,15 @@ def shot_pseudo_labels(embeddings: torch.Tensor, probabilities: torch.Tensor) ->
 
     Returns:
         (N,) int64 labels: round 1 with soft centroids from the probabilities, round 2 with hard centroids
-        from the round-1 labels over the classes that received at least one sample.
+        from the round-1 labels over the classes that received at least one sample. The centroid and
+        similarity matmuls run with autocast disabled, in the inputs' dtype (float32 from ``infer``).
     """
     ones = torch.ones(len(embeddings), 1, device=embeddings.device, dtype=embeddings.dtype)
-    features = F.normalize(torch.cat([embeddings, ones], dim=1), dim=1)
-    labels = _nearest_centroid(features, probabilities)
-    one_hot = F.one_hot(labels, probabilities.shape[1]).to(features.dtype)
-    return _nearest_centroid(features, one_hot)
+    with full_precision(embeddings):
+        features = F.normalize(torch.cat([embeddings, ones], dim=1), dim=1)
+        labels = _nearest_centroid(features, probabilities)
+        one_hot = F.one_hot(labels, probabilities.shape[1]).to(features.dtype)
+        return _nearest_centroid(features, one_hot)
 
 
 class Shot(Method):
@@ -86,7 +89,9 @@ class Shot(Method):
         def step(indices: torch.Tensor, index: int, total: int) -> torch.Tensor:
             shot_lr_step(optimizer, index, total)
             model.head.classifier.eval()  # frozen classifier (no BN in it; kept explicit as in SHOT)
-            logits = model(augment(normalise(images[indices])))
+            # float32 logits: under bf16 autocast the softmax statistics (entropies, mean prediction) and the
+            # cross-entropy are computed in fp32 (a no-op in fp32).
+            logits = model(augment(normalise(images[indices]))).float()
             loss = hp["ent_par"] * information_maximisation(logits.softmax(dim=1))
             if hp["cls_par"] > 0:
                 loss = loss + hp["cls_par"] * F.cross_entropy(logits, pseudo[indices])

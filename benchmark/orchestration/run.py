@@ -34,6 +34,7 @@ from methods.api import Method, RunContext, Setting
 from methods.core.evaluation import evaluate
 from methods.core.inference import infer
 from methods.core.inputs import LabelledImages, OracleData, SourceFreeData, UdaData, UnlabelledImages
+from methods.core.precision import autocast_dtype, full_precision, prepare_for_training, training_numerics
 from methods.core.pseudo_labels import Selection, pseudo_label_stats
 from methods.core.seeding import derive_seed, preserved_rng, seed_everything
 
@@ -111,8 +112,9 @@ def _ssl_service(
         if ssl not in declared:
             raise UserError(f"the method asked for a {ssl} backbone that its ssl_objectives(hparams) does not declare "
                             f"({', '.join(declared) or 'none'}); declare it so its recipe is part of the run's identity")
-        with preserved_rng():
+        with preserved_rng(), full_precision(device):  # pretraining sets its own numerics
             pretrained = get_pretrained_backbone(ssl, plan.setup.target, plan.profile, plan.seed, device)
+        prepare_for_training(pretrained.backbone, plan.profile)
         built[pretrained.path.name] = bool(pretrained.info["built_now"])
         return pretrained
 
@@ -157,10 +159,10 @@ def _adapt(plan: RunPlan, device: torch.device, timer: StageTimer) -> Adapted:
     with timer.stage("data"):
         data = _method_inputs(plan.method.setting, target_train, plan.setup.source, plan.profile, device)
     built: dict[str, bool] = {}
-    with timer.stage("adapt"):
+    with timer.stage("adapt"), training_numerics(plan.profile, device):
         ctx = RunContext(device, plan.profile, method_seed, seed_everything(method_seed),
                          ssl_backbone=_ssl_service(plan, device, built))
-        model = plan.method(plan.hparams).adapt(source.model, data, ctx)
+        model = plan.method(plan.hparams).adapt(prepare_for_training(source.model, plan.profile), data, ctx)
     return Adapted(model, source, target_train, target_test, ctx, built)
 
 
@@ -208,6 +210,7 @@ def _record(plan: RunPlan, run: Adapted, scores: dict[str, Any], *, recipe: str,
             "target_test_labels_sha256": run.target_test.labels_sha256,
         },
         **timer.environment(device),
+        "precision": "fp32" if autocast_dtype(plan.profile, device) is None else "bf16",  # as resolved on this device
         **extra,
     }
 

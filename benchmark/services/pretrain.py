@@ -1,7 +1,10 @@
 """Self-supervised pretraining of a target backbone (SwAV, DeepClusterV2) on the unlabelled target train split.
 
-The result is an artifact keyed by (method, dataset, its train-split hash, backbone, image size, SSL recipe,
-seed, code version): built once, reused by every CluP run and every probe. Training writes a resumable
+The result is an artifact keyed by (method, dataset, its train-split hash, backbone with the profile's SSL stem,
+image size, numerics, SSL recipe, seed, code version): built once, reused by every CluP run and every probe.
+Each step's forward and loss run under the profile's ``training_numerics`` (bf16 autocast when asked; the
+objectives keep their scores, codes and k-means in fp32); the backbone is always channels-last here and is
+compiled when the profile asks (``methods.core.precision``). Training writes a resumable
 checkpoint every ``recipe.checkpoint_every`` epochs into ``<artifact>.partial/`` (a sibling that survives a
 kill); the next call resumes from it, bit for bit on CPU (model, optimiser, objective state and every random
 stream are restored), and the artifact itself appears only once complete.
@@ -11,9 +14,12 @@ Labels: only the images of the target train split are read (``UnlabelledImages``
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +34,11 @@ from datasets import registry
 from datasets.cache import read_manifest
 from datasets.progress import log
 from methods.core.checkpoints import load_checkpoint, save_checkpoint
+from methods.core.data import steps_per_epoch
 from methods.core.inputs import UnlabelledImages
 from methods.core.lars import LARS
 from methods.core.models import build_backbone
+from methods.core.precision import prepare_for_training, training_numerics
 from methods.core.seeding import derive_seed, rng_state, seed_everything, set_rng_state
 from methods.core.training import run_epochs
 from methods.ssl.base import SSLObjective, collapse_report
@@ -38,7 +46,8 @@ from methods.ssl.registry import get_ssl, recipe_record, ssl_recipe
 from methods.ssl.views import MultiCrop
 
 #: Bump when pretraining changes in a way that changes its result; old artifacts are then not reused.
-SSL_CODE_VERSION = 1
+#: 2: the SSL stem (``Profile.ssl_stem``) and the numerics fields in the key; bf16 autocast when asked.
+SSL_CODE_VERSION = 2
 CHECKPOINT = "checkpoint.pt"
 
 
@@ -54,12 +63,13 @@ class PretrainedBackbone:
 
 def pretrain_key(ssl: str, dataset: str, profile: Profile, seed: int, train_sha: str) -> dict[str, Any]:
     """Everything that determines a pretrained backbone (its recipe as ``recipe_record``: field set fixed for
-    key stability)."""
+    key stability; its stem is the profile's SSL stem)."""
     return {
         "ssl": ssl,
         "dataset": dataset,
         "train_images_sha256": train_sha,
-        **profile.backbone_fields(),
+        **profile.ssl_backbone_fields(),
+        **profile.numerics_fields(),
         "recipe": recipe_record(ssl, asdict(profile.ssl), profile.ssl_overrides),
         "seed": seed,
         "code_version": SSL_CODE_VERSION,
@@ -94,19 +104,22 @@ def _forward_views(backbone: nn.Module, objective: SSLObjective, views: list[tor
 
 
 @torch.no_grad()
-def _fill_bank(backbone: nn.Module, objective: SSLObjective, images: torch.Tensor, crops: MultiCrop) -> None:
-    """The initial no-grad pass that fills a memory bank with the large crops' embeddings (train mode BN)."""
-    batch = objective.recipe.batch_size
+def _fill_bank(run: _Pretraining) -> None:
+    """The initial no-grad pass that fills a memory bank with the large crops' embeddings (train mode BN, the
+    training numerics)."""
+    images, batch = run.images, run.recipe.batch_size
     for start in range(0, len(images), batch):
         indices = torch.arange(start, min(start + batch, len(images)), device=images.device)
-        large, _ = crops(images[indices])
-        objective.fill_bank(_forward_views(backbone, objective, large), indices)
+        large, _ = run.crops(images[indices])
+        with run.numerics():
+            run.objective.fill_bank(_forward_views(run.backbone, run.objective, large), indices)
 
 
 @dataclass
 class _Pretraining:
-    """One pretraining in progress: what it trains, its optimiser, views and random stream, and its history.
-    ``step`` and ``end_of_epoch`` are ``run_epochs``' callbacks."""
+    """One pretraining in progress: what it trains, its optimiser, views and random stream, the context its
+    forward passes run in (``training_numerics``), and its history. ``step`` and ``end_of_epoch`` are
+    ``run_epochs``' callbacks."""
 
     backbone: nn.Module
     feature_dim: int
@@ -116,6 +129,7 @@ class _Pretraining:
     generator: torch.Generator
     images: torch.Tensor
     checkpoint: Path
+    numerics: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
     history: list[dict[str, float]] = field(default_factory=list)
     first_epoch: int = 0
 
@@ -138,16 +152,17 @@ class _Pretraining:
     def step(self, indices: torch.Tensor, index: int, total: int) -> torch.Tensor:
         """One optimiser step on the batch ``indices`` (step ``index`` of ``total``); returns its loss."""
         recipe, objective = self.recipe, self.objective
-        per_epoch = len(self.images) // recipe.batch_size
+        per_epoch = steps_per_epoch(len(self.images), recipe.batch_size, drop_last=True)
         epoch = index // per_epoch
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(index, total, per_epoch, recipe.lr, recipe.warmup_epochs)
         objective.before_step()
-        large, small = self.crops(self.images[indices])
-        loss = objective.loss(
-            _forward_views(self.backbone, objective, large), _forward_views(self.backbone, objective, small),
-            indices, epoch,
-        )
+        large, small = self.crops(self.images[indices])  # views in fp32, outside autocast
+        with self.numerics():
+            loss = objective.loss(
+                _forward_views(self.backbone, objective, large), _forward_views(self.backbone, objective, small),
+                indices, epoch,
+            )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         objective.after_backward(epoch)
@@ -167,18 +182,22 @@ class _Pretraining:
 
 
 def _start(ssl: str, profile: Profile, *, images: torch.Tensor, seed: int, checkpoint_dir: Path) -> _Pretraining:
-    """Seed every random stream with ``seed``, then build a fresh backbone, the objective, its optimiser and
-    views on the images' device (in this order: initialisation draws from the seeded streams)."""
+    """Seed every random stream with ``seed``, then build a fresh backbone (the profile's SSL stem), the
+    objective, its optimiser and views on the images' device (in this order: initialisation draws from the
+    seeded streams). The backbone is channels-last whatever ``profile.channels_last`` (as before that field
+    existed) and compiled when ``profile.compile``."""
     recipe = ssl_recipe(profile, ssl)
     device = images.device
     generator = seed_everything(seed)
-    backbone, dim = build_backbone(profile.arch, profile.stem, profile.width)
+    backbone, dim = build_backbone(profile.arch, profile.ssl_stem or profile.stem, profile.width)
     objective = get_ssl(ssl)(dim, recipe, len(images))
     backbone, objective = backbone.to(device).to(memory_format=torch.channels_last), objective.to(device)
+    backbone = prepare_for_training(backbone, profile)
     optimizer = ssl_optimizer([*backbone.parameters(), *objective.parameters()], recipe)
     crops = MultiCrop(recipe, recipe.large_size or profile.image_size)
     return _Pretraining(backbone=backbone, feature_dim=dim, objective=objective, optimizer=optimizer, crops=crops,
-                        generator=generator, images=images, checkpoint=checkpoint_dir / CHECKPOINT)
+                        generator=generator, images=images, checkpoint=checkpoint_dir / CHECKPOINT,
+                        numerics=partial(training_numerics, profile, device))
 
 
 def _collapse(ssl: str, history: list[dict[str, float]], prototypes: int) -> dict[str, object]:
@@ -211,7 +230,7 @@ def train_ssl(
     run.backbone.train()
     run.objective.train()
     if run.first_epoch == 0 and run.objective.needs_bank():
-        _fill_bank(run.backbone, run.objective, run.images, run.crops)
+        _fill_bank(run)
     recipe, generator = run.recipe, run.generator
     stats = run_epochs(
         len(run.images), recipe.batch_size, recipe.epochs, generator, run.step, f"{ssl} {profile.name}",
@@ -247,6 +266,6 @@ def get_pretrained_backbone(ssl: str, dataset: str, profile: Profile, seed: int,
     path, built = get_or_build("ssl", key, build)
     if built:
         shutil.rmtree(partial, ignore_errors=True)
-    backbone, dim = build_backbone(profile.arch, profile.stem, profile.width)
+    backbone, dim = build_backbone(profile.arch, profile.ssl_stem or profile.stem, profile.width)
     info = load_model(path, "backbone.pt", backbone, built)
     return PretrainedBackbone(backbone=backbone.to(device).eval(), feature_dim=dim, path=path, info=info)

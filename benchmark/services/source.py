@@ -23,6 +23,7 @@ from datasets.progress import log
 from methods.core.data import resize_to_tensor
 from methods.core.evaluation import evaluate
 from methods.core.models import Classifier, build_classifier
+from methods.core.precision import prepare_for_training, training_numerics
 from methods.core.seeding import derive_seed, seed_everything
 from methods.core.training import train_supervised
 
@@ -96,11 +97,12 @@ def get_source_model(dataset: str, profile: Profile, seed: int, device: torch.de
     def build(out: Path) -> None:
         train_seed = derive_seed("source", dataset, seed)
         generator = seed_everything(train_seed)
-        model = _new_model(profile, weights).to(device)
+        model = prepare_for_training(_new_model(profile, weights).to(device), profile)
         train = split_tensors(dataset, "train", profile, device)
         labels = torch.from_numpy(train.labels).to(device)
         log(f"training the source model on {dataset} ({len(labels)} images, profile {profile.name}, seed {seed})")
-        stats = train_supervised(model, train.images, labels, profile.source, generator, f"source {dataset}")
+        with training_numerics(profile, device):
+            stats = train_supervised(model, train.images, labels, profile.source, generator, f"source {dataset}")
         test = split_tensors(dataset, "test", profile, device)
         result = evaluate(model, test.images, test.labels, profile.eval_batch_size)
         info = {**key, "train_seed": train_seed, "device": str(device), "train": stats, "source_test": result.as_record()}

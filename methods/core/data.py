@@ -15,6 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from methods.core.precision import full_precision
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -53,9 +55,19 @@ def normalise(batch: torch.Tensor) -> torch.Tensor:
     return standardise(to_unit(batch))
 
 
+class Fp32Augmentation(K.AugmentationSequential):
+    """kornia's ``AugmentationSequential``, run with autocast disabled: under bf16 autocast its affine sampling
+    grids (matmuls) would be rounded to 8 significant bits, up to 0.6 px at 160 px, and its colour jitter too.
+    Outputs are float32 for float32 inputs, whatever the surrounding precision."""
+
+    def forward(self, *args: torch.Tensor, **kwargs: object) -> torch.Tensor:
+        with full_precision(args[0]):
+            return super().forward(*args, **kwargs)
+
+
 def supervised_augmentation() -> K.AugmentationSequential:
-    """Source/oracle/SHOT training views on (B, 3, S, S) floats: flip + small affine, per-sample draws."""
-    return K.AugmentationSequential(
+    """Source/oracle/SHOT training views on (B, 3, S, S) floats: flip + small affine, per-sample draws (fp32)."""
+    return Fp32Augmentation(
         K.RandomHorizontalFlip(),
         K.RandomAffine(degrees=10.0, translate=(0.1, 0.1), scale=(0.9, 1.1), p=1.0),
     )
@@ -65,9 +77,9 @@ def strong_augmentation() -> K.AugmentationSequential:
     """The CluP authors' training views (their source and target training), batched, on [0, 1] (B, 3, S, S)
     floats: horizontal flip, random affine (35 deg, translate 0.15), colour jitter (brightness, contrast,
     saturation in [0.5, 1.5], hue +-0.5). Jitter acts before normalisation in the authors' pipeline: apply
-    it to ``to_unit(batch)``, then ``standardise``.
+    it to ``to_unit(batch)``, then ``standardise``. Runs in fp32 (``Fp32Augmentation``).
     """
-    return K.AugmentationSequential(
+    return Fp32Augmentation(
         K.RandomHorizontalFlip(),
         K.RandomAffine(degrees=35.0, translate=(0.15, 0.15), p=1.0),
         K.ColorJitter(brightness=0.5, contrast=0.5, saturation=0.5, hue=0.5, p=1.0),

@@ -1,4 +1,9 @@
-"""Eval-mode passes over a split that collect what methods and validators need, in one forward each."""
+"""Eval-mode passes over a split that collect what methods and validators need, in one forward each.
+
+Under autocast (``methods.core.precision.training_numerics``: a method's refresh pass inside training) the
+network runs in bf16, but every tensor returned here is float32, so what is computed from it (banks,
+centroids, softmax statistics) starts from float32.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +18,12 @@ from methods.core.models import Classifier
 
 @dataclass(frozen=True)
 class Outputs:
-    """Per-sample outputs of a classifier, on the images' device.
+    """Per-sample outputs of a classifier, on the images' device, float32 (also when computed under autocast).
 
     Attributes:
         features: (N, D) backbone features (after global average pooling).
         embeddings: (N, E) head features before the last linear layer (SHOT: the 256-d bottleneck).
-        logits: (N, C) float32.
+        logits: (N, C).
     """
 
     features: torch.Tensor
@@ -27,14 +32,14 @@ class Outputs:
 
     @property
     def probabilities(self) -> torch.Tensor:
-        """(N, C) softmax of the logits."""
+        """(N, C) float32 softmax of the logits."""
         return self.logits.softmax(dim=1)
 
 
 @torch.no_grad()
 def backbone_features(backbone: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """(N, C, S, S) uint8 -> (N, D) float32 features of ``backbone`` in eval mode (its mode is restored),
-    computed ``batch_size`` images at a time."""
+    computed ``batch_size`` images at a time (in bf16 under autocast, returned as float32)."""
     was_training = backbone.training
     backbone.eval()
     features = [backbone(normalise(images[start : start + batch_size])).float() for start in range(0, len(images), batch_size)]

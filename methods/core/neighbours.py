@@ -3,7 +3,9 @@
 The bank holds, for every sample of the target train split, its L2-normalised embedding (the bottleneck
 output B) and its softmax. It is filled by one eval-mode pass and the rows of each training batch are
 overwritten with that batch's detached outputs before retrieval. Similarity is the dot product of the
-normalised embeddings (cosine). Everything stays on the bank's device, batched (matmul + ``topk``).
+normalised embeddings (cosine). Everything stays on the bank's device, batched (matmul + ``topk``), and in
+fp32 under autocast too: bank entries are stored as float32 and every similarity is computed with autocast
+disabled (bf16 rounding would reorder near ties and break the cached lists' bounds).
 
 ``nearest_neighbours``, ``expanded_neighbours`` and ``reciprocal_affinity`` are the plain definitions, on
 tensors (a full search per query). NRC asks for the neighbours of 5 x 64 rows per step, 5 full searches of
@@ -19,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from methods.core.inference import infer
+from methods.core.precision import full_precision
 
 #: NRC's affinity of a neighbour that does not have the sample among its own nearest neighbours.
 NON_RECIPROCAL_AFFINITY = 0.1
@@ -37,7 +40,8 @@ def nearest_neighbours(queries: torch.Tensor, bank: torch.Tensor, k: int, exclud
     Returns:
         (Q, k) int64 bank rows, most similar first.
     """
-    similarity = queries @ bank.T
+    with full_precision(bank):
+        similarity = queries @ bank.T
     similarity.scatter_(1, exclude[:, None], float("-inf"))
     return similarity.topk(k, dim=1).indices
 
@@ -120,7 +124,8 @@ class NeighbourLists:
         """Rebuild the lists of ``rows`` (R,) by a full search of the (N, E) ``bank``, ``block`` rows at a time."""
         for start in range(0, len(rows), block):
             chunk = rows[start : start + block]
-            similarity = bank[chunk] @ bank.T
+            with full_precision(bank):
+                similarity = bank[chunk] @ bank.T
             similarity.scatter_(1, chunk[:, None], float("-inf"))
             self._set_rows(chunk, similarity)
 
@@ -202,7 +207,8 @@ class NeighbourBank:
         self.features[indices] = F.normalize(features.detach().float(), dim=1)
         self.scores[indices] = scores.detach().float()
         if self.lists is not None:
-            similarity = self.features[indices] @ self.features.T
+            with full_precision(self.features):
+                similarity = self.features[indices] @ self.features.T
             similarity.scatter_(1, indices[:, None], float("-inf"))
             self.lists.absorb(indices, similarity)
 

@@ -19,6 +19,7 @@ from datasets.progress import progress_bar
 from methods.core.data import (
     batch_indices, normalise, standardise, steps_per_epoch, strong_augmentation, supervised_augmentation, to_unit,
 )
+from methods.core.precision import full_precision
 
 StepFn = Callable[[torch.Tensor, int, int], torch.Tensor]
 
@@ -55,9 +56,10 @@ def shot_lr_step(optimizer: torch.optim.Optimizer, step: int, total_steps: int, 
 
 
 def optimise(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-    """zero_grad, backward, step."""
+    """zero_grad, backward (outside any autocast region the loss was computed in), step."""
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    with full_precision(loss):
+        loss.backward()
     optimizer.step()
 
 

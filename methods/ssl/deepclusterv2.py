@@ -14,7 +14,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from benchmark.config.errors import UserError
 from benchmark.config.profiles import SSLRecipe
+from methods.core.precision import full_precision
 from methods.ssl.base import SSLObjective
 from methods.ssl.spherical_kmeans import spherical_kmeans
 
@@ -42,8 +44,9 @@ class DeepClusterV2(SSLObjective):
     def __init__(self, feature_dim: int, recipe: DeepClusterV2Recipe, n_samples: int) -> None:
         super().__init__(feature_dim, recipe, n_samples)
         if recipe.prototypes > n_samples:
-            raise ValueError(
-                f"DeepClusterV2 needs prototypes <= samples: {recipe.prototypes} prototypes for {n_samples} images"
+            raise UserError(
+                f"DeepClusterV2 needs at most one prototype per image: ssl.deepclusterv2.prototypes={recipe.prototypes} "
+                f"for {n_samples} target train images; lower it (--set ssl.deepclusterv2.prototypes=N) or use more images"
             )
         out = recipe.projector_out
         self.register_buffer("bank", torch.zeros(recipe.large_crops, n_samples, out))
@@ -72,15 +75,17 @@ class DeepClusterV2(SSLObjective):
     def loss(
         self, z_large: list[torch.Tensor], z_small: list[torch.Tensor], indices: torch.Tensor, epoch: int
     ) -> torch.Tensor:
-        """Mean over heads of CE(cat over views of z_v @ centroids_h.T / T, assignments_h[indices] repeated)."""
+        """Mean over heads of CE(cat over views of z_v @ centroids_h.T / T, assignments_h[indices] repeated),
+        in fp32 with autocast disabled (like SwAV's scores)."""
         views = torch.cat([*z_large, *z_small]).float()
         n_views = len(z_large) + len(z_small)
         terms = []
-        for head in range(HEADS):
-            targets = self.assignments[head, indices].repeat(n_views)
-            if not bool((targets >= 0).any()):  # cross-entropy over all-ignored targets is NaN
-                continue
-            logits = views @ self.centroids[head].T / self.recipe.temperature
-            terms.append(F.cross_entropy(logits, targets, ignore_index=-1))
+        with full_precision(views):
+            for head in range(HEADS):
+                targets = self.assignments[head, indices].repeat(n_views)
+                if not bool((targets >= 0).any()):  # cross-entropy over all-ignored targets is NaN
+                    continue
+                logits = views @ self.centroids[head].T / self.recipe.temperature
+                terms.append(F.cross_entropy(logits, targets, ignore_index=-1))
         self.fill_bank(z_large, indices)
         return torch.stack(terms).mean() if terms else views.sum() * 0.0

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from methods.core.precision import full_precision
+
 # Smallest positive normal fp32: a sum that underflowed to 0 is divided by this instead (its entries are all
 # 0 or denormal, so the quotient stays <= 1 and finite).
 _TINY = torch.finfo(torch.float32).tiny
@@ -25,7 +27,7 @@ def sinkhorn_knopp(scores: torch.Tensor, epsilon: float = 0.05, iterations: int 
 
     Args:
         scores: (B, P) finite prototype scores (dot products of unit-norm z and prototypes), any float dtype,
-            e.g. fp16 under autocast. Computed in fp32 regardless.
+            e.g. bf16 under autocast. Computed in fp32 regardless (autocast is disabled inside).
         epsilon: entropic regularisation (temperature of the exponent); SwAV uses 0.05.
         iterations: rounds of (prototype, sample) normalisation; SwAV uses 3.
 
@@ -34,10 +36,11 @@ def sinkhorn_knopp(scores: torch.Tensor, epsilon: float = 0.05, iterations: int 
         samples); each column (prototype) sums to about B / P, the closer the more iterations.
     """
     n_samples, n_protos = scores.shape
-    s = scores.detach().float()
-    q = torch.exp((s - s.max()) / epsilon).T  # (P, B); the maximum entry is exp(0) = 1
-    q = q / q.sum()
-    for _ in range(iterations):
-        q = _normalise(q, dim=1, size=n_protos)  # each prototype gets total mass 1 / P
-        q = _normalise(q, dim=0, size=n_samples)  # each sample gets total mass 1 / B
-    return (q * n_samples).T
+    with full_precision(scores):  # autocast off: every op below stays fp32
+        s = scores.detach().float()
+        q = torch.exp((s - s.max()) / epsilon).T  # (P, B); the maximum entry is exp(0) = 1
+        q = q / q.sum()
+        for _ in range(iterations):
+            q = _normalise(q, dim=1, size=n_protos)  # each prototype gets total mass 1 / P
+            q = _normalise(q, dim=0, size=n_samples)  # each sample gets total mass 1 / B
+        return (q * n_samples).T

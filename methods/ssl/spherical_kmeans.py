@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from methods.core.precision import full_precision
+
 
 def _assign(x: torch.Tensor, centroids: torch.Tensor, chunk: int) -> torch.Tensor:
     """(N,) int64 index of the centroid with the largest dot product for each row of ``x`` (N, D)."""
@@ -38,7 +40,7 @@ def spherical_kmeans(
     """Cluster unit-norm rows by cosine similarity.
 
     Args:
-        x: (N, D) unit-norm features (any float dtype, any device); clustered in float32.
+        x: (N, D) unit-norm features (any float dtype, any device); clustered in float32, autocast disabled.
         k: number of clusters, 1 <= k <= N.
         iterations: Lloyd iterations (DeepClusterV2: 10).
         generator: CPU generator for the initial draw of k distinct samples (``torch.randperm``).
@@ -59,7 +61,8 @@ def spherical_kmeans(
         raise ValueError(f"k and chunk must be >= 1, got k={k}, chunk={chunk}")
     x = x.float()
     first = torch.randperm(n_samples, generator=generator)[:k].to(x.device)
-    centroids = F.normalize(x[first], dim=1)
-    for _ in range(iterations):
-        centroids = _update(x, _assign(x, centroids, chunk), centroids)
-    return centroids, _assign(x, centroids, chunk)
+    with full_precision(x):  # the similarity matmuls stay fp32 under autocast
+        centroids = F.normalize(x[first], dim=1)
+        for _ in range(iterations):
+            centroids = _update(x, _assign(x, centroids, chunk), centroids)
+        return centroids, _assign(x, centroids, chunk)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.config.profiles import SSLRecipe
+from methods.core.precision import full_precision
 from methods.ssl.base import SSLObjective
 from methods.ssl.sinkhorn import sinkhorn_knopp
 
@@ -82,15 +83,20 @@ class SwAV(SSLObjective):
     def loss(
         self, z_large: list[torch.Tensor], z_small: list[torch.Tensor], indices: torch.Tensor, epoch: int
     ) -> torch.Tensor:
-        """Mean over (large crop i, other view v) of -mean_b sum_k q_i[b, k] log_softmax(p_v[b] / T)[k]."""
-        scores = [self.prototypes(z) for z in [*z_large, *z_small]]
-        terms = []
-        for i in range(len(z_large)):
-            q = self.codes(scores[i].detach(), i, epoch)
-            self.count_usage(q.argmax(dim=1))
-            for v, p in enumerate(scores):
-                if v != i:
-                    terms.append(-(q * F.log_softmax(p.float() / self.recipe.temperature, dim=1)).sum(dim=1).mean())
+        """Mean over (large crop i, other view v) of -mean_b sum_k q_i[b, k] log_softmax(p_v[b] / T)[k].
+
+        Computed in fp32 with autocast disabled (scores, codes, softmax): bf16 rounds a score in [-1, 1] by up
+        to 2e-3 (8 significant bits), which the Sinkhorn exponent's 1 / epsilon (20 to 50) turns into errors of
+        several percent in the codes."""
+        with full_precision(z_large[0]):
+            scores = [self.prototypes(z.float()) for z in [*z_large, *z_small]]
+            terms = []
+            for i in range(len(z_large)):
+                q = self.codes(scores[i].detach(), i, epoch)
+                self.count_usage(q.argmax(dim=1))
+                for v, p in enumerate(scores):
+                    if v != i:
+                        terms.append(-(q * F.log_softmax(p / self.recipe.temperature, dim=1)).sum(dim=1).mean())
         if self._queue_active(epoch):
             self._push(z_large)
         return torch.stack(terms).mean()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from benchmark.config.errors import UserError
 from benchmark.config.profiles import PROFILES, Profile
 from benchmark.orchestration.run import run_method
 from benchmark.services.artifacts import artifact_dir, is_built
@@ -92,7 +93,7 @@ def test_deepclusterv2_guards_all_ignored_targets(tiny: Profile):
     z = [dc.project(torch.randn(8, 16)) for _ in range(2)]
     loss = dc.loss(z, [], torch.arange(8), epoch=0)
     assert loss.item() == 0.0 and not torch.isnan(loss)
-    with pytest.raises(ValueError, match="prototypes <= samples"):
+    with pytest.raises(UserError, match=r"ssl.deepclusterv2.prototypes=20 for 10 target train images"):
         get_ssl("deepclusterv2")(16, recipe, n_samples=10)
 
 

@@ -20,6 +20,7 @@ from benchmark.config.devices import resolve_device
 from benchmark.config.profiles import PROFILES
 from benchmark.services.pretrain import _forward_views
 from methods.core.models import build_backbone
+from methods.core.precision import prepare_for_training, training_numerics
 from methods.ssl.registry import get_ssl, ssl_recipe
 from methods.ssl.views import MultiCrop
 
@@ -40,8 +41,8 @@ def test_augmentation_share_of_an_ssl_step(benchmark):
     torch.manual_seed(0)
     size = recipe.large_size or profile.image_size
     split = torch.randint(0, 256, (4 * batch, 1, size, size), dtype=torch.uint8, device=device)
-    backbone, dim = build_backbone(profile.arch, profile.stem, profile.width)
-    backbone = backbone.to(device).to(memory_format=torch.channels_last)
+    backbone, dim = build_backbone(profile.arch, profile.ssl_stem or profile.stem, profile.width)
+    backbone = prepare_for_training(backbone.to(device).to(memory_format=torch.channels_last), profile)
     objective = get_ssl("swav")(dim, recipe, len(split)).to(device)
     optimizer = torch.optim.SGD([*backbone.parameters(), *objective.parameters()], lr=0.1, momentum=0.9)
     crops = MultiCrop(recipe, size)
@@ -51,8 +52,9 @@ def test_augmentation_share_of_an_ssl_step(benchmark):
     def step(views: tuple[list[torch.Tensor], list[torch.Tensor]] | None) -> None:
         large, small = views if views is not None else crops(split[torch.randperm(len(split), device=device)[:batch]])
         objective.before_step()
-        loss = objective.loss(_forward_views(backbone, objective, large), _forward_views(backbone, objective, small),
-                              indices, epoch=1)
+        with training_numerics(profile, device):  # the profile's precision, as in the pretraining service
+            loss = objective.loss(_forward_views(backbone, objective, large),
+                                  _forward_views(backbone, objective, small), indices, epoch=1)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -73,7 +75,7 @@ def test_augmentation_share_of_an_ssl_step(benchmark):
     share = max(0.0, 1.0 - pre / full)
     images = batch * (recipe.large_crops + recipe.small_crops)
     print(
-        f"\nSwAV step, profile {PROFILE}, batch {batch} ({recipe.large_crops}x{size} px + "
+        f"\nSwAV step, profile {PROFILE} ({profile.precision}), batch {batch} ({recipe.large_crops}x{size} px + "
         f"{recipe.small_crops}x{recipe.small_size} px), {device}: full step {full * 1e3:.0f} ms, pre-augmented "
         f"{pre * 1e3:.0f} ms, augmentation + data share {100 * share:.1f}%, {batch / full:.0f} images/s "
         f"({images / full:.0f} views/s)"

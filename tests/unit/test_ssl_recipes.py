@@ -9,12 +9,13 @@ import json
 from dataclasses import asdict, fields, replace
 
 import pytest
+import torch
 
 from benchmark.config.errors import UserError
 from benchmark.config.hashing import json_digest
 from benchmark.config.profiles import PROFILES, SSLRecipe
 from benchmark.services.artifacts import artifact_key
-from benchmark.services.pretrain import pretrain_key
+from benchmark.services.pretrain import _start, pretrain_key
 from benchmark.store.identity import ssl_recipe_values
 from methods.ssl.deepclusterv2 import DeepClusterV2Recipe
 from methods.ssl.registry import get_ssl, recipe_record, ssl_names, ssl_recipe
@@ -31,7 +32,7 @@ def test_each_objective_declares_its_own_fields_with_defaults():
     swav, dcv2 = ssl_recipe(paper, "swav"), ssl_recipe(paper, "deepclusterv2")
     assert type(swav) is SwAVRecipe and type(dcv2) is DeepClusterV2Recipe
     assert swav.sinkhorn_epsilon == 0.05 and dcv2.kmeans_iterations == 10 and not hasattr(dcv2, "sinkhorn_epsilon")
-    assert {k: v for k, v in asdict(swav).items() if k in SHARED} == asdict(paper.ssl)
+    assert {k: v for k, v in asdict(swav).items() if k in SHARED} == {**asdict(paper.ssl), **paper.ssl_overrides["swav"]}
 
 
 def test_a_profile_overrides_shared_and_own_fields_per_objective():
@@ -82,12 +83,26 @@ def test_a_record_stored_with_one_recipe_of_every_field_reads_the_same():
 
 
 @pytest.mark.parametrize(("profile", "ssl", "key"), [
-    ("quick", "swav", "4154677e2d1b6af2"), ("quick", "deepclusterv2", "f9cb32d691d1abc8"),
-    ("tiny", "swav", "6d7a39808c7ed2a6"), ("paper", "deepclusterv2", "b23c6dcf41be43d9"),
+    ("quick", "swav", "7b2c8bf6b144ad37"), ("quick", "deepclusterv2", "c10722b3fb94dc61"),
+    ("tiny", "swav", "07437940a77fb50d"), ("paper", "deepclusterv2", "506fbeb88cce8eaa"),
 ])
 def test_ssl_artifact_keys_did_not_move(profile, ssl, key):
-    """Keys recorded before objectives declared their own recipe fields (synth-wild, seed 0, train sha "abc")."""
+    """Keys recorded at SSL_CODE_VERSION 2, when the SSL stem and the numerics fields (precision, channels_last,
+    compile) joined the key (synth-wild, seed 0, train sha "abc")."""
     assert artifact_key(pretrain_key(ssl, "synth-wild", PROFILES[profile], 0, "abc")) == key
+
+
+def test_the_ssl_backbone_and_its_key_use_the_ssl_stem_and_the_numerics(tmp_path):
+    paper = PROFILES["paper"]
+    key = pretrain_key("swav", "d", paper, 0, "s")
+    assert (key["stem"], paper.stem) == ("clup", "imagenet")
+    assert {name: key[name] for name in paper.numerics_fields()} == paper.numerics_fields()
+    assert pretrain_key("swav", "d", replace(paper, precision="fp32"), 0, "s") != key
+    assert pretrain_key("swav", "d", PROFILES["quick"], 0, "s")["stem"] == "imagenet"  # ssl_stem None: the stem
+    images = torch.zeros(64, 3, 32, 32, dtype=torch.uint8)
+    backbone = _start("swav", replace(PROFILES["tiny"], ssl_stem="clup"), images=images, seed=0,
+                      checkpoint_dir=tmp_path).backbone
+    assert backbone.conv1.stride == (1, 1) and isinstance(backbone.maxpool, torch.nn.Identity)
 
 
 def test_one_hash_for_artifacts_and_identities():
