@@ -493,8 +493,10 @@ MEASURES: dict[str, Callable[[Profile, torch.device], StageTime]] = {
 
 
 def _train(stage: StageTime, epochs: int, n: int, batch: int) -> float:
-    """Seconds of ``epochs`` passes over ``n`` images in steps of ``batch`` (last partial batch dropped)."""
-    return epochs * (n // batch) * batch * stage.per_image
+    """Seconds of ``epochs`` passes over ``n`` images in steps of ``batch`` (last partial batch dropped; fewer
+    images than a batch make one step of all of them, as ``methods.core.data.batch_indices`` does)."""
+    per_epoch = n if n < batch else (n // batch) * batch
+    return epochs * per_epoch * stage.per_image
 
 
 def source_seconds(dataset: str, profile: Profile, stages: Stages) -> float:
