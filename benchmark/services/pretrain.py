@@ -264,8 +264,8 @@ def get_pretrained_backbone(ssl: str, dataset: str, profile: Profile, seed: int,
         save_model(out, "backbone.pt", backbone, key, info)
 
     path, built = get_or_build("ssl", key, build)
-    if built:
-        shutil.rmtree(partial, ignore_errors=True)
     backbone, dim = build_backbone(profile.arch, profile.ssl_stem or profile.stem, profile.width)
-    info = load_model(path, "backbone.pt", backbone, built)
+    info = load_model(path, "backbone.pt", backbone, built)  # may rebuild a damaged artifact
+    if info["built_now"]:
+        shutil.rmtree(partial, ignore_errors=True)
     return PretrainedBackbone(backbone=backbone.to(device).eval(), feature_dim=dim, path=path, info=info)

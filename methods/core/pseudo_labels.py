@@ -31,7 +31,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from methods.core.kmeans import kmeans
+from methods.core.kmeans import InitKind, kmeans
+from methods.core.precision import full_precision
 
 ScoreKind = Literal["purity", "confidence"]
 
@@ -188,10 +189,12 @@ def pseudo_label_stats(selection: Selection, truth: torch.Tensor) -> dict[str, f
 
 
 def normalise_with_bias(features: torch.Tensor) -> torch.Tensor:
-    """Append a constant 1 to every row and L2-normalise the rows: (N, D) -> (N, D + 1) float32."""
-    x = features.detach().to(torch.float32)
-    x = torch.cat([x, torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)], dim=1)
-    return F.normalize(x, p=2.0, dim=1)
+    """Append a constant 1 to every row and L2-normalise the rows: (N, D) -> (N, D + 1) float32 (computed in
+    float32 with autocast disabled, whatever the input's dtype)."""
+    with full_precision(features):
+        x = features.detach().float()
+        x = torch.cat([x, torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)], dim=1)
+        return F.normalize(x, p=2.0, dim=1)
 
 
 def cluster_pseudo_labels(
@@ -203,6 +206,7 @@ def cluster_pseudo_labels(
     score: ScoreKind = "purity",
     n_iter: int = 20,
     n_redo: int = 1,
+    init: InitKind = "random",
 ) -> Selection:
     """The whole of CluP stage 1.
 
@@ -214,7 +218,8 @@ def cluster_pseudo_labels(
         seed: k-means seed.
         score: "purity" (CluP) or "confidence" (the teacher's max softmax; no clustering is needed then, so
             none is done).
-        n_iter, n_redo: k-means iterations and restarts.
+        n_iter, n_redo, init: k-means iterations (at most, per run), runs (the lowest objective is kept) and
+            seeding ("random" or "kmeans++"); see :func:`methods.core.kmeans.kmeans`.
 
     Returns:
         :class:`Selection` over the N samples, on the features' device.
@@ -225,7 +230,7 @@ def cluster_pseudo_labels(
         return select_by_confidence(teacher_probabilities, q)
     if score != "purity":
         raise ValueError(f"score must be 'purity' or 'confidence', got {score!r}")
-    clusters = kmeans(normalise_with_bias(features), n_clusters, seed=seed, n_iter=n_iter, n_redo=n_redo)
+    clusters = kmeans(normalise_with_bias(features), n_clusters, seed=seed, n_iter=n_iter, n_redo=n_redo, init=init)
     teacher = torch.argmax(teacher_probabilities, dim=1).to(clusters.assignments.device)
     n_classes = int(teacher_probabilities.shape[1])
     return select_by_purity(clusters.assignments, teacher, clusters.n_clusters, q, n_classes)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import faiss
 import numpy as np
 import pytest
 import torch
 
+from benchmark.config.errors import UserError
+from methods import registry
 from methods.core.kmeans import kmeans
 from methods.core.pseudo_labels import (
     Selection,
@@ -172,6 +175,92 @@ def test_kmeans_inertia_within_two_percent_of_sklearn_n_init_10() -> None:
     _, reference_inertia = reference_kmeans(embeddings, n_clusters=50, seed=0, n_init=10)
     ours = kmeans(torch.from_numpy(embeddings), n_clusters=50, seed=0)
     assert ours.inertia <= 1.02 * reference_inertia
+
+
+# faiss's seed step between restarts (faiss/Clustering.cpp: run r draws from seed + 1 + r * 15486557).
+FAISS_REDO_STEP = 15486557
+
+
+def _clustered(n: int = 600, dim: int = 16, seed: int = 1) -> torch.Tensor:
+    return normalise_with_bias(torch.from_numpy(make_benchmark_data(n, dim, seed=seed)[0]))
+
+
+def test_kmeans_defaults_are_the_single_random_run_clup_always_made() -> None:
+    """20 iterations, one run, random seeding: bit-identical to the faiss call CluP made before these were settings."""
+    x = _clustered()
+    default = kmeans(x, 30, seed=4)
+    explicit = kmeans(x, 30, seed=4, n_iter=20, n_redo=1, init="random")
+    km = faiss.Kmeans(x.shape[1], 30, niter=20, nredo=1, seed=4, min_points_per_centroid=1,
+                      max_points_per_centroid=x.shape[0], verbose=False, gpu=False)
+    km.train(x.numpy())
+    _, before = km.assign(x.numpy())
+    for result in (default, explicit):
+        assert np.array_equal(result.assignments.numpy(), before)
+        assert np.array_equal(result.centroids.numpy(), km.centroids)
+    assert default.inertia == explicit.inertia
+
+
+def test_restarts_keep_the_run_with_the_lowest_inertia() -> None:
+    x = _clustered()
+    seed, restarts = 3, 4
+    # Restart r is the single run of seed + r * FAISS_REDO_STEP; few iterations so that the runs end apart.
+    singles = [kmeans(x, 30, seed=seed + r * FAISS_REDO_STEP, n_iter=4) for r in range(restarts)]
+    assert len({s.inertia for s in singles}) == restarts  # the restarts really differ
+    best = min(singles, key=lambda s: s.inertia)
+    kept = kmeans(x, 30, seed=seed, n_iter=4, n_redo=restarts)
+    assert kept.inertia == best.inertia == min(s.inertia for s in singles)
+    assert torch.equal(kept.assignments, best.assignments)
+    assert singles[0].inertia > best.inertia  # the single run of the same seed was not the best one here
+
+
+@pytest.mark.parametrize(("n_iter", "n_redo", "init"), [(20, 1, "random"), (7, 3, "random"), (20, 1, "kmeans++"),
+                                                        (5, 2, "kmeans++")])
+def test_kmeans_is_deterministic_for_a_seed_and_differs_across_seeds(n_iter: int, n_redo: int, init: str) -> None:
+    x = _clustered()
+    first, second = (kmeans(x, 30, seed=8, n_iter=n_iter, n_redo=n_redo, init=init) for _ in range(2))
+    assert torch.equal(first.assignments, second.assignments) and torch.equal(first.centroids, second.centroids)
+    assert first.inertia == second.inertia
+    other = kmeans(x, 30, seed=9, n_iter=n_iter, n_redo=n_redo, init=init)
+    assert not torch.equal(first.centroids, other.centroids)
+
+
+def test_more_iterations_never_end_higher_and_kmeans_plus_plus_is_used() -> None:
+    x = _clustered()
+    inertias = [kmeans(x, 30, seed=2, n_iter=n).inertia for n in (1, 5, 20, 100)]
+    assert inertias == sorted(inertias, reverse=True)
+    assert kmeans(x, 30, seed=2, n_iter=1, init="kmeans++").inertia != inertias[0]
+
+
+@pytest.mark.parametrize("bad", [{"n_iter": 0}, {"n_redo": 0}, {"init": "k-means++"}])
+def test_kmeans_rejects_bad_settings(bad: dict) -> None:
+    with pytest.raises(ValueError):
+        kmeans(_clustered(), 30, seed=0, **bad)
+
+
+def test_bf16_features_under_autocast_are_clustered_in_fp32() -> None:
+    features, probabilities, _ = make_benchmark_data(500, 16, seed=3)
+    low = torch.from_numpy(features).to(torch.bfloat16)
+    reference = cluster_pseudo_labels(low.float(), torch.from_numpy(probabilities), 25, 0.8, seed=1, n_redo=2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        embeddings = normalise_with_bias(low)
+        selection = cluster_pseudo_labels(low, torch.from_numpy(probabilities), 25, 0.8, seed=1, n_redo=2)
+    assert embeddings.dtype == torch.float32
+    assert torch.equal(embeddings, normalise_with_bias(low.float()))
+    assert torch.equal(selection.mask, reference.mask) and torch.equal(selection.labels, reference.labels)
+
+
+def test_clup_kmeans_settings_default_to_the_old_run_and_reach_stage_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    clup = registry.get("clup")
+    values = registry.resolve_hparams(clup, {}, {})
+    assert (values["kmeans_iters"], values["kmeans_restarts"], values["kmeans_init"]) == (20, 1, "random")
+    sets = {"kmeans_iters": "50", "kmeans_restarts": "3", "kmeans_init": "kmeans++"}
+    values = registry.resolve_hparams(clup, {}, sets)
+    assert (values["kmeans_iters"], values["kmeans_restarts"], values["kmeans_init"]) == (50, 3, "kmeans++")
+    for bad, message in (({"kmeans_iters": "0"}, "kmeans_iters >= 1"),
+                         ({"kmeans_restarts": "0"}, "kmeans_restarts >= 1"),
+                         ({"kmeans_init": "greedy"}, "random, kmeans\\+\\+")):
+        with pytest.raises(UserError, match=message):
+            registry.resolve_hparams(clup, {}, bad)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
