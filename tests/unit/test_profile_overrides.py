@@ -113,3 +113,10 @@ def test_method_scaling_is_a_checked_profile_path():
         resolve_profile("paper", {"hparams.nope.epochs": "1"})
     with pytest.raises(UserError, match=r"hyperparameter epochs='x': expected a int|expected a"):
         registry.resolve_hparams(registry.get("clup"), {}, {}, resolve_profile("paper", {"hparams.clup.epochs": "x"}))
+
+
+def test_relabelled_source_data_keys_a_new_source_model():
+    relabelled = {**TRAIN, "labels_sha256": "c" * 64}
+    paper = PROFILES["paper"]
+    assert source_key("rafdb", paper, 0, relabelled, None) != source_key("rafdb", paper, 0, TRAIN, None)
+    assert source_key("rafdb", paper, 0, relabelled, None)["train_labels_sha256"] == "c" * 64
