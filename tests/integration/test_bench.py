@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -45,6 +46,7 @@ def test_bench_paper_on_cpu_finishes_within_two_minutes(tmp_path):
     wall = time.perf_counter() - started
     assert done.returncode == 0, done.stderr
     assert "SSL step (swav, clup stem, 2x160 + 6x80)" in done.stdout
-    assert "timed at batch 1 of 256 on CPU, scaled per image" in done.stdout
+    # The timed batch grows while a step is fast, so it depends on the machine: only its form is fixed.
+    assert re.search(r"ssl: timed at batch \d+ of 256 on CPU, scaled per image", done.stdout), done.stdout
     assert (tmp_path / "bench" / "paper-cpu.json").is_file()
     assert wall < 120, f"bench --profile paper took {wall:.0f} s on CPU"
