@@ -31,7 +31,7 @@ from benchmark.store.storage import TrialRequest, complete, open_storage, trial_
 from datasets.progress import log
 from methods import registry
 from methods.api import Method, RunContext, Setting
-from methods.core.evaluation import evaluate
+from methods.core.evaluation import encode_predictions, score_predictions
 from methods.core.inference import infer
 from methods.core.inputs import LabelledImages, OracleData, SourceFreeData, UdaData, UnlabelledImages
 from methods.core.precision import autocast_dtype, full_precision, prepare_for_training, training_numerics
@@ -171,10 +171,12 @@ def _evaluate(plan: RunPlan, run: Adapted, timer: StageTimer, embedding: bool) -
     validators on the target train split and, when asked, a 2-D embedding of the test features."""
     batch = plan.profile.eval_batch_size
     with timer.stage("evaluate"):
-        result = evaluate(run.model, run.target_test.images, run.target_test.labels, batch)
+        predictions = infer(run.model, run.target_test.images, batch).logits.argmax(1).cpu().numpy()
+        result = score_predictions(predictions, run.target_test.labels)
         validators = compute_validators(infer(run.model, run.target_train.images, batch))
     fields = result.as_record()
     fields["n_test"] = fields.pop("n")
+    fields["test_predictions"] = encode_predictions(predictions)
     fields["validators"] = validators
     if embedding:
         with timer.stage("embedding"):

@@ -58,3 +58,17 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: np.ndarray, batch_s
     """Top-1 / per-class recall / confusion of ``model`` on uint8 ``images`` (N, C, S, S) with ``labels`` (N,)."""
     logits = infer(model, images, batch_size).logits
     return score_predictions(logits.argmax(1).cpu().numpy(), labels)
+
+
+def encode_predictions(predictions: np.ndarray) -> str:
+    """(N,) class indices 0..6 as one digit per image, in split order: the record's ``test_predictions``
+    (compact, text-diffable, and enough to re-score a run or bootstrap over test images)."""
+    predictions = np.asarray(predictions, dtype=np.int64)
+    if predictions.size and (predictions.min() < 0 or predictions.max() >= NUM_CLASSES):
+        raise ValueError(f"class indices must lie in 0..{NUM_CLASSES - 1}")
+    return "".join(map(str, predictions.tolist()))
+
+
+def decode_predictions(encoded: str) -> np.ndarray:
+    """Inverse of :func:`encode_predictions`: (N,) int64 class indices."""
+    return np.frombuffer(encoded.encode("ascii"), dtype=np.uint8).astype(np.int64) - ord("0")
