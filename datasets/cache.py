@@ -5,6 +5,7 @@ Layout of one dataset's cache folder::
     <dir>/train_images.npy   uint8, (N, H, W, C), C = 1 (grey) or 3 (RGB)
     <dir>/train_labels.npy   int64, (N,), canonical class indices
     <dir>/test_images.npy, test_labels.npy
+    <dir>/val_images.npy, val_labels.npy   synthetic domains only (never reported; docs/DATA.md)
     <dir>/manifest.json      written last; its presence marks the cache complete
 
 Writes are atomic: everything goes to a sibling temporary folder which is renamed onto ``<dir>`` only
@@ -35,6 +36,7 @@ import numpy as np
 from datasets.errors import DatasetError
 from datasets.labels import CLASS_NAMES, NUM_CLASSES, class_counts
 from datasets.manifest import CACHE_FORMAT, MANIFEST, SPLITS, check_manifest, prepare_command
+from datasets.permissions import as_umask_allows
 from datasets.progress import log
 
 __all__ = ["CACHE_FORMAT", "MANIFEST", "SPLITS", "CacheWriter", "Split", "file_sha256", "is_complete",
@@ -100,6 +102,7 @@ class CacheWriter:
         try:
             remove_leftovers(self.final_dir)
             self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.final_dir.name}.tmp-", dir=self.final_dir.parent))
+            as_umask_allows(self._tmp)  # shareable like any folder the user makes (datasets/permissions.py)
         except BaseException:
             self._lock.close()
             raise

@@ -36,6 +36,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from benchmark.config.errors import UserError, interrupt_on_sigterm
 from benchmark.orchestration.experiments import Experiment, Job, get_experiment
+from benchmark.orchestration.freshness import current_data, made_on_other_data
 from benchmark.store.identity import trial_key
 from benchmark.store.optuna_adapter import claim_waiting, live_trial, record_heartbeat, stored_trial
 from benchmark.store.storage import default_storage_url, fixed_params, heartbeat_seconds, open_storage, suggest
@@ -101,14 +102,25 @@ def _studies(storage: optuna.storages.RDBStorage, names: set[str]) -> dict[str, 
 
 
 def survey(storage: optuna.storages.RDBStorage, jobs: list[Job]) -> Survey:
-    """Stored trials of each job, by job key (stale trials failed first)."""
-    wanted = {job.key for job in jobs}
-    found: Survey = {key: [] for key in wanted}
+    """Stored trials of each job, by job key (stale trials failed first). A completed run made on other data
+    than the caches prepared here now (``benchmark.orchestration.freshness``) is left out: its job runs again."""
+    setup_of = {job.key: job.setup for job in jobs}
+    data = {setup: current_data(setup) for setup in sorted(set(setup_of.values()))}
+    found: Survey = {key: [] for key in setup_of}
+    outdated = 0
     for study in _studies(storage, {job.study_name for job in jobs}).values():
         for trial in study.get_trials(deepcopy=False):
             key = trial_key(trial.user_attrs)
-            if key in wanted:
-                found[key].append(trial)
+            if key not in setup_of:
+                continue
+            if trial.state == TrialState.COMPLETE and made_on_other_data(trial.user_attrs.get("record", {}),
+                                                                        data[setup_of[key]]):
+                outdated += 1
+                continue
+            found[key].append(trial)
+    if outdated:
+        log(f"note: {outdated} stored run(s) were made on data that has been prepared again since (other images "
+            "or labels): they do not count as done")
     return found
 
 

@@ -33,6 +33,7 @@ from torch import nn
 from benchmark.config.errors import CheckpointError
 from benchmark.config.hashing import json_digest
 from datasets.cache import file_sha256
+from datasets.permissions import as_umask_allows
 from datasets.progress import log
 from datasets.registry import home
 from methods.core.checkpoints import load_state_dict, save_checkpoint
@@ -204,6 +205,7 @@ def _build(final: Path, kind: str, fields: Mapping[str, Any], build: Builder,
         if problem != MISSING:
             _set_aside(final, kind, problem)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+        as_umask_allows(tmp)  # shareable like any folder the user makes (datasets/permissions.py)
         try:
             build(tmp)
             _write_key(tmp, kind, fields)

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import torch
 
 from benchmark.config.errors import CheckpointError
+from datasets.permissions import as_umask_allows
 
 
 def save_checkpoint(path: str | Path, payload: Mapping[str, Any]) -> None:
@@ -34,6 +35,7 @@ def save_checkpoint(path: str | Path, payload: Mapping[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(handle)
+    as_umask_allows(tmp)  # 0644 under umask 022, not mkstemp's 0600 (datasets/permissions.py)
     try:
         torch.save(dict(payload), tmp)
         os.replace(tmp, path)
