@@ -20,7 +20,9 @@ from datasets.labels import CLASS_NAMES
 #: Bump when the on-disk layout changes; caches of another format are rebuilt or refused.
 CACHE_FORMAT = 1
 MANIFEST = "manifest.json"
-SPLITS = ("train", "test")
+#: The splits a cache may hold. Every dataset has train and test; only the synthetic domains have ``val`` (fresh
+#: identities for choosing protocol settings, never reported: docs/DATA.md, "The validation split").
+SPLITS = ("train", "test", "val")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 #: Characters of a value quoted in an error message.
 _SHOWN = 60

@@ -111,11 +111,36 @@ def check_current(name: str, out: Path) -> dict[str, Any]:
     return manifest
 
 
+def check_synthetic_current(name: str, out: Path) -> dict[str, Any]:
+    """The manifest of synthetic domain ``name``'s cache at ``out`` when the current generator made it, with every
+    split it writes (train, test and val).
+
+    Raises:
+        DatasetError: made by another generator signature (e.g. ``synth-1``, before the val split), naming the
+            command that regenerates it (``ensure`` regenerates it by itself; ``data verify`` only reports).
+    """
+    from datasets.synth import generator_signature, get_spec, split_names
+
+    manifest = read_manifest(out)
+    wanted, splits = generator_signature(name), tuple(split_names(get_spec(name)))
+    if manifest.get("generator") != wanted or set(manifest["splits"]) != set(splits):
+        raise DatasetError(
+            f"the cache of {name!r} was made by generator {manifest.get('generator')!r} with splits "
+            f"{', '.join(manifest['splits'])}; this version generates {wanted!r} with splits {', '.join(splits)}: "
+            f"regenerate it with `{prepare_command(manifest, name)}`",
+            out / MANIFEST,
+        )
+    return manifest
+
+
 def verify(name: str) -> dict[str, Any]:
-    """``data verify``: every array of ``name``'s cache re-hashed, and a raw release's cache checked current."""
+    """``data verify``: every array of ``name``'s cache re-hashed (every split it has: train, test, and val for a
+    synthetic domain), and the cache checked current (parser or generator)."""
     _check_name(name)
     out = cache_dir(name)
-    if name not in synthetic_names():
+    if name in synthetic_names():
+        check_synthetic_current(name, out)
+    else:
         check_current(name, out)
     return verify_cache(out, dataset=name)
 

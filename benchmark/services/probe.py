@@ -5,6 +5,10 @@ features of the target **train** split with its ground-truth labels and scored o
 This uses target labels by design, so every probe record is labelled ``setting = "oracle"``: it measures
 representations, it never selects anything for an adaptation method.
 
+Scored on **test** (``REPORTED_SPLIT``), a probe is a Table 3 row. Scored on **val** (the synthetic domains'
+third split, fresh identities), it is the measurement that chooses protocol settings such as an SSL recipe's
+epochs (docs/SSL.md, "Which split chose what"); such a probe is never stored, so no table can read it.
+
 Backbones: ``random`` (an untrained network: the floor), ``imagenet`` (a local weights file, when given),
 ``source`` (the source model's backbone), ``deepclusterv2`` and ``swav`` (pretrained on the unlabelled target
 train split). Each probe is one trial in the results storage (study ``probe/<setup>/<profile>``).
@@ -32,6 +36,10 @@ from methods.core.seeding import derive_seed, seed_everything
 from methods.ssl.registry import ssl_names
 
 PROBE_BACKBONES = ("random", "imagenet", "source", "deepclusterv2", "swav")
+#: The split every reported probe (Table 3) is scored on.
+REPORTED_SPLIT = "test"
+#: The splits a probe may be scored on: the reported one, and ``val`` for choosing settings (never stored).
+PROBE_SPLITS = (REPORTED_SPLIT, "val")
 
 
 def linear_probe(

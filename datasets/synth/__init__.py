@@ -7,8 +7,9 @@ action units of Ekman's prototypes (``expressions``), drawn by a vectorised impl
 (``render``) and degraded by the domain's acquisition conditions (``corruptions``). Labels carry about
 5% annotator noise, mostly towards the confusable partner class.
 
-Generation is deterministic: the same spec gives byte-identical arrays. The train and test splits use
-different derived seeds, so they hold different (continuous-parameter) identities.
+Generation is deterministic: the same spec gives byte-identical arrays. The train, test and val splits use
+different derived seeds, so they hold different (continuous-parameter) identities. ``val`` exists only to
+choose protocol settings (docs/DATA.md, "The validation split"); no reported table reads it.
 
 Public API (used by ``datasets.registry``): ``DOMAINS``, ``generator_signature``, ``generate_split``,
 ``write_cache``.
@@ -22,13 +23,16 @@ from pathlib import Path
 import numpy as np
 
 from datasets.synth.domains import DOMAINS, DomainSpec
-from datasets.synth.pipeline import SplitPlan, generate, plan_split, split_size
+from datasets.synth.params import SPLIT_INDEX
+from datasets.synth.pipeline import SplitPlan, generate, plan_split, split_names, split_size
 
 __all__ = ["DOMAINS", "DomainSpec", "GENERATOR_VERSION", "generator_signature", "generate_split", "write_cache",
-           "get_spec", "generate_split_with_plan"]
+           "get_spec", "generate_split_with_plan", "split_names"]
 
 #: Bump whenever the rendering code changes its output (a spec change is caught by the spec hash).
-GENERATOR_VERSION = "synth-1"
+#: ``synth-2`` added the ``val`` split; its train and test arrays are byte-identical to ``synth-1``'s
+#: (docs/DATA.md, "The validation split").
+GENERATOR_VERSION = "synth-2"
 
 
 def get_spec(name: str) -> DomainSpec:
@@ -64,7 +68,8 @@ def generate_split(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_cache(name: str, out_dir: Path) -> None:
-    """Generate both splits of ``name`` and write them atomically as a prepared cache at ``out_dir``.
+    """Generate every split of ``name`` (train, test, and val when the spec has one) and write them atomically
+    as a prepared cache at ``out_dir``.
 
     The manifest records the dataset, the generator signature, the seeds, the label noise (rate and
     per-split count of flipped labels), the image size and channels.
@@ -75,7 +80,7 @@ def write_cache(name: str, out_dir: Path) -> None:
     spec = get_spec(name)
     noise: dict[str, object] = {"rate": spec.label_noise, "partner_flip": spec.partner_flip}
     with CacheWriter(out_dir) as writer, progress_bar() as bar:
-        for split in ("train", "test"):
+        for split in split_names(spec):
             n = split_size(spec, split)
             images, labels = writer.create_split(split, n, spec.image_size, spec.image_size, spec.channels)
             task = bar.add_task(f"generating {name} {split}", total=n)
@@ -86,7 +91,7 @@ def write_cache(name: str, out_dir: Path) -> None:
             dataset=name,
             generator=generator_signature(name),
             seed=spec.seed,
-            split_seeds={"train": [spec.seed, 0], "test": [spec.seed, 1]},
+            split_seeds={split: [spec.seed, SPLIT_INDEX[split]] for split in split_names(spec)},
             label_noise=noise,
             image_size=spec.image_size,
             channels=spec.channels,

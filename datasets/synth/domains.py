@@ -117,11 +117,13 @@ class DomainSpec:
         image_size: side of the square output images, pixels.
         channels: 3 (RGB) or 1 (grey).
         n_train, n_test: split sizes.
-        seed: root seed; the train and test splits use seeds derived from it (``SeedSequence(seed,
-            spawn_key=(split index,))``), so they hold different identities.
+        seed: root seed; each split uses seeds derived from it (``SeedSequence(seed, spawn_key=(split index,
+            stream, chunk))``, ``params.SPLIT_INDEX``), so no two splits share an identity.
         class_prior: relative class frequencies, canonical order; the clean labels follow them exactly
             (largest-remainder rounding).
-        label_noise: fraction of samples whose label is flipped (annotator noise), in both splits.
+        n_val: size of the ``val`` split (fresh identities, used only to choose protocol settings, never
+            reported: docs/DATA.md, "The validation split"); 0 = no val split.
+        label_noise: fraction of samples whose label is flipped (annotator noise), in every split.
         partner_flip: of the flipped labels, the fraction that goes to the confusable partner class
             (the rest goes to a uniformly drawn other class).
         render_size: side of the canonical canvas, pixels (the face is drawn there, then warped).
@@ -140,6 +142,7 @@ class DomainSpec:
     n_test: int
     seed: int
     class_prior: tuple[float, ...]
+    n_val: int = 0
     label_noise: float = 0.05
     partner_flip: float = 0.7
     render_size: int = 64
@@ -157,6 +160,7 @@ SYNTH_LAB = DomainSpec(
     channels=3,
     n_train=5000,
     n_test=1200,
+    n_val=1200,
     seed=20240601,
     class_prior=RAFDB_TRAIN_COUNTS,
     render_size=64,
@@ -173,6 +177,7 @@ SYNTH_WILD = DomainSpec(
     channels=1,
     n_train=8000,
     n_test=1200,
+    n_val=1200,
     seed=20240602,
     class_prior=FER2013_TRAIN_COUNTS,
     render_size=80,

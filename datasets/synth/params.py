@@ -11,8 +11,9 @@ import numpy as np
 
 ParamTable = dict[str, np.ndarray]
 
-#: Index of each split in the seed derivation; train and test never share a random stream.
-SPLIT_INDEX: dict[str, int] = {"train": 0, "test": 1}
+#: Index of each split in the seed derivation; no two splits share a random stream. ``val`` (index 2) came
+#: last, with its own index, so adding it left the train and test streams (hence their bytes) unchanged.
+SPLIT_INDEX: dict[str, int] = {"train": 0, "test": 1, "val": 2}
 
 #: Independent random streams of one split (the last element of the seed's spawn key).
 STREAMS: dict[str, int] = {

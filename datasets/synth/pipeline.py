@@ -89,8 +89,13 @@ def annotate(clean: np.ndarray, rate: float, partner_flip: float, rng: np.random
 
 
 def split_size(spec: DomainSpec, split: str) -> int:
-    """Number of samples of ``split`` (``train`` or ``test``)."""
-    return {"train": spec.n_train, "test": spec.n_test}[split]
+    """Number of samples of ``split`` (``train``, ``test`` or ``val``; a spec without val has ``n_val = 0``)."""
+    return {"train": spec.n_train, "test": spec.n_test, "val": spec.n_val}[split]
+
+
+def split_names(spec: DomainSpec) -> tuple[str, ...]:
+    """The splits a cache of ``spec`` holds, in writing order: train, test, then val when ``n_val > 0``."""
+    return ("train", "test", "val") if spec.n_val > 0 else ("train", "test")
 
 
 def plan_split(spec: DomainSpec, split: str) -> SplitPlan:
@@ -132,7 +137,7 @@ def generate(
 
     Args:
         spec: the domain.
-        split: ``train`` or ``test``.
+        split: ``train``, ``test`` or ``val``.
         out: optional preallocated uint8 (N, H, W, C) array (e.g. a cache memmap) to render into.
         on_chunk: called with the number of samples after each chunk (progress reporting).
 

@@ -1,4 +1,5 @@
-"""The synthetic benchmark generator: determinism, shapes, class balance, label noise, speed, cache round trip."""
+"""The synthetic benchmark generator: determinism, shapes, class balance, label noise, speed, cache round trip
+(train, test and val; the val split's own checks are in tests/unit/test_synth_val.py)."""
 
 from __future__ import annotations
 
@@ -23,9 +24,9 @@ from datasets.synth.pipeline import PARTNER, annotate, class_counts_for
 NAMES = sorted(DOMAINS)
 
 
-def small(name: str, n_train: int = 300, n_test: int = 100) -> DomainSpec:
+def small(name: str, n_train: int = 300, n_test: int = 100, n_val: int = 50) -> DomainSpec:
     """A reduced-size copy of a registered spec (same generator, same knobs, fewer samples)."""
-    return dataclasses.replace(DOMAINS[name], n_train=n_train, n_test=n_test, chunk=128)
+    return dataclasses.replace(DOMAINS[name], n_train=n_train, n_test=n_test, n_val=n_val, chunk=128)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -39,18 +40,20 @@ def test_same_seed_gives_identical_arrays(name: str) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_splits_and_seeds_differ(name: str) -> None:
-    spec = small(name, n_train=100, n_test=100)
+    spec = small(name, n_train=100, n_test=100, n_val=100)
     train, _ = generate_split_with_plan(spec, "train")
     test, _ = generate_split_with_plan(spec, "test")
+    val, _ = generate_split_with_plan(spec, "val")
     other, _ = generate_split_with_plan(dataclasses.replace(spec, seed=spec.seed + 1), "train")
     assert not np.array_equal(train, test)
+    assert not np.array_equal(val, train) and not np.array_equal(val, test)
     assert not np.array_equal(train, other)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_shapes_dtypes_channels(name: str) -> None:
-    spec = small(name, n_train=130, n_test=70)
-    for split, n in (("train", 130), ("test", 70)):
+    spec = small(name, n_train=130, n_test=70, n_val=40)
+    for split, n in (("train", 130), ("test", 70), ("val", 40)):
         images, plan = generate_split_with_plan(spec, split)
         assert images.dtype == np.uint8
         assert images.shape == (n, spec.image_size, spec.image_size, spec.channels)
@@ -63,7 +66,7 @@ def test_shapes_dtypes_channels(name: str) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_full_size_splits_are_large_enough(name: str) -> None:
-    assert DOMAINS[name].n_train >= 4000 and DOMAINS[name].n_test >= 1000
+    assert DOMAINS[name].n_train >= 4000 and DOMAINS[name].n_test >= 1000 and DOMAINS[name].n_val >= 1000
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -72,7 +75,7 @@ def test_every_class_present_and_balance_follows_prior(name: str) -> None:
 
     spec = DOMAINS[name]
     prior = np.asarray(spec.class_prior) / np.sum(spec.class_prior)
-    for split in ("train", "test"):
+    for split in ("train", "test", "val"):
         plan = describe_plan(spec, split)  # full size, labels only (no rendering)
         clean = np.bincount(plan.clean, minlength=NUM_CLASSES)
         noisy = np.bincount(plan.labels, minlength=NUM_CLASSES)
@@ -86,7 +89,7 @@ def test_label_noise_rate(name: str) -> None:
     from datasets.synth import describe_plan
 
     spec = DOMAINS[name]
-    for split in ("train", "test"):
+    for split in ("train", "test", "val"):
         plan = describe_plan(spec, split)
         rate = float(np.mean(plan.labels != plan.clean))
         assert plan.flipped == int(np.sum(plan.labels != plan.clean))
@@ -127,7 +130,7 @@ def test_generate_split_api_matches_plan() -> None:
 def test_write_cache_round_trip(tmp_path, monkeypatch) -> None:
     import datasets.synth as synth
 
-    spec = small("synth-wild", n_train=150, n_test=60)
+    spec = small("synth-wild", n_train=150, n_test=60, n_val=40)
     monkeypatch.setitem(synth.DOMAINS, "synth-wild", spec)
     out = tmp_path / "synth-wild"
     write_cache("synth-wild", out)
@@ -136,8 +139,8 @@ def test_write_cache_round_trip(tmp_path, monkeypatch) -> None:
     assert manifest["generator"] == synth.spec_signature(spec)
     assert manifest["label_noise"]["rate"] == spec.label_noise
     assert manifest["channels"] == 1 and manifest["image_size"] == 48
-    verify_cache(out)
-    for split in ("train", "test"):
+    assert set(verify_cache(out)["splits"]) == {"train", "test", "val"}
+    for split in ("train", "test", "val"):
         images, plan = generate_split_with_plan(spec, split)
         loaded = load_split(out, split)
         np.testing.assert_array_equal(np.asarray(loaded.images), images)
@@ -149,7 +152,7 @@ def test_write_cache_round_trip(tmp_path, monkeypatch) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_full_domain_generates_within_30_seconds(name: str) -> None:
     start = time.perf_counter()
-    for split in ("train", "test"):
+    for split in ("train", "test"):  # the val split (1200 more) is not timed: the bound predates it
         generate_split(name, split)
     elapsed = time.perf_counter() - start
     assert elapsed <= 30.0, f"{name}: {elapsed:.1f} s"
