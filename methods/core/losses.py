@@ -16,10 +16,11 @@ def mean_entropy(probabilities: torch.Tensor) -> torch.Tensor:
     return -(probabilities * torch.log(probabilities + EPS)).sum(dim=1).mean()
 
 
-def marginal_entropy(probabilities: torch.Tensor) -> torch.Tensor:
-    """Entropy of the mean prediction, ``H(mean_i p_i)`` (nats); high when predictions are diverse."""
+def marginal_entropy(probabilities: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """Entropy of the mean prediction, ``H(mean_i p_i)`` (nats); high when predictions are diverse. ``eps``
+    inside the log: SHOT's ``EPS`` unless a method's authors used another (AdaContrast: 1e-8)."""
     mean = probabilities.mean(dim=0)
-    return -(mean * torch.log(mean + EPS)).sum()
+    return -(mean * torch.log(mean + eps)).sum()
 
 
 def information_maximisation(probabilities: torch.Tensor) -> torch.Tensor:
