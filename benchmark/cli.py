@@ -1,5 +1,5 @@
-"""Command line: ``python -m benchmark {list,data,source,calibrate,run,pretrain,probe,results,sweep,bench,leaderboard,
-figures}``
+"""Command line: ``python -m benchmark {list,data,source,calibrate,run,pretrain,probe,results
+[show,export,import],sweep,bench,leaderboard,figures}``
 (contract: docs/PROTOCOL.md)."""
 
 from __future__ import annotations
@@ -227,7 +227,8 @@ def cmd_probe(args: argparse.Namespace) -> None:
 
     backbones = _names(args.backbones) if args.backbones else PROBE_BACKBONES
     records = run_probes(args.setup, backbones, seed=args.seed, profile=args.profile,
-                         profile_overrides=_profile_overrides(args)[1], device=args.device, storage_url=args.storage)
+                         profile_overrides=_profile_overrides(args)[1], device=args.device, storage_url=args.storage,
+                         split=args.split)
     _print_json(records) if args.json else print_probes(records)
 
 
@@ -246,6 +247,32 @@ def cmd_results(args: argparse.Namespace) -> None:
         print(table.to_json(orient="records", indent=2))
     else:
         print(summary_markdown(table))
+
+
+def cmd_results_export(args: argparse.Namespace) -> None:
+    from benchmark.store.records_io import export_records
+    from benchmark.store.storage import open_storage
+
+    report = export_records(open_storage(args.storage), Path(args.out))
+    for path, count in report.files.items():
+        print(f"wrote {path} ({count} trial{'s' if count != 1 else ''})")
+    for path in report.removed:
+        print(f"removed {path} (no completed trial goes there any more)")
+    if report.left_out:
+        print(f"left out {report.left_out} trial(s) not COMPLETE (failed, running, waiting or pruned)")
+
+
+def cmd_results_import(args: argparse.Namespace) -> None:
+    from benchmark.store.records_io import import_records
+    from benchmark.store.storage import open_storage
+
+    report = import_records(open_storage(args.storage), [Path(path) for path in args.paths])
+    print(f"imported {report.imported} trial(s), skipped {report.skipped} already present"
+          + (f", created {len(report.studies_created)} stud{'y' if len(report.studies_created) == 1 else 'ies'}"
+             if report.studies_created else ""))
+    if report.shadowing:
+        print(f"note: {report.shadowing} imported trial(s) answer a job that already had a completed trial here; "
+              "the imported (later) one now counts in leaderboards")
 
 
 def _setups(value: str | None, experiments: list[str]) -> tuple[str, ...]:
@@ -306,7 +333,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
 
     experiments = _names(args.experiments) if args.experiments else None
     written = write_leaderboards(open_storage(args.storage), Path(args.out), _report_profile(args), args.latex,
-                                 experiments)
+                                 experiments, reference=args.reference)
     if not written:
         raise UserError("no experiment has results in the storage yet; run `python -m benchmark sweep` first")
     for path in written:
@@ -402,16 +429,39 @@ def _add_runs(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("probe", help="linear probes of frozen backbones on a setup's target (the paper's Table 3)")
     p.add_argument("--setup", required=True)
     p.add_argument("--backbones", help="comma-separated subset of random,imagenet,source,deepclusterv2,swav")
+    p.add_argument("--split", default="test", choices=("test", "val"),
+                   help="target split scored: test (reported, stored) or val (synthetic targets only: for choosing "
+                        "settings; printed, never stored)")
     p.add_argument("--profile", help="quick | paper (default: the setup's)")
     _profile_options(p)
     p.add_argument("--storage", help=STORAGE_HELP)
     _common(p)
     p.set_defaults(func=cmd_probe)
-    p = sub.add_parser("results", help="mean +- std over seeds of the stored runs, as a markdown table")
-    p.add_argument("--setup", help="only this setup")
-    p.add_argument("--storage", help=STORAGE_HELP)
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("results", help="stored runs: mean +- std table (show, the default), export, import",
+                       description="Without an action: `results show`.")
+    _results_show_options(p)
     p.set_defaults(func=cmd_results)
+    rsub = p.add_subparsers(dest="results_command", metavar="ACTION")
+    show = rsub.add_parser("show", help="mean +- std over seeds of the stored runs, as a markdown table (default)")
+    _results_show_options(show, argparse.SUPPRESS)
+    show.set_defaults(func=cmd_results)
+    export = rsub.add_parser("export", help="the COMPLETE trials as JSON lines, one file per experiment "
+                             "(runs.jsonl: trials of no sweep)")
+    export.add_argument("--out", default="leaderboards/records", help="output folder (default leaderboards/records)")
+    export.add_argument("--storage", default=argparse.SUPPRESS, help=STORAGE_HELP)
+    export.set_defaults(func=cmd_results_export)
+    load = rsub.add_parser("import", help="add the trials of exported JSON lines to a storage (already present: "
+                           "skipped)")
+    load.add_argument("paths", nargs="+", metavar="PATH", help="records files, or folders of *.jsonl")
+    load.add_argument("--storage", default=argparse.SUPPRESS, help=STORAGE_HELP)
+    load.set_defaults(func=cmd_results_import)
+
+
+def _results_show_options(p: argparse.ArgumentParser, default: Any = None) -> None:
+    """``results`` (and ``results show``) options; ``default`` SUPPRESS on the action keeps those given before it."""
+    p.add_argument("--setup", default=default, help="only this setup")
+    p.add_argument("--storage", default=default, help=STORAGE_HELP)
+    p.add_argument("--json", action="store_true", default=False if default is None else default)
 
 
 def _add_sweep(sub: argparse._SubParsersAction) -> None:
@@ -442,6 +492,8 @@ def _add_reports(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", help="only records of this profile (default: each setup's)")
     _profile_options(p)
     p.add_argument("--latex", action="store_true", help="also write LaTeX tables")
+    p.add_argument("--reference", help="label of the row every line is also compared with, paired "
+                                       "(default: each experiment's, e.g. 'CluP (SwAV)' in table1)")
     p.set_defaults(func=cmd_leaderboard)
     p = sub.add_parser("figures", help="the paper's figures (PNG and PDF) from the stored trials")
     p.add_argument("--storage", help=STORAGE_HELP)

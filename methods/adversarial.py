@@ -215,7 +215,8 @@ class AdversarialAdaptation(Method):
             return loss
 
         summary = run_epochs(
-            len(target), hp["batch_size"], hp["epochs"], ctx.generator, step, self.name, reset_log, target.device
+            len(target), hp["batch_size"], hp["epochs"], ctx.generator, step, self.name, reset_log, target.device,
+            on_epoch_end=ctx.epoch_reporter(model, target),
         )
         ctx.stats["last_epoch"] = {
             "loss": summary["final_loss"],

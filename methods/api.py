@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, ClassVar
@@ -23,7 +23,7 @@ from benchmark.config.profiles import Profile
 from methods.core.data import normalise, standardise, to_unit
 from methods.core.inputs import LabelledImages, OracleData, SourceFreeData, UdaData, UnlabelledImages
 from methods.core.losses import mean_entropy
-from methods.core.training import optimise, run_epochs
+from methods.core.training import EpochEnd, EpochReport, epoch_reporter, optimise, run_epochs
 
 __all__ = [
     "HParam", "LabelledImages", "Method", "OracleData", "Range", "RunContext", "Setting", "SourceFreeData", "UdaData",
@@ -149,6 +149,10 @@ class RunContext:
             ``benchmark.services.pretrain.PretrainedBackbone`` pretrained with that method on this run's unlabelled
             target train split (built once, then cached); the global random streams are left as they were.
             None where the harness offers none.
+        report: where ``report_epoch`` sends a training curve: the harness's sink, which puts the ``loss`` series
+            into the running Optuna trial's intermediate values (``step`` = epoch) and every series into its
+            ``curves`` attribute and the run record (docs/PROTOCOL.md, "Training curves"). None (outside the
+            harness, e.g. a plugin's own tests): reporting does nothing and nothing is computed for it.
     """
 
     device: torch.device
@@ -157,6 +161,27 @@ class RunContext:
     generator: torch.Generator
     stats: dict[str, Any] = field(default_factory=dict)
     ssl_backbone: Callable[[str], Any] | None = None
+    report: EpochReport | None = None
+
+    def report_epoch(self, epoch: int, values: Mapping[str, float]) -> None:
+        """Report one epoch's values, e.g. ``ctx.report_epoch(epoch, {"loss": 0.41, "im": 1.2})``: epochs count
+        from 0, ``loss`` is the training loss, other names are label-free validators (never a score computed
+        with target labels, except in an oracle run). A no-op when nothing listens (``report`` is None)."""
+        if self.report is not None:
+            self.report(epoch, values)
+
+    def epoch_reporter(self, model: nn.Module, images: torch.Tensor) -> EpochEnd | None:
+        """The ``on_epoch_end`` of ``run_epochs`` that reports each epoch's mean training loss and the ``im``
+        validator of ``model`` on a fixed subset of the target train ``images`` (``methods.core.training.
+        epoch_reporter``; it draws no random number and leaves the model as it was). One line per method::
+
+            run_epochs(..., on_epoch_end=ctx.epoch_reporter(model, data.target.images))
+
+        None (no callback, nothing computed) when nothing listens.
+        """
+        if self.report is None:
+            return None
+        return epoch_reporter(self.report_epoch, model, images, self.profile.eval_batch_size)
 
 
 class Method(ABC):

@@ -102,5 +102,6 @@ class NeighbourConsistencyMethod(Method):
             optimise(optimizer, loss)
             return loss
 
-        run_epochs(len(images), hp["batch_size"], hp["epochs"], ctx.generator, step, self.name, device=images.device)
+        run_epochs(len(images), hp["batch_size"], hp["epochs"], ctx.generator, step, self.name, device=images.device,
+                   on_epoch_end=ctx.epoch_reporter(model, images))
         return model

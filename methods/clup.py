@@ -105,7 +105,8 @@ def train_on_pseudo_labels(
         optimise(optimizer, loss)
         return loss
 
-    run_epochs(len(kept), hp["batch_size"], hp["epochs"], ctx.generator, step, "clup", device=images.device)
+    run_epochs(len(kept), hp["batch_size"], hp["epochs"], ctx.generator, step, "clup", device=images.device,
+               on_epoch_end=ctx.epoch_reporter(model, images))
 
 
 class CluP(Method):

@@ -23,5 +23,6 @@ class Oracle(Method):
         profile = ctx.profile
         model = build_classifier(profile.arch, profile.stem, profile.width, profile.source.head, imagenet_weights(profile))
         model = model.to(data.target.images.device)
-        train_supervised(model, data.target.images, data.target.labels, profile.source, ctx.generator, "oracle")
+        train_supervised(model, data.target.images, data.target.labels, profile.source, ctx.generator, "oracle",
+                         on_epoch_end=ctx.epoch_reporter(model, data.target.images))
         return model

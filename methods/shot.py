@@ -98,7 +98,8 @@ class Shot(Method):
             optimise(optimizer, loss)
             return loss
 
-        run_epochs(len(images), hp["batch_size"], hp["epochs"], ctx.generator, step, self.name, refresh, images.device)
+        run_epochs(len(images), hp["batch_size"], hp["epochs"], ctx.generator, step, self.name, refresh, images.device,
+                   on_epoch_end=ctx.epoch_reporter(model, images))
         return model
 
 

@@ -35,6 +35,10 @@ class SourceRecipe:
         exp_gamma: the ``exponential`` schedule's factor per epoch.
         augmentation: ``mild`` (flip + small affine) or ``strong`` (CluP's: flip, affine 35 deg / 0.15,
             colour jitter).
+        grey_probability: each training view is turned greyscale (ITU-R 601 luminance, replicated to 3 channels)
+            with this probability, per image, drawn from torch's global RNG (0 = never; no draw at all).
+        ema_decay: 0 = off; else an exponential moving average of parameters and buffers
+            (``torch.optim.swa_utils.AveragedModel``, updated after every step) is the trained model.
     """
 
     epochs: int
@@ -52,6 +56,8 @@ class SourceRecipe:
     schedule: str = "shot"
     exp_gamma: float = 0.99
     augmentation: str = "mild"
+    grey_probability: float = 0.0
+    ema_decay: float = 0.0
 
 
 #: The named source recipes (``--set source=authors`` starts from one; docs/METHODS.md, "The source model").
@@ -193,7 +199,7 @@ PROFILES: dict[str, Profile] = {
         ssl=SSLRecipe(epochs=1000),
         ssl_overrides={"swav": {"prototypes": 5000}},
         ssl_stem="clup",
-        hparams={"clup": {"backbone": "swav"}},
+        hparams={"clup": {"backbone": "swav", "kmeans_iters": 20, "kmeans_restarts": 1, "kmeans_init": "random"}},
         precision="auto",
         channels_last=True,
     ),
@@ -216,11 +222,15 @@ PROFILES: dict[str, Profile] = {
             # Why: docs/LAB_NOTES.md, "DeepClusterV2's quick epochs".
             "deepclusterv2": {"epochs": 30},
         },
+        # Why: docs/PERFORMANCE.md, "The quick profile's speed".
+        channels_last=True,
         hparams={
             "shot": {"epochs": 5},
             "shot_im": {"epochs": 5},
             "nrc": {"epochs": 5},
             "aad": {"epochs": 5},
+            # Half the synthetic target train split, within the published queue-to-dataset ratios (docs/METHODS.md).
+            "adacontrast": {"epochs": 5, "queue_size": 4096},
             "dann": {"epochs": 5},
             "cdan": {"epochs": 5},
             "clup": {"epochs": 15, "batch_size": 64},

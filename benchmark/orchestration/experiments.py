@@ -311,7 +311,7 @@ EXPERIMENTS: dict[str, Experiment] = {
                 *_method_rows("source_only", "shot_im", "shot"),
                 CLUP_DCV2,
                 CLUP_SWAV,
-                *_method_rows("nrc", "aad", "dann", "cdan", "oracle"),
+                *_method_rows("nrc", "aad", "adacontrast", "dann", "cdan", "oracle"),
             ),
             searches=(
                 Search("SHOT", "shot", BestValidator("im"), SHOT_SEARCHED, SEARCH_TRIALS),
@@ -323,7 +323,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         Experiment(
             "table2",
             "Table 2: per-class recall of the source-free methods",
-            rows=(*_method_rows("shot_im", "shot"), CLUP_DCV2, CLUP_SWAV),
+            rows=(*_method_rows("shot_im", "shot"), CLUP_DCV2, CLUP_SWAV, *_method_rows("adacontrast")),
             paper_setups=("raf_fer2013",),
             table=TableSpec(TableKind.CLASS_RECALL, paper="Table 2"),
             figures=(FigureSpec(FigureKind.CLASS_RECALL, "class_recall"),),
@@ -334,14 +334,14 @@ EXPERIMENTS: dict[str, Experiment] = {
             rows=tuple(Row(BACKBONE_LABELS.get(b, "Random init"), f"probe:{b}")
                        for b in ("imagenet", "source", "deepclusterv2", "swav", "random")),
             paper_setups=("raf_expw", "raf_fer2013"),
-            table=TableSpec(paper="Table 3", paper_by_target=True),
+            table=TableSpec(paper="Table 3", paper_by_target=True, baseline="Random init", reference="SwAV"),
         ),
         Experiment(
             "table4",
             "Table 4: CluP ablation, backbone x pseudo-label score",
             rows=tuple(Row(f"{BACKBONE_LABELS[b]} + {s}", "clup", _clup(b, s))
                        for b in ("source", "swav") for s in ("confidence", "purity")),
-            table=TableSpec(paper="Table 4", paper_average=True),
+            table=TableSpec(paper="Table 4", paper_average=True, baseline="Source + confidence", reference="SwAV + purity"),
         ),
         Experiment(
             "fig3",

@@ -1,7 +1,9 @@
 """Probe jobs (the CluP paper's Table 3): each frozen backbone probed on a setup's target, one stored trial each.
 
 The probe itself (``benchmark.services.probe``) uses target labels by design; its records say ``oracle``.
-Trials live in the study ``probe/<setup>/<profile>``.
+Trials live in the study ``probe/<setup>/<profile>``, and they are all scored on the target **test** split.
+A probe scored on ``val`` (``split="val"``: choosing protocol settings, docs/SSL.md, "Which split chose what")
+is returned and logged but never stored, so no leaderboard or report can read it.
 """
 
 from __future__ import annotations
@@ -14,23 +16,49 @@ import torch
 from optuna.trial import TrialState
 
 from benchmark.config.devices import resolve_device
+from benchmark.config.errors import UserError
 from benchmark.config.profiles import Profile
 from benchmark.config.setups import get_setup
 from benchmark.orchestration.profiles import resolve_profile
 from benchmark.orchestration.records import StageTimer, common_fields
-from benchmark.services.probe import PROBE_BACKBONES, frozen_backbone, linear_probe
+from benchmark.services.probe import PROBE_BACKBONES, PROBE_SPLITS, REPORTED_SPLIT, frozen_backbone, linear_probe
 from benchmark.services.source import SplitTensors, split_tensors
 from benchmark.store.identity import job_recipe
 from benchmark.store.storage import TrialRequest, complete, open_storage, trial_for_run
 from datasets.progress import log
+from methods.core.evaluation import encode_digits
 from methods.core.inference import backbone_features
+
+
+def _fit_and_score(backbone: torch.nn.Module, splits: tuple[SplitTensors, SplitTensors], seed: int) -> dict[str, Any]:
+    """The probe's evaluation record: fitted on the first split's features and labels, scored on the second's."""
+    train, scored = splits
+    evaluation, predictions = linear_probe(
+        backbone_features(backbone, train.images).cpu().numpy(), train.labels,
+        backbone_features(backbone, scored.images).cpu().numpy(), scored.labels, seed,
+    )
+    # Per-image correctness, as in a run record: what the leaderboard's paired intervals resample.
+    return {**evaluation, "test_correct": encode_digits(predictions == scored.labels)}
+
+
+def _probe_unstored(name: str, backbone: torch.nn.Module, *, base: dict[str, Any], profile: Profile,
+                    splits: tuple[SplitTensors, SplitTensors], split: str, device: torch.device) -> dict[str, Any]:
+    """The probe of one backbone scored on ``split`` (val): its record, never stored in the results storage."""
+    timer = StageTimer()
+    with timer.stage("probe"):
+        evaluation = _fit_and_score(backbone, splits, base["seed"])
+    recipe = job_recipe(base["method"], profile, {"backbone": name})
+    return {**base, "available": True, "split": split, "stored": False,
+            **common_fields(method=base["method"], setting="oracle", setup=base["setup"], profile=profile,
+                            seed=base["seed"], hparams={"backbone": name}, recipe=recipe),
+            **evaluation, **timer.environment(device)}
 
 
 def _probe_one(name: str, backbone: torch.nn.Module, *, base: dict[str, Any], profile: Profile,
                splits: tuple[SplitTensors, SplitTensors], store: optuna.storages.RDBStorage,
                claimed: tuple[optuna.Study, optuna.trial.Trial] | None, device: torch.device) -> dict[str, Any]:
-    """Fit and score the probe of one available backbone inside its trial; its record."""
-    method, seed, (train, test) = base["method"], base["seed"], splits
+    """Fit and score the probe of one available backbone on the target test split inside its trial; its record."""
+    method, seed = base["method"], base["seed"]
     recipe = job_recipe(method, profile, {"backbone": name})
     attrs = {"method": method, "setting": "oracle", "setup": base["setup"], "profile": profile.name, "seed": seed,
              "recipe": recipe}
@@ -38,10 +66,7 @@ def _probe_one(name: str, backbone: torch.nn.Module, *, base: dict[str, Any], pr
     timer = StageTimer()
     with trial_for_run(store, request, claimed) as (study, trial):
         with timer.stage("probe"):
-            evaluation, _ = linear_probe(
-                backbone_features(backbone, train.images).cpu().numpy(), train.labels,
-                backbone_features(backbone, test.images).cpu().numpy(), test.labels, seed,
-            )
+            evaluation = _fit_and_score(backbone, splits, seed)
         record = {**base, "available": True,
                   **common_fields(method=method, setting="oracle", setup=base["setup"], profile=profile, seed=seed,
                                   hparams={"backbone": name}, recipe=recipe),
@@ -69,6 +94,7 @@ def run_probes(
     device: str = "auto",
     storage_url: str | None = None,
     claimed: tuple[optuna.Study, optuna.trial.Trial] | None = None,
+    split: str = REPORTED_SPLIT,
 ) -> list[dict[str, Any]]:
     """Probe each backbone on ``setup``'s target; one stored trial per available backbone.
 
@@ -76,13 +102,21 @@ def run_probes(
     (no accuracy when the backbone is unavailable, e.g. ImageNet without a local weights file).
     ``claimed``: a trial a sweep worker claimed for the (single) backbone (default: a new trial per backbone).
     ``profile_overrides``: ``{dotted path: value}`` set on the profile (``benchmark.config.overrides``).
+    ``split``: the target split the probe is scored on: ``test`` (the default; the only one stored and reported)
+    or ``val`` (a synthetic target's validation split, for choosing settings: records carry ``"split": "val"``
+    and ``"stored": False``, nothing is written to the results storage, and ``claimed`` is refused).
     """
+    if split not in PROBE_SPLITS:
+        raise UserError(f"a probe is scored on {' or '.join(PROBE_SPLITS)}, not {split!r}")
+    stored = split == REPORTED_SPLIT
+    if not stored and claimed is not None:
+        raise UserError(f"a probe scored on {split!r} is never stored, so it cannot fill a claimed trial")
     the_setup = get_setup(setup)
     the_profile = resolve_profile(profile or the_setup.profile, profile_overrides)
     torch_device = resolve_device(device)
     splits = (split_tensors(the_setup.target, "train", the_profile, torch_device),
-              split_tensors(the_setup.target, "test", the_profile, torch_device))
-    store = open_storage(storage_url)
+              split_tensors(the_setup.target, split, the_profile, torch_device))
+    store = open_storage(storage_url) if stored else None
     records = []
     for name in backbones:
         backbone, note = frozen_backbone(name, setup, the_profile, seed, torch_device)
@@ -91,7 +125,11 @@ def run_probes(
         if backbone is None:
             records.append(_unavailable(base, claimed))
             continue
-        records.append(_probe_one(name, backbone, base=base, profile=the_profile, splits=splits, store=store,
-                                  claimed=claimed, device=torch_device))
-        log(f"probe {name}: {records[-1]['accuracy']:.2f}%")
+        if store is None:
+            records.append(_probe_unstored(name, backbone, base=base, profile=the_profile, splits=splits, split=split,
+                                           device=torch_device))
+        else:
+            records.append(_probe_one(name, backbone, base=base, profile=the_profile, splits=splits, store=store,
+                                      claimed=claimed, device=torch_device))
+        log(f"probe {name}: {records[-1]['accuracy']:.2f}%" + ("" if stored else f" on {split} (not stored)"))
     return records

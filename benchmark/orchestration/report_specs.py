@@ -7,6 +7,12 @@ from dataclasses import dataclass
 from enum import Enum
 
 
+#: The label of the source-only row (the lower bound every adaptation is compared with).
+SOURCE_ONLY = "Source only"
+#: The label of the paper's method with its best backbone (the default reference row).
+PAPER_METHOD = "CluP (SwAV)"
+
+
 class TableKind(str, Enum):
     """The columns of an experiment's leaderboard."""
 
@@ -26,12 +32,18 @@ class TableSpec:
         paper_by_target: the paper reports by target dataset, not by setup (the probe table): a setup shows the
             paper's number of its target wherever the paper has one, synthetic setups included.
         paper_average: beside a synthetic setup, a column with the paper's average over its real setups.
+        baseline, reference: the labels of the two rows every line of an accuracy table is compared with, paired
+            by seed and test image (``benchmark.reporting.statistics``); a comparison is shown only where the
+            experiment has a row of that label. The defaults are Table 1's lower bound and the paper's method;
+            ``leaderboard --reference`` overrides ``reference``.
     """
 
     kind: TableKind = TableKind.ACCURACY
     paper: str | None = None
     paper_by_target: bool = False
     paper_average: bool = False
+    baseline: str | None = SOURCE_ONLY
+    reference: str | None = PAPER_METHOD
 
 
 class FigureKind(str, Enum):

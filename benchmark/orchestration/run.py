@@ -6,8 +6,9 @@ and the target test labels are used only after ``adapt`` returns, to score the m
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ from benchmark.store.storage import TrialRequest, complete, open_storage, trial_
 from datasets.progress import log
 from methods import registry
 from methods.api import Method, RunContext, Setting
-from methods.core.evaluation import encode_predictions, score_predictions
+from methods.core.evaluation import encode_digits, score_predictions
 from methods.core.inference import infer
 from methods.core.inputs import LabelledImages, OracleData, SourceFreeData, UdaData, UnlabelledImages
 from methods.core.precision import autocast_dtype, full_precision, prepare_for_training, training_numerics
@@ -137,6 +138,42 @@ def _note_earlier_trials(store: optuna.storages.RDBStorage, plan: RunPlan, attrs
 
 
 @dataclass
+class EpochCurves:
+    """``RunContext.report`` for one trial: the training curves a method reports (docs/PROTOCOL.md, "Training
+    curves").
+
+    Each ``report(epoch, values)`` sends ``values["loss"]`` (the primary series) to ``trial.report(loss,
+    step=epoch)``, Optuna's intermediate values that optuna-dashboard plots, and stores every series in
+    ``series`` ({name: [value per epoch]}, None where an epoch lacks one), written to the trial's ``curves``
+    attribute at once (a live or failed run keeps what it reported) and to the run record. Epochs must increase;
+    a repeated or earlier epoch is ignored with one note, as Optuna ignores a repeated step.
+    """
+
+    trial: optuna.trial.Trial | None = None
+    series: dict[str, list[float | None]] = field(default_factory=dict)
+    epochs: int = 0
+    noted: bool = False
+
+    def __call__(self, epoch: int, values: Mapping[str, float]) -> None:
+        if epoch < self.epochs:
+            if not self.noted:
+                log(f"note: epoch {epoch} reported after epoch {self.epochs - 1}; ignored (epochs must increase)")
+                self.noted = True
+            return
+        values = {name: float(value) for name, value in values.items()}
+        for name in values.keys() - self.series.keys():
+            self.series[name] = [None] * self.epochs
+        self.epochs = epoch + 1
+        for name, column in self.series.items():
+            column.extend([None] * (self.epochs - len(column) - 1))
+            column.append(values.get(name))
+        if self.trial is not None:
+            if "loss" in values and not math.isnan(values["loss"]):
+                self.trial.report(values["loss"], step=epoch)
+            self.trial.set_user_attr("curves", self.series)
+
+
+@dataclass
 class Adapted:
     """What the adaptation stage leaves for evaluation and the record."""
 
@@ -148,8 +185,9 @@ class Adapted:
     built: dict[str, bool]
 
 
-def _adapt(plan: RunPlan, device: torch.device, timer: StageTimer) -> Adapted:
-    """Load the target splits and the source model, then let the method adapt (timed per stage)."""
+def _adapt(plan: RunPlan, device: torch.device, timer: StageTimer, curves: EpochCurves | None = None) -> Adapted:
+    """Load the target splits and the source model, then let the method adapt (timed per stage); the method's
+    training curves go to ``curves`` (None: not recorded)."""
     with timer.stage("data"):
         target_test = split_tensors(plan.setup.target, "test", plan.profile, device)
         target_train = split_tensors(plan.setup.target, "train", plan.profile, device)
@@ -161,7 +199,7 @@ def _adapt(plan: RunPlan, device: torch.device, timer: StageTimer) -> Adapted:
     built: dict[str, bool] = {}
     with timer.stage("adapt"), training_numerics(plan.profile, device):
         ctx = RunContext(device, plan.profile, method_seed, seed_everything(method_seed),
-                         ssl_backbone=_ssl_service(plan, device, built))
+                         ssl_backbone=_ssl_service(plan, device, built), report=curves)
         model = plan.method(plan.hparams).adapt(prepare_for_training(source.model, plan.profile), data, ctx)
     return Adapted(model, source, target_train, target_test, ctx, built)
 
@@ -176,7 +214,8 @@ def _evaluate(plan: RunPlan, run: Adapted, timer: StageTimer, embedding: bool) -
         validators = compute_validators(infer(run.model, run.target_train.images, batch))
     fields = result.as_record()
     fields["n_test"] = fields.pop("n")
-    fields["test_predictions"] = encode_predictions(predictions)
+    fields["test_predictions"] = encode_digits(predictions)
+    fields["test_correct"] = encode_digits(predictions == run.target_test.labels)
     fields["validators"] = validators
     if embedding:
         with timer.stage("embedding"):
@@ -185,7 +224,7 @@ def _evaluate(plan: RunPlan, run: Adapted, timer: StageTimer, embedding: bool) -
 
 
 def _record(plan: RunPlan, run: Adapted, scores: dict[str, Any], *, recipe: str, timer: StageTimer,
-            device: torch.device) -> dict[str, Any]:
+            device: torch.device, curves: EpochCurves | None = None) -> dict[str, Any]:
     """The run record (docs/PROTOCOL.md, "The run record")."""
     source, stats = run.source, run.ctx.stats
     extra = {"embedding": scores.pop("embedding")} if "embedding" in scores else {}
@@ -198,6 +237,7 @@ def _record(plan: RunPlan, run: Adapted, scores: dict[str, Any], *, recipe: str,
         **scores,
         "pseudo_labels": _pseudo_label_stats(stats.pop("pseudo_labels", None), run.target_train.labels),
         "method_stats": stats,
+        "curves": curves.series if curves is not None else {},
         "source_test_accuracy": source.info["source_test"]["accuracy"],
         "artifacts": {
             "source": source.path.name,
@@ -258,8 +298,10 @@ def run_method(
     declared = {name: hp.distribution for name, hp in plan.method.hparams_spec.items()}
     timer = StageTimer()
     with trial_for_run(store, TrialRequest(plan.study_name, plan.hparams, declared, attrs), claimed) as (study, trial):
-        adapted = _adapt(plan, torch_device, timer)
+        curves = EpochCurves(trial)
+        adapted = _adapt(plan, torch_device, timer, curves)
         scores = _evaluate(plan, adapted, timer, embedding)
-        record = _record(plan, adapted, scores, recipe=attrs["recipe"], timer=timer, device=torch_device)
+        record = _record(plan, adapted, scores, recipe=attrs["recipe"], timer=timer, device=torch_device,
+                         curves=curves)
         complete(study, trial, record, search_rule(objective).value(record))
     return record

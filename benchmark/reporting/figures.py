@@ -11,6 +11,10 @@ name), written as ``<name>_<setup>.{png,pdf,csv}`` for each setup with results, 
 - class recall: per-class recall of the experiment's rows (grouped bars).
 - confusion: row-normalised confusion matrices of the experiment's rows, mean over seeds.
 - embedding: 2-D embeddings of the target test features (first seed of each row that stored one).
+
+Beside them, ``write_figures`` draws the training curves of Table 1's rows (``training_curves_<setup>``): one
+panel per method, seeds overlaid, x = epoch, the training loss on the top row and each label-free validator the
+method reported (``im``) below it (docs/PROTOCOL.md, "Training curves"). Runs stored without curves are left out.
 """
 
 from __future__ import annotations
@@ -105,6 +109,72 @@ def embedding_data(stored: StoredTrials, setup: str, profile: str | None = None,
                 "label": [CLASS_NAMES[i] for i in e["labels"]], "predicted": [CLASS_NAMES[i] for i in e["predictions"]],
             }))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["method", "x", "y", "label", "predicted"])
+
+
+#: The experiment whose rows' training curves ``write_figures`` draws.
+CURVES_EXPERIMENT = "table1"
+#: Its file name: ``<name>_<setup>.{png,pdf,csv}``.
+CURVES_NAME = "training_curves"
+CURVES_COLUMNS = ["method", "seed", "series", "epoch", "value"]
+
+
+def curves_data(stored: StoredTrials, setup: str, profile: str | None = None,
+                experiment: Experiment | None = None) -> pd.DataFrame:
+    """Columns method, seed, series, epoch, value: every epoch value of every series the experiment's rows'
+    runs reported (``record["curves"]``; ``epoch`` is Optuna's step, from 0). Runs without curves (stored
+    before curves were recorded, or a method that trains nothing) are skipped; an epoch a series lacks is
+    left out."""
+    experiment = experiment or EXPERIMENTS[CURVES_EXPERIMENT]
+    rows = [
+        {"method": row.label, "seed": record["seed"], "series": series, "epoch": epoch, "value": value}
+        for row in experiment.rows if row.kind == "run"
+        for record in row_cell(experiment, row, setup, stored, profile).records
+        for series, values in (record.get("curves") or {}).items()
+        for epoch, value in enumerate(values) if value is not None
+    ]
+    return pd.DataFrame(rows, columns=CURVES_COLUMNS)
+
+
+def plot_curves(data: pd.DataFrame, setup: str) -> plt.Figure:
+    """One column per method, one row per series (``loss`` first), one line per seed."""
+    methods = list(dict.fromkeys(data.method))
+    series = sorted(set(data.series), key=lambda name: (name != "loss", name))
+    figure, axes = plt.subplots(len(series), len(methods), figsize=(2.6 * len(methods), 2.2 * len(series)),
+                                squeeze=False, sharex="col")
+    seeds = sorted(set(data.seed))
+    colours = dict(zip(seeds, sns.color_palette("colorblind", len(seeds))))
+    for column, method in enumerate(methods):
+        for line, name in enumerate(series):
+            axis = axes[line, column]
+            part = data[(data.method == method) & (data.series == name)]
+            for seed, points in part.groupby("seed"):
+                axis.plot(points.epoch, points.value, marker=".", color=colours[seed], label=f"seed {seed}")
+            if line == 0:
+                axis.set_title(method, fontsize=8)
+            if column == 0:
+                axis.set_ylabel("training loss" if name == "loss" else f"{name} (target train, no labels)", fontsize=7)
+            if line == len(series) - 1:
+                axis.set_xlabel("epoch", fontsize=7)
+            axis.tick_params(labelsize=6)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    if len(seeds) > 1 and handles:
+        figure.legend(handles, labels, loc="upper right", fontsize=6, frameon=False)
+    figure.suptitle(f"training curves, {setup}", fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def draw_curves(stored: StoredTrials, out: Path, profile: str | None = None,
+                experiment: Experiment | None = None) -> list[Path]:
+    """The training curves of ``experiment``'s rows (default Table 1) on each setup where a run reported any,
+    as ``<out>/training_curves_<setup>.{png,pdf,csv}``; returns the paths written."""
+    experiment = experiment or EXPERIMENTS[CURVES_EXPERIMENT]
+    written: list[Path] = []
+    for setup in setups_with_results(experiment, stored, profile):
+        data = curves_data(stored, setup, profile, experiment)
+        if len(data):
+            written += _save(plot_curves(data, setup), data, out / f"{CURVES_NAME}_{setup}")
+    return written
 
 
 def plot_fig4(data: pd.DataFrame, setup: str) -> plt.Figure:
@@ -203,7 +273,8 @@ def draw(experiment: Experiment, figure: FigureSpec, stored: StoredTrials, out: 
 
 
 def write_figures(storage: optuna.storages.BaseStorage, out: Path, profile: str | None = None) -> list[Path]:
-    """Every figure that has data, as ``<out>/<name>_<setup>.{png,pdf,csv}``; returns the paths written."""
+    """Every figure that has data, as ``<out>/<name>_<setup>.{png,pdf,csv}`` (the experiments' figures, then
+    the training curves); returns the paths written."""
     stored = StoredTrials.load(storage)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -212,4 +283,4 @@ def write_figures(storage: optuna.storages.BaseStorage, out: Path, profile: str 
             for figure in experiment.figures:
                 if figure.kind is kind:
                     written += draw(experiment, figure, stored, out, profile)
-    return written
+    return written + draw_curves(stored, out, profile)

@@ -8,6 +8,12 @@ difference, where the paper has one for that row and setup, and a footnote says 
 ours were obtained. Every table also gives the source models' accuracy on their source test split, beside the
 authors' released source models'. What a table shows (its columns, the paper's table beside it) is the
 experiment's ``TableSpec``; how each line was selected, its ``SelectionRule``.
+
+An accuracy table also compares every line with two rows its ``TableSpec`` names (``baseline``, default Source
+only; ``reference``, default CluP (SwAV)), paired by seed and target test image, with a bootstrap interval
+(``benchmark.reporting.statistics``; ``paired_comparisons``). Per-image correctness is each run record's
+``test_correct`` (one digit per target test image), so a leaderboard needs the records only, never the data.
+Records without it (written before runs stored it) are compared over seeds only, and the table says so.
 """
 
 from __future__ import annotations
@@ -29,9 +35,21 @@ from benchmark.orchestration.report_specs import TableKind
 from benchmark.orchestration.selection import SelectionRule
 from benchmark.reporting import paper
 from benchmark.reporting.results import to_markdown
+from benchmark.reporting.statistics import (
+    LEVEL,
+    RESAMPLES,
+    SEED,
+    Paired,
+    image_differences,
+    paired_difference,
+    seed_differences,
+    stratified_average,
+    stream,
+)
 from benchmark.store.identity import search_key_recipe, trial_key
 from datasets.labels import CLASS_NAMES
 from methods import registry
+from methods.core.evaluation import decode_digits
 
 
 @dataclass(frozen=True)
@@ -197,6 +215,157 @@ def table_lines(experiment: Experiment, setups: tuple[str, ...], stored: StoredT
     return lines
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """One line against a compared row on one setup (or on average): the paired result, or why there is none.
+
+    Attributes:
+        paired: the interval and its resamples; None: shown as ``-`` (or ``ref`` for the compared row itself).
+        reason: why ``-``, or why only seeds were resampled; None otherwise.
+        itself: the line is the compared row.
+    """
+
+    paired: Paired | None
+    reason: str | None = None
+    itself: bool = False
+
+    def text(self) -> str:
+        if self.itself:
+            return "ref"
+        return "-" if self.paired is None else self.paired.interval.text()
+
+
+@dataclass(frozen=True)
+class PairedTable:
+    """Every line of a table against each compared row (``TableSpec.baseline``, ``reference``).
+
+    Attributes:
+        compared: the compared rows' labels, as found among the lines (baseline first).
+        cells: (line index, setup, compared label) -> comparison.
+        averages: (line index, compared label) -> comparison of the average over setups (more than one setup).
+        resamples, seed: the bootstrap's.
+    """
+
+    compared: tuple[str, ...]
+    cells: dict[tuple[int, str, str], Comparison]
+    averages: dict[tuple[int, str], Comparison]
+    resamples: int = RESAMPLES
+    seed: int = SEED
+
+
+def _correctness(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> tuple[list[np.ndarray], list[np.ndarray]] | str:
+    """Per paired seed, each run's per-image correctness (the records' ``test_correct``); or why it cannot be had
+    (then seeds only)."""
+    records = [record for pair in pairs for record in pair]
+    if any(not r.get("test_correct") for r in records):
+        return "records without per-image correctness (written before runs stored it)"
+    if len({len(r["test_correct"]) for r in records}) != 1:
+        return "records scored on target test splits of different sizes"
+    method = [decode_digits(a["test_correct"]).astype(bool) for a, _ in pairs]
+    reference = [decode_digits(b["test_correct"]).astype(bool) for _, b in pairs]
+    return method, reference
+
+
+def compare_cells(cell: Cell, against: Cell, rng: np.random.Generator, resamples: int = RESAMPLES) -> Comparison:
+    """``cell`` minus ``against`` on ``setup``, paired by seed (same source model); per test image where the
+    both records hold per-image correctness, else over seeds only; ``-`` with fewer than 2 paired seeds."""
+    by_seed = {r["seed"]: r for r in against.records}
+    pairs = [(r, by_seed[r["seed"]]) for r in cell.records
+             if r["seed"] in by_seed and _source_model(r) == _source_model(by_seed[r["seed"]])]
+    if len(pairs) < 2:
+        return Comparison(None, f"{len(pairs)} seed{'' if len(pairs) == 1 else 's'} paired (2 needed)")
+    found = _correctness(pairs)
+    if isinstance(found, str):
+        differences = seed_differences([a["accuracy"] for a, _ in pairs], [b["accuracy"] for _, b in pairs])
+        return Comparison(paired_difference(differences, rng, images=False, resamples=resamples), found)
+    return Comparison(paired_difference(image_differences(*found), rng, resamples=resamples))
+
+
+def compared_rows(experiment: Experiment, lines: list[TableLine], reference: str | None = None) -> tuple[str, ...]:
+    """The labels of the rows an accuracy table compares every line with: its baseline and its reference
+    (``reference`` overriding the declared one), those found among the lines, without repeats."""
+    if experiment.table.kind is not TableKind.ACCURACY:
+        return ()
+    wanted = (experiment.table.baseline, reference or experiment.table.reference)
+    present = {line.label for line in lines}
+    return tuple(label for label in dict.fromkeys(wanted) if label is not None and label in present)
+
+
+def paired_comparisons(experiment: Experiment, setups: tuple[str, ...], lines: list[TableLine], *,
+                       reference: str | None = None, resamples: int = RESAMPLES, seed: int = SEED) -> PairedTable:
+    """Every line against each compared row (``compared_rows``) per setup, and on average over the setups
+    (stratified: each setup's resamples are its own), each with its own stream of ``seed``."""
+    compared = compared_rows(experiment, lines, reference)
+    cells: dict[tuple[int, str, str], Comparison] = {}
+    averages: dict[tuple[int, str], Comparison] = {}
+    for label in compared:
+        j = next(k for k, line in enumerate(lines) if line.label == label)
+        for i, line in enumerate(lines):
+            for setup in setups:
+                rng = stream(seed, experiment.name, setup, line.label, line.setting, line.selection, label)
+                cells[i, setup, label] = (Comparison(None, itself=True) if i == j else
+                                          compare_cells(line.cells[setup], lines[j].cells[setup], rng, resamples))
+            if len(setups) > 1:
+                per_setup = [cells[i, setup, label] for setup in setups]
+                if i == j:
+                    averages[i, label] = Comparison(None, itself=True)
+                elif all(c.paired is not None for c in per_setup):
+                    interval = stratified_average([c.paired for c in per_setup])  # type: ignore[misc]
+                    averages[i, label] = Comparison(Paired(interval, np.empty(0)))
+                else:
+                    averages[i, label] = Comparison(None, "a setup has no paired difference")
+    return PairedTable(compared, cells, averages, resamples, seed)
+
+
+def _line_names(lines: list[TableLine]) -> list[str]:
+    """Each line's name in notes: its label, with its setting where two lines share a label."""
+    counts = defaultdict(int)
+    for line in lines:
+        counts[line.label] += 1
+    return [line.label if counts[line.label] == 1 else f"{line.label} [{line.setting}]" for line in lines]
+
+
+def paired_notes(setups: tuple[str, ...], lines: list[TableLine], paired: PairedTable) -> list[str]:
+    """What the paired columns show and cover, then, grouped by reason, where only seeds were resampled (†)
+    and where a cell shows ``-``."""
+    if not paired.compared:
+        return []
+    names = _line_names(lines)
+    level = f"{100 * LEVEL:.0f}%"
+    notes = [
+        f"Δ X: the line's accuracy minus row X's, in points, mean over the seeds both have (paired: a seed's runs "
+        "adapt the same source model and are scored on the same target test images). In brackets the "
+        f"{level} percentile interval of a two-level bootstrap ({paired.resamples} resamples, seed "
+        f"{paired.seed}): seeds drawn with replacement and, independently, the target test images with "
+        "replacement (one draw for every seed and both rows); * the interval excludes 0. "
+        + ("The average's interval resamples each setup independently (stratified bootstrap, Agarwal et al. "
+           "2021). " if len(setups) > 1 else "")
+        + "ref: the compared row itself. Few seeds make the seed part of an interval optimistic."
+    ]
+    seeds_only: dict[str, list[str]] = defaultdict(list)
+    missing: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))  # reason -> where -> rows
+    found = [((i, setup, label), c) for (i, setup, label), c in paired.cells.items()]
+    found += [((i, "average", label), c) for (i, label), c in paired.averages.items()]
+    for (i, setup, label), comparison in found:
+        where = f"{names[i]} on {setup}"
+        if comparison.reason is None:
+            continue
+        if comparison.paired is not None:
+            if where not in seeds_only[comparison.reason]:
+                seeds_only[comparison.reason].append(where)
+        else:
+            missing[comparison.reason][where].append(label)
+    for reason, places in seeds_only.items():
+        notes.append(f"† Seeds only (test images not resampled), {reason}: {', '.join(places)}.")
+    if missing:
+        every = set(paired.compared)
+        parts = [f"{reason}: " + ", ".join(where if set(against) == every else f"{where} (Δ {', '.join(against)})"
+                                           for where, against in places.items())
+                 for reason, places in missing.items()]
+        notes.append(f"'-' where {'; '.join(parts)}.")
+    return notes
+
+
 def _setup_columns(experiment: Experiment, setup: str, line: TableLine) -> dict[str, str]:
     """A line's columns for one setup: ours, then (where the paper's table has numbers for the setup, or its
     target for the probe table) the paper's and the difference."""
@@ -211,12 +380,28 @@ def _setup_columns(experiment: Experiment, setup: str, line: TableLine) -> dict[
     return columns
 
 
-def _accuracy_entry(experiment: Experiment, setups: tuple[str, ...], line: TableLine) -> dict[str, Any]:
-    """One line of an accuracy table: method, setting, selection rule, the setups' columns, the average."""
+def per_seed(cell: Cell, seeds: Sequence[int]) -> str:
+    """Each seed's accuracy, ``69.0/53.3/69.0``, in the order of ``seeds`` (``-`` for a seed without a run)."""
+    by_seed = {r["seed"]: r["accuracy"] for r in cell.records}
+    return "/".join(f"{by_seed[s]:.1f}" if s in by_seed else "-" for s in seeds) if by_seed else "-"
+
+
+def delta_column(where: str, label: str) -> str:
+    """The name of the paired-difference column of ``where`` (a setup or ``average``) against row ``label``."""
+    return f"{where} Δ {label}"
+
+
+def _accuracy_entry(experiment: Experiment, setups: tuple[str, ...], line: TableLine, index: int,
+                    seeds: Sequence[int], paired: PairedTable) -> dict[str, Any]:
+    """One line of an accuracy table: method, setting, selection rule, the setups' columns (ours, per seed, the
+    paper's), the average, then the paired differences per setup and on average."""
     entry: dict[str, Any] = {"method": line.label, "setting": line.setting, "selection": line.selection}
     means = []
     for setup in setups:
-        entry.update(_setup_columns(experiment, setup, line))
+        columns = _setup_columns(experiment, setup, line)
+        entry[setup] = columns.pop(setup)
+        entry[f"{setup} per seed"] = per_seed(line.cells[setup], seeds)
+        entry.update(columns)
         stats = line.cells[setup].mean_std()
         if stats is not None:
             means.append(stats[0])
@@ -225,16 +410,32 @@ def _accuracy_entry(experiment: Experiment, setups: tuple[str, ...], line: Table
     if _synthetic_context(experiment, setups):
         theirs = paper.paper_average(_paper_numbers(experiment), line.paper_label) if line.paper_label else None
         entry["paper (4 real setups, avg.)"] = "-" if theirs is None else f"{theirs:.2f}"
+    for label in paired.compared:
+        for setup in setups:
+            entry[delta_column(setup, label)] = paired.cells[index, setup, label].text()
+        if len(setups) > 1:
+            entry[delta_column("average", label)] = paired.averages[index, label].text()
     return entry
 
 
-def accuracy_frame(experiment: Experiment, setups: tuple[str, ...], lines: list[TableLine]) -> pd.DataFrame:
-    """One row per table line: method, setting, selection rule, then per setup ours (and the paper's + diff)."""
-    return pd.DataFrame([_accuracy_entry(experiment, setups, line) for line in lines])
+def table_seeds(lines: list[TableLine]) -> list[int]:
+    """The seeds of every record a table's lines use, increasing."""
+    return sorted({r["seed"] for line in lines for r in line.records})
 
 
-def class_frame(experiment: Experiment, setups: tuple[str, ...], lines: list[TableLine]) -> pd.DataFrame:
-    """Per setup and line, the mean per-class recall over seeds (and the paper's, where it has them)."""
+def accuracy_frame(experiment: Experiment, setups: tuple[str, ...], lines: list[TableLine],
+                   paired: PairedTable | None = None) -> pd.DataFrame:
+    """One row per table line: method, setting, selection rule, per setup ours, per seed (and the paper's +
+    diff), the average, then the paired differences (``paired``: default ``paired_comparisons``'s)."""
+    paired = paired_comparisons(experiment, setups, lines) if paired is None else paired
+    seeds = table_seeds(lines)
+    return pd.DataFrame([_accuracy_entry(experiment, setups, line, i, seeds, paired) for i, line in enumerate(lines)])
+
+
+def class_frame(experiment: Experiment, setups: tuple[str, ...], lines: list[TableLine],
+                paired: PairedTable | None = None) -> pd.DataFrame:
+    """Per setup and line, the mean per-class recall over seeds (and the paper's, where it has them); class
+    recall tables have no paired differences (``paired`` is ignored)."""
     reference = _paper_numbers(experiment)
     rows = []
     for setup in setups:
@@ -250,7 +451,7 @@ def class_frame(experiment: Experiment, setups: tuple[str, ...], lines: list[Tab
     return pd.DataFrame(rows)
 
 
-#: The frame of each kind of table: (experiment, setups, lines) -> frame.
+#: The frame of each kind of table: (experiment, setups, lines, paired comparisons) -> frame.
 FRAMES = {TableKind.ACCURACY: accuracy_frame, TableKind.CLASS_RECALL: class_frame}
 
 
@@ -294,24 +495,45 @@ def source_line(setups: tuple[str, ...], records: list[dict[str, Any]]) -> str:
             f"used, how many in brackets): {'; '.join(parts)}.")
 
 
-def render(experiment: Experiment, setups: tuple[str, ...], stored: StoredTrials, profile: str | None = None) -> tuple[str, pd.DataFrame]:
-    """The leaderboard markdown of one experiment (and the frame it shows)."""
+def _tables(frame: pd.DataFrame, paired: PairedTable) -> str:
+    """The frame as markdown: the accuracy columns, then (when there are any) the paired differences as a second
+    table with the method and setting again: every column of the frame is shown once."""
+    deltas = [c for c in frame.columns if any(c.endswith(f" Δ {label}") for label in paired.compared)]
+    if not deltas:
+        return to_markdown(frame)
+    main = frame[[c for c in frame.columns if c not in deltas]]
+    title = f"Paired differences (points) with their {100 * LEVEL:.0f}% intervals:"
+    return "\n".join([to_markdown(main), "", title, "", to_markdown(frame[["method", "setting", *deltas]])])
+
+
+def render(experiment: Experiment, setups: tuple[str, ...], stored: StoredTrials, profile: str | None = None, *,
+           reference: str | None = None) -> tuple[str, pd.DataFrame]:
+    """The leaderboard markdown of one experiment (and the frame it shows).
+
+    Args:
+        reference: the label of the row every line is compared with, besides the baseline (default the
+            experiment's ``TableSpec.reference``).
+    """
     table = table_lines(experiment, setups, stored, profile)
-    frame = FRAMES[experiment.table.kind](experiment, setups, table)
+    paired = paired_comparisons(experiment, setups, table, reference=reference)
+    frame = FRAMES[experiment.table.kind](experiment, setups, table, paired)
     used = [record for line in table for record in line.records]
     seeds = sorted({r["seed"] for r in used})
+    per_seed_text = (" Per seed: each seed's accuracy, seeds in increasing order (- where a seed has no run)."
+                     if experiment.table.kind is TableKind.ACCURACY else "")
     lines = [
         f"# {experiment.title}",
         "",
         f"Setups: {', '.join(setups)}; profile: {', '.join(sorted({setup_profile(s, profile) for s in setups}))}; "
         f"seeds found: {', '.join(map(str, seeds)) or 'none'}. Top-1 accuracy (%) on the target test split, mean ± std "
-        "over seeds (number of seeds in brackets), last iterate.",
+        f"over seeds (number of seeds in brackets), last iterate.{per_seed_text}",
         "",
         "Regenerate: `python -m benchmark sweep --experiment "
         f"{experiment.name} --setups {','.join(setups)} --seeds N` then `python -m benchmark leaderboard`.",
         "",
-        to_markdown(frame),
+        _tables(frame, paired),
         "",
+        *[part for note in paired_notes(setups, table, paired) for part in (note, "")],
         source_line(setups, used),
         "",
         "Selection rules: *fixed* = the paper's (or the method's published) hyperparameters, no selection; "
@@ -337,8 +559,9 @@ def setups_with_results(experiment: Experiment, stored: StoredTrials, profile: s
 
 
 def write_leaderboards(storage: optuna.storages.BaseStorage, out: Path, profile: str | None = None, latex: bool = False,
-                       experiments: tuple[str, ...] | None = None) -> list[Path]:
-    """Write ``<out>/<experiment>.md`` (and ``.tex``) for every experiment with results; returns the paths."""
+                       experiments: tuple[str, ...] | None = None, *, reference: str | None = None) -> list[Path]:
+    """Write ``<out>/<experiment>.md`` (and ``.tex``) for every experiment with results; returns the paths.
+    ``reference``: as for ``render``."""
     stored = StoredTrials.load(storage)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -347,7 +570,7 @@ def write_leaderboards(storage: optuna.storages.BaseStorage, out: Path, profile:
         setups = setups_with_results(experiment, stored, profile)
         if not setups:
             continue
-        markdown, frame = render(experiment, setups, stored, profile)
+        markdown, frame = render(experiment, setups, stored, profile, reference=reference)
         path = out / f"{name}.md"
         path.write_text(markdown)
         written.append(path)

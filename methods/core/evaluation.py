@@ -60,15 +60,17 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: np.ndarray, batch_s
     return score_predictions(logits.argmax(1).cpu().numpy(), labels)
 
 
-def encode_predictions(predictions: np.ndarray) -> str:
-    """(N,) class indices 0..6 as one digit per image, in split order: the record's ``test_predictions``
-    (compact, text-diffable, and enough to re-score a run or bootstrap over test images)."""
-    predictions = np.asarray(predictions, dtype=np.int64)
-    if predictions.size and (predictions.min() < 0 or predictions.max() >= NUM_CLASSES):
-        raise ValueError(f"class indices must lie in 0..{NUM_CLASSES - 1}")
-    return "".join(map(str, predictions.tolist()))
+
+def encode_digits(values: np.ndarray) -> str:
+    """(N,) integers 0..9 as one digit per item, in order: the record's ``test_predictions`` (class indices) and
+    ``test_correct`` (1 where the prediction is right). Compact, text-diffable, and what a paired bootstrap over
+    test images needs."""
+    values = np.asarray(values, dtype=np.int64)
+    if values.size and (values.min() < 0 or values.max() > 9):
+        raise ValueError("digits must lie in 0..9")
+    return "".join(map(str, values.tolist()))
 
 
-def decode_predictions(encoded: str) -> np.ndarray:
-    """Inverse of :func:`encode_predictions`: (N,) int64 class indices."""
+def decode_digits(encoded: str) -> np.ndarray:
+    """Inverse of :func:`encode_digits`: (N,) int64."""
     return np.frombuffer(encoded.encode("ascii"), dtype=np.uint8).astype(np.int64) - ord("0")

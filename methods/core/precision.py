@@ -1,8 +1,10 @@
 """How training runs on the device: bf16 autocast, fp32 regions, channels-last and ``torch.compile``.
 
 A profile asks for them (``Profile.precision``, ``channels_last``, ``compile``; docs/PERFORMANCE.md, "Mixed
-precision and memory format"). At ``precision="fp32"``, ``channels_last=False``, ``compile=False`` (the
-``quick`` and ``tiny`` profiles) every function here is a no-op, so those numerics stay bit-identical.
+precision and memory format"). At ``precision="fp32"``, ``channels_last=False``, ``compile=False`` every
+function here is a no-op. The ``quick`` and ``tiny`` profiles are fp32 and channels-last (1.2-1.3x faster on
+CPU at one thread; docs/PERFORMANCE.md, "The quick profile's speed"); ``channels_last`` is a numerics field, so
+it is part of every artifact and job key.
 
 Under autocast, matmuls and convolutions run in bf16 and, on CPU, so do softmax, exp and sums of bf16
 inputs. Code whose numerics need fp32 (Sinkhorn-Knopp, k-means, similarity banks, softmax statistics) runs

@@ -5,8 +5,10 @@ the notebooks in ``notebooks/`` execute against it and write their figures."""
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -18,19 +20,39 @@ from benchmark.reporting.leaderboard import StoredTrials, render, write_leaderbo
 from benchmark.reporting.paper import SOURCE_ACCURACY
 from benchmark.store.storage import TrialRequest, complete, open_storage, trial_for_run
 from datasets.labels import CLASS_NAMES
+from methods.core.evaluation import encode_digits
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 
 
+#: Target test images per setup in the hand-made records (accuracies are multiples of 0.5%: exact at 200).
+N_TEST = 200
+
+
+def _correct(job: Job, accuracy: float) -> str:
+    """Per-image correctness right on exactly ``accuracy`` % of the images, which ones depending on row, setup and
+    seed (a record's ``test_correct``)."""
+    right = np.random.default_rng([zlib.crc32(f"{job.row}/{job.setup}".encode()), job.seed, job.slot]).permutation(
+        N_TEST)[:round(accuracy * N_TEST / 100)]
+    correct = np.zeros(N_TEST, dtype=np.int64)
+    correct[right] = 1
+    return encode_digits(correct)
+
+
 def _record(job: Job, accuracy: float) -> dict:
-    """A run record with the fields tables and figures read (accuracy-driven per-class recall and confusion)."""
+    """A run record with the fields tables and figures read (accuracy-driven per-class recall and confusion,
+    per-image correctness on the target test images); an oracle search's records are old ones, without it."""
     correct = round(accuracy)
     confusion = [[correct if i == j else (100 - correct) // 6 for j in range(7)] for i in range(7)]
+    old = job.kind == "search" and job.objective == "accuracy"
+    target = SETUPS[job.setup].target
     return {
         "method": job.method, "setting": "sfda", "setup": job.setup, "profile": job.profile, "seed": job.seed,
+        "target_dataset": target,
         "hparams": job.hparams(), "accuracy": accuracy, "mean_class_accuracy": accuracy - 1.0,
         "class_accuracy": {name: accuracy + i - 3.0 for i, name in enumerate(CLASS_NAMES)},
-        "confusion": confusion, "n_test": 700, "validators": {"im": accuracy / 100.0, "entropy": 0.5, "snd": 0.1},
+        "confusion": confusion, "n_test": N_TEST, "validators": {"im": accuracy / 100.0, "entropy": 0.5, "snd": 0.1},
+        **({} if old else {"test_correct": _correct(job, accuracy)}),
         "versions": {"git": "0123abc"}, **_source(job),
     }
 
@@ -59,10 +81,12 @@ def _accuracy(job: Job) -> float:
 
 @pytest.fixture(scope="module")
 def small_storage(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Table 1 on raf_fer2013 and synth (2 seeds, the two search rows with 2 trials each) and Fig. 4 on synth
-    (built once for the module's tests; they only read it)."""
+    """Table 1 on raf_fer2013 and synth (2 seeds, but the oracle's seed 1 on synth missing, the two search rows
+    with 2 trials each) and Fig. 4 on synth (built once for the module's tests; they only read it)."""
     storage = f"sqlite:///{tmp_path_factory.mktemp('leaderboard') / 'results.db'}"
     for job in EXPERIMENTS["table1"].jobs(("raf_fer2013", "synth"), 2, "quick"):
+        if (job.method, job.setup, job.seed) == ("oracle", "synth", 1):
+            continue
         if job.kind == "search":
             accuracy = _accuracy(job) + job.slot
             _store(storage, job, accuracy, accuracy if job.objective == "accuracy" else 1.0 - job.slot)
@@ -85,6 +109,63 @@ def test_table1_leaderboard_matches_the_golden_file(small_storage: str, tmp_path
 @pytest.fixture(scope="module")
 def stored(small_storage: str) -> StoredTrials:
     return StoredTrials.load(open_storage(small_storage))
+
+
+def _markdown_tables(markdown: str) -> list[pd.DataFrame]:
+    """Every pipe table of a markdown text, as text frames."""
+    tables, block = [], []
+    for line in [*markdown.splitlines(), ""]:
+        if line.startswith("|"):
+            block.append([cell.strip() for cell in line.strip("|").split(" | ")])
+        elif block:
+            tables.append(pd.DataFrame(block[2:], columns=block[0]))
+            block = []
+    return tables
+
+
+def test_the_markdown_shows_every_column_of_the_frame_once_with_the_same_cells(stored: StoredTrials):
+    markdown, frame = render(EXPERIMENTS["table1"], ("raf_fer2013", "synth"), stored, "quick")
+    main, deltas = _markdown_tables(markdown)
+    assert list(deltas.columns[:2]) == ["method", "setting"]
+    assert list(main.columns) + list(deltas.columns[2:]) == list(frame.columns)
+    shown = pd.concat([main, deltas.iloc[:, 2:]], axis=1)
+    assert shown.equals(frame.astype(str))
+
+
+def test_paired_differences_are_the_mean_differences_over_shared_seeds(stored: StoredTrials):
+    _, frame = render(EXPERIMENTS["table1"], ("raf_fer2013", "synth"), stored, "quick")
+    row = frame.set_index(["method", "setting"])
+    assert [c for c in frame.columns if "Δ" in c] == [
+        "raf_fer2013 Δ Source only", "synth Δ Source only", "average Δ Source only",
+        "raf_fer2013 Δ CluP (SwAV)", "synth Δ CluP (SwAV)", "average Δ CluP (SwAV)"]
+    shot = row.loc[("SHOT", "sfda")]
+    assert shot["raf_fer2013 Δ Source only"].startswith("-9.00 [")  # 58.25 - 67.25, per image and seed
+    assert shot["synth Δ CluP (SwAV)"].startswith("+0.25 [")  # 63.25 - 63.00
+    assert shot["average Δ Source only"].startswith("-9.00 [") and shot["average Δ Source only"].endswith("]*")
+    assert row.loc[("Source only", "source"), "synth Δ Source only"] == "ref"
+    assert row.loc[("CluP (SwAV)", "sfda"), "average Δ CluP (SwAV)"] == "ref"
+    # the oracle has one seed on synth: no interval there nor on average, one on raf_fer2013
+    oracle = row.loc[("Oracle (target labels)", "oracle")]
+    assert oracle["synth Δ Source only"] == "-" and oracle["average Δ CluP (SwAV)"] == "-"
+    assert oracle["raf_fer2013 Δ Source only"].startswith("-20.00 [")
+    assert oracle["synth per seed"] == "52.0/-" and oracle["raf_fer2013 per seed"] == "47.0/47.5"
+
+
+def test_old_records_fall_back_to_seeds_and_say_so(stored: StoredTrials):
+    markdown, frame = render(EXPERIMENTS["table1"], ("raf_fer2013", "synth"), stored, "quick")
+    oracle_search = frame[(frame.method == "SHOT (search)") & (frame.setting == "oracle")].iloc[0]
+    assert oracle_search["raf_fer2013 Δ Source only"].endswith("†")  # records without test_correct
+    assert "† Seeds only (test images not resampled), records without per-image correctness" in markdown
+    assert "SHOT (search) [oracle] on raf_fer2013" in markdown
+    assert "'-' where 1 seed paired (2 needed): Oracle (target labels) on synth" in markdown
+    assert "2000 resamples, seed 0" in markdown and "target test images with replacement" in markdown
+
+
+def test_the_reference_row_can_be_chosen(stored: StoredTrials):
+    _, frame = render(EXPERIMENTS["table1"], ("synth",), stored, "quick", reference="SHOT")
+    assert [c for c in frame.columns if "Δ" in c] == ["synth Δ Source only", "synth Δ SHOT"]
+    _, frame = render(EXPERIMENTS["table1"], ("synth",), stored, "quick", reference="no such row")
+    assert [c for c in frame.columns if "Δ" in c] == ["synth Δ Source only"]
 
 
 #: The start of the footnote on how the paper's numbers were obtained, and of its CD-FER sentence.
@@ -130,7 +211,7 @@ def test_the_authors_source_accuracy_is_shown_exactly_where_the_source_is_theirs
 
 def test_search_rows_show_the_selected_trial_and_oracle_is_labelled(small_storage: str, tmp_path: Path):
     text = write_leaderboards(open_storage(small_storage), tmp_path, profile="quick", experiments=("table1",))[0].read_text()
-    search_lines = [line for line in text.splitlines() if "(search)" in line]
+    search_lines = [line for line in text.splitlines() if line.startswith("| SHOT (search)") and "trials" in line]
     assert len(search_lines) == 2
     honest, oracle = search_lines
     assert "search: best IM (unsupervised) over 2 trials" in honest and "| sfda |" in honest

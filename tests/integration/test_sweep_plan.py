@@ -41,11 +41,11 @@ def _plan(capsys, url: str, seeds: int = 1) -> dict:
 def test_plan_lists_missing_jobs_and_artifacts_then_sees_a_run_and_never_creates_trials(own_home, storage, capsys):
     assert main([*PLAN, "--seeds", "1", "--storage", storage]) == 0
     printed = capsys.readouterr().out
-    assert "totals: 10 jobs (0 done, 10 to run" in printed and "3 artifacts (3 to build" in printed
+    assert "totals: 11 jobs (0 done, 11 to run" in printed and "3 artifacts (3 to build" in printed
     assert "run `python -m benchmark bench --profile tiny` first" in printed  # no bench in this home
 
     before = _plan(capsys, storage)
-    assert len(before["jobs"]) == 10 and {job["state"] for job in before["jobs"]} == {"missing"}
+    assert len(before["jobs"]) == 11 and {job["state"] for job in before["jobs"]} == {"missing"}
     assert {a["name"] for a in before["artifacts"]} == {
         "source model on synth-lab (tiny, seed 0)", "swav backbone on synth-wild (tiny, seed 0)",
         "deepclusterv2 backbone on synth-wild (tiny, seed 0)"}
@@ -69,5 +69,5 @@ def test_plan_lists_missing_jobs_and_artifacts_then_sees_a_run_and_never_creates
     assert artifacts["source model on synth-lab (tiny, seed 1)"]["basis"] == "stored (1 run)"
     seed1 = next(j for j in after["jobs"] if (j["row"], j["seed"]) == ("Source only", 1))
     assert seed1["basis"] == "stored (1 run)" and seed1["seconds"] > 0
-    assert after["totals"]["done"] == 1 and after["totals"]["missing"] == 19
+    assert after["totals"]["done"] == 1 and after["totals"]["missing"] == 21
     assert _trials(storage) == 1

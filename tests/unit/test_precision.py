@@ -29,7 +29,8 @@ CPU = torch.device("cpu")
 
 
 def _profile(**numerics: object) -> Profile:
-    return replace(PROFILES["tiny"], **numerics)
+    """``tiny`` with fp32, NCHW and no compilation unless ``numerics`` says otherwise."""
+    return replace(PROFILES["tiny"], **{"precision": "fp32", "channels_last": False, "compile": False, **numerics})
 
 
 def _backbone() -> nn.Module:
@@ -141,13 +142,14 @@ def test_swav_loss_is_fp32_under_autocast():
     assert under_autocast.dtype == torch.float32 and torch.allclose(under_autocast, reference, atol=1e-6)
 
 
-def test_fp32_profiles_leave_the_model_untouched():
+def test_fp32_nchw_profiles_leave_the_model_untouched():
     model = _backbone()
     weight = model.conv1.weight
-    assert prepare_for_training(model, PROFILES["tiny"]) is model
+    assert prepare_for_training(model, _profile()) is model
     assert model.conv1.weight is weight and weight.is_contiguous() and "forward" not in model.__dict__
-    for name in ("quick", "tiny"):
+    for name in ("quick", "tiny"):  # fp32, channels-last (docs/PERFORMANCE.md, "The quick profile's speed")
         assert isinstance(training_numerics(PROFILES[name], CPU), contextlib.nullcontext)
+        assert PROFILES[name].channels_last and not PROFILES[name].compile
 
 
 def test_channels_last_keeps_keys_and_outputs_and_survives_deepcopy():

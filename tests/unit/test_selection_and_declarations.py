@@ -68,10 +68,10 @@ def test_rows_select_by_fixed_hyperparameters_or_a_probe():
 
 
 def test_method_labels_live_on_the_classes():
-    labels = {name: registry.get(name).label for name in ("source_only", "shot_im", "shot", "nrc", "aad", "dann",
-                                                          "cdan", "oracle")}
+    labels = {name: registry.get(name).label for name in ("source_only", "shot_im", "shot", "nrc", "aad",
+                                                          "adacontrast", "dann", "cdan", "oracle")}
     assert labels == {"source_only": "Source only", "shot_im": "SHOT-IM", "shot": "SHOT", "nrc": "NRC", "aad": "AaD",
-                      "dann": "DANN", "cdan": "CDAN", "oracle": "Oracle (target labels)"}
+                      "adacontrast": "AdaContrast", "dann": "DANN", "cdan": "CDAN", "oracle": "Oracle (target labels)"}
     assert [row.label for row in EXPERIMENTS["table1"].rows if row.method != "clup"] == list(labels.values())
 
 

@@ -82,14 +82,18 @@ def test_a_record_stored_with_one_recipe_of_every_field_reads_the_same():
             json.dumps(ssl_recipe_values(quick.as_record(), name)))
 
 
-@pytest.mark.parametrize(("profile", "ssl", "key"), [
-    ("quick", "swav", "7b2c8bf6b144ad37"), ("quick", "deepclusterv2", "c10722b3fb94dc61"),
-    ("tiny", "swav", "07437940a77fb50d"), ("paper", "deepclusterv2", "506fbeb88cce8eaa"),
+@pytest.mark.parametrize(("profile", "ssl", "channels_last", "key"), [
+    ("quick", "swav", False, "7b2c8bf6b144ad37"), ("quick", "deepclusterv2", False, "c10722b3fb94dc61"),
+    ("tiny", "swav", False, "07437940a77fb50d"), ("paper", "deepclusterv2", True, "506fbeb88cce8eaa"),
+    # quick (and tiny) train channels-last since 2026-11-29 (docs/PERFORMANCE.md, "The quick profile's speed")
+    ("quick", "swav", True, "9f581beb0b1e8813"), ("quick", "deepclusterv2", True, "6746ffc3addbd01b"),
+    ("tiny", "swav", True, "5e9459a9e32ccf41"),
 ])
-def test_ssl_artifact_keys_did_not_move(profile, ssl, key):
+def test_ssl_artifact_keys_did_not_move(profile, ssl, channels_last, key):
     """Keys recorded at SSL_CODE_VERSION 2, when the SSL stem and the numerics fields (precision, channels_last,
-    compile) joined the key (synth-wild, seed 0, train sha "abc")."""
-    assert artifact_key(pretrain_key(ssl, "synth-wild", PROFILES[profile], 0, "abc")) == key
+    compile) joined the key (synth-wild, seed 0, train sha "abc"); quick and tiny were NCHW then."""
+    the_profile = replace(PROFILES[profile], channels_last=channels_last)
+    assert artifact_key(pretrain_key(ssl, "synth-wild", the_profile, 0, "abc")) == key
 
 
 def test_the_ssl_backbone_and_its_key_use_the_ssl_stem_and_the_numerics(tmp_path):
