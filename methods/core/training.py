@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 import torch
 import torch.nn.functional as F
+from kornia.color import rgb_to_grayscale
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
@@ -151,8 +152,7 @@ def random_grey(x: torch.Tensor, probability: float) -> torch.Tensor:
     """(B, 3, S, S) floats in [0, 1]: each image turned greyscale (ITU-R 601 luminance as kornia/torchvision,
     replicated to 3 channels) with ``probability``, one draw per image from torch's global RNG."""
     mask = torch.rand(x.shape[0], device=x.device) < probability
-    weights = torch.tensor((0.299, 0.587, 0.114), device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    grey = (x * weights).sum(dim=1, keepdim=True).expand_as(x)
+    grey = rgb_to_grayscale(x).expand_as(x)
     return torch.where(mask.view(-1, 1, 1, 1), grey, x)
 
 
