@@ -211,7 +211,8 @@ PROFILES: dict[str, Profile] = {
         width=16,
         image_size=64,
         imagenet_init=False,
-        source=SourceRecipe(epochs=15, lr=5e-2, backbone_lr_mult=1.0, weight_decay=5e-4),
+        # grey views: docs/LAB_NOTES.md, "Source-model stability over seeds".
+        source=SourceRecipe(epochs=15, lr=5e-2, backbone_lr_mult=1.0, weight_decay=5e-4, grey_probability=0.5),
         # Why: docs/LAB_NOTES.md, "The quick profile's SSL recipe".
         ssl=SSLRecipe(
             epochs=16, batch_size=128, lr=0.3, warmup_epochs=1.0, prototypes=100, projector_hidden=512,
