@@ -1,8 +1,8 @@
 """Trials as JSON lines (``results export`` / ``results import``): a tiny sweep exported and imported into an
 empty storage gives byte-identical leaderboards and figure data; export is deterministic and import
 idempotent; a malformed line is one UserError naming its file and line, and nothing is imported; floats,
-intermediate values and times round-trip exactly. And, once ``leaderboards/records/`` is committed, it
-regenerates every committed leaderboard."""
+intermediate values and times round-trip exactly. And the committed ``leaderboards/records/`` regenerate every
+committed leaderboard and figure's data."""
 
 from __future__ import annotations
 
@@ -210,11 +210,17 @@ def test_the_results_command_shows_exports_and_imports(swept: str, tmp_path: Pat
 
 
 @pytest.mark.skipif(not RECORDS.is_dir(), reason="leaderboards/records/ is absent: no committed records to check yet")
-def test_the_committed_records_regenerate_every_committed_leaderboard(tmp_path: Path):
+def test_the_committed_records_regenerate_every_committed_leaderboard_and_figure_data(tmp_path: Path):
+    """Import into an empty storage, then ``leaderboard`` and ``figures``: every committed table and every
+    committed figure's data (the CSV beside each PNG/PDF; the images embed matplotlib's build metadata) is
+    byte-identical, and no committed file is left without its regenerated twin."""
     url = f"sqlite:///{tmp_path / 'results.db'}"
     import_records(open_storage(url), [RECORDS])
-    written = write_leaderboards(open_storage(url), tmp_path)
-    committed = sorted((ROOT / "leaderboards").glob("*.md"))
-    assert sorted(path.name for path in written if path.suffix == ".md") == [path.name for path in committed]
-    for path in committed:
-        assert (tmp_path / path.name).read_text(encoding="utf-8") == path.read_text(encoding="utf-8"), path.name
+    written = write_leaderboards(open_storage(url), tmp_path / "leaderboards")
+    written += write_figures(open_storage(url), tmp_path / "figures")
+    for folder, pattern in (("leaderboards", "*.md"), ("figures", "*.csv")):
+        committed = sorted((ROOT / folder).glob(pattern))
+        regenerated = sorted(path.name for path in written if path.parent.name == folder and path.match(pattern))
+        assert regenerated == [path.name for path in committed]
+        for path in committed:
+            assert (tmp_path / folder / path.name).read_bytes() == path.read_bytes(), path.name
