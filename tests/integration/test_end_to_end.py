@@ -20,8 +20,8 @@ RECORD_FIELDS = {
 }
 
 
-def _cli(*args: str, timeout: float) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "FERBENCH_QUIET": "1"}
+def _cli(*args: str, timeout: float, **env_overrides: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FERBENCH_QUIET": "1", **env_overrides}
     return subprocess.run(
         [sys.executable, "-m", "benchmark", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=timeout
     )
@@ -58,9 +58,16 @@ def test_readme_main_command_clup_on_synth():
 
 
 @pytest.mark.slow
-def test_calibrate_reports_the_three_numbers_against_their_targets():
-    # The generator is frozen (README, "Calibration"): the three targets of issue 2 are assertions.
-    result = _cli("calibrate", "--setup", "synth", "--json", timeout=1800)
+def test_calibrate_reports_the_three_numbers_against_their_targets(tmp_path: Path):
+    """The generator is frozen between calibrations (README, "Calibration"): the three targets are assertions,
+    at one thread in a home of its own (the session's data cache linked in, no source model cached), which is
+    how the README's reference column and the sweeps' seed-0 models are made. The thread count alone moves
+    "source on target" by several points at seed 0; the one-thread models are the published ones."""
+    shared_cache = Path(os.environ["FERBENCH_HOME"]) / "cache"
+    shared_cache.mkdir(parents=True, exist_ok=True)  # empty when this test runs alone
+    (tmp_path / "cache").symlink_to(shared_cache, target_is_directory=True)
+    result = _cli("calibrate", "--setup", "synth", "--json", timeout=1800, FERBENCH_HOME=str(tmp_path),
+                  OMP_NUM_THREADS="1")
     assert result.returncode == 0, result.stderr
     calibration = json.loads(result.stdout)
     numbers = calibration["accuracy"]
