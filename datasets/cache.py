@@ -26,7 +26,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -36,7 +35,7 @@ import numpy as np
 from datasets.errors import DatasetError
 from datasets.labels import CLASS_NAMES, NUM_CLASSES, class_counts
 from datasets.manifest import CACHE_FORMAT, MANIFEST, SPLITS, check_manifest, prepare_command
-from datasets.permissions import as_umask_allows
+from datasets.permissions import staging_dir
 from datasets.progress import log
 
 __all__ = ["CACHE_FORMAT", "MANIFEST", "SPLITS", "CacheWriter", "Split", "file_sha256", "is_complete",
@@ -101,8 +100,7 @@ class CacheWriter:
         self._lock = _lock(self.final_dir.with_name(f".{self.final_dir.name}.lock"))
         try:
             remove_leftovers(self.final_dir)
-            self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.final_dir.name}.tmp-", dir=self.final_dir.parent))
-            as_umask_allows(self._tmp)  # shareable like any folder the user makes (datasets/permissions.py)
+            self._tmp = staging_dir(self.final_dir)  # shareable like any folder the user makes
         except BaseException:
             self._lock.close()
             raise

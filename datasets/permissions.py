@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 import threading
 from pathlib import Path
 
@@ -32,17 +33,18 @@ def current_umask() -> int:
     return mask
 
 
-def as_umask_allows(path: str | Path) -> None:
-    """Give ``path`` (a folder made by ``tempfile.mkdtemp`` or a file made by ``mkstemp``) the mode ``mkdir`` or
-    ``open`` would have given it; for a folder, also every folder and file below it."""
-    path = Path(path)
-    mask = current_umask()
-    if not path.is_dir():
-        os.chmod(path, 0o666 & ~mask)
-        return
-    os.chmod(path, 0o777 & ~mask)
-    for root, folders, files in os.walk(path):
-        for name in folders:
-            os.chmod(Path(root) / name, 0o777 & ~mask)
-        for name in files:
-            os.chmod(Path(root) / name, 0o666 & ~mask)
+def staging_dir(final: Path) -> Path:
+    """A new empty folder beside ``final`` (named ``.<final name>.tmp-*``, the prefix ``datasets.cache``'s leftover
+    sweep knows) with the mode ``mkdir`` would have given it, to build into and rename onto ``final``."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    os.chmod(tmp, 0o777 & ~current_umask())
+    return tmp
+
+
+def staging_file(final: Path) -> Path:
+    """A new empty file beside ``final`` (named ``.<final name>.*``) with the mode ``open`` would have given it,
+    to write into and rename onto ``final``."""
+    handle, tmp = tempfile.mkstemp(prefix=f".{final.name}.", dir=final.parent)
+    os.close(handle)
+    os.chmod(tmp, 0o666 & ~current_umask())
+    return Path(tmp)

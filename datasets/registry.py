@@ -122,7 +122,7 @@ def check_synthetic_current(name: str, out: Path) -> dict[str, Any]:
     from datasets.synth import generator_signature, get_spec, split_names
 
     manifest = read_manifest(out)
-    wanted, splits = generator_signature(name), tuple(split_names(get_spec(name)))
+    wanted, splits = generator_signature(name), split_names(get_spec(name))
     if manifest.get("generator") != wanted or set(manifest["splits"]) != set(splits):
         raise DatasetError(
             f"the cache of {name!r} was made by generator {manifest.get('generator')!r} with splits "

@@ -39,7 +39,8 @@ from methods.core.data import batch_indices, normalise, supervised_augmentation
 from methods.core.inputs import UdaData
 from methods.core.losses import EPS
 from methods.core.seeding import derive_seed
-from methods.core.training import optimise, run_epochs, shot_lr_step, shot_optimizer
+from methods.core.schedules import shot_lr_step
+from methods.core.training import optimise, run_epochs, shot_optimizer
 
 DISCRIMINATOR_HIDDEN = 1024
 

@@ -20,7 +20,8 @@ from methods.api import HParam, Method, Range, RunContext, Setting, sgd_hparams
 from methods.core.data import normalise, supervised_augmentation
 from methods.core.inputs import SourceFreeData
 from methods.core.neighbours import NeighbourBank
-from methods.core.training import optimise, run_epochs, shot_lr_step, shot_optimizer
+from methods.core.schedules import shot_lr_step
+from methods.core.training import optimise, run_epochs, shot_optimizer
 
 #: SGD weight decay of NRC and AaD: the authors' code (docs/METHODS.md).
 WEIGHT_DECAY = 1e-3

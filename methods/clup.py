@@ -11,7 +11,6 @@ Linear(D -> 7) trained on the kept subset with mixup, SGD and cosine annealing.
 from __future__ import annotations
 
 import copy
-import math
 from typing import Any
 
 import torch
@@ -29,6 +28,7 @@ from methods.core.losses import mixup_cross_entropy
 from methods.core.models import Classifier, LinearHead, imagenet_backbone
 from methods.core.precision import prepare_for_training
 from methods.core.pseudo_labels import Selection, cluster_pseudo_labels
+from methods.core.schedules import cosine_lr_step
 from methods.core.training import optimise, run_epochs
 from methods.ssl.solo import load_solo_backbone
 
@@ -85,15 +85,15 @@ def train_on_pseudo_labels(
         log(f"note: CluP kept {len(kept)} samples, fewer than one batch ({hp['batch_size']}): one step per epoch")
     labels = selection.labels[kept]
     optimizer = torch.optim.SGD(
-        model.parameters(), lr=hp["lr"], momentum=0.9, nesterov=True, weight_decay=hp["weight_decay"]
+        [{"params": model.parameters(), "lr0": hp["lr"]}], lr=hp["lr"], momentum=0.9, nesterov=True,
+        weight_decay=hp["weight_decay"],
     )
     augment = strong_augmentation()
     beta = torch.distributions.Beta(hp["mixup_alpha"], hp["mixup_alpha"]) if hp["mixup_alpha"] > 0 else None
     model.train()
 
     def step(indices: torch.Tensor, index: int, total: int) -> torch.Tensor:
-        for group in optimizer.param_groups:
-            group["lr"] = 0.5 * hp["lr"] * (1.0 + math.cos(math.pi * index / total))
+        cosine_lr_step(optimizer, index, total)
         x = standardise(augment(to_unit(images[kept[indices]])))
         y = labels[indices]
         if beta is None:

@@ -20,7 +20,8 @@ from methods.core.inference import infer
 from methods.core.inputs import SourceFreeData
 from methods.core.losses import information_maximisation
 from methods.core.precision import full_precision
-from methods.core.training import optimise, run_epochs, shot_lr_step, shot_optimizer
+from methods.core.schedules import shot_lr_step
+from methods.core.training import optimise, run_epochs, shot_optimizer
 
 
 def _nearest_centroid(features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

@@ -41,36 +41,36 @@ def _fit_and_score(backbone: torch.nn.Module, splits: tuple[SplitTensors, SplitT
     return {**evaluation, "test_correct": encode_digits(predictions == scored.labels)}
 
 
-def _probe_unstored(name: str, backbone: torch.nn.Module, *, base: dict[str, Any], profile: Profile,
-                    splits: tuple[SplitTensors, SplitTensors], split: str, device: torch.device) -> dict[str, Any]:
-    """The probe of one backbone scored on ``split`` (val): its record, never stored in the results storage."""
+def _probe_record(name: str, backbone: torch.nn.Module, *, base: dict[str, Any], profile: Profile,
+                  splits: tuple[SplitTensors, SplitTensors], recipe: dict[str, Any], device: torch.device,
+                  **extra: Any) -> dict[str, Any]:
+    """Fit and score the probe of one available backbone on ``splits``; its record (``extra`` fields, e.g. a
+    val probe's ``split`` and ``stored``, right after ``available``)."""
     timer = StageTimer()
     with timer.stage("probe"):
         evaluation = _fit_and_score(backbone, splits, base["seed"])
-    recipe = job_recipe(base["method"], profile, {"backbone": name})
-    return {**base, "available": True, "split": split, "stored": False,
+    return {**base, "available": True, **extra,
             **common_fields(method=base["method"], setting="oracle", setup=base["setup"], profile=profile,
                             seed=base["seed"], hparams={"backbone": name}, recipe=recipe),
             **evaluation, **timer.environment(device)}
 
 
 def _probe_one(name: str, backbone: torch.nn.Module, *, base: dict[str, Any], profile: Profile,
-               splits: tuple[SplitTensors, SplitTensors], store: optuna.storages.RDBStorage,
-               claimed: tuple[optuna.Study, optuna.trial.Trial] | None, device: torch.device) -> dict[str, Any]:
-    """Fit and score the probe of one available backbone on the target test split inside its trial; its record."""
-    method, seed = base["method"], base["seed"]
-    recipe = job_recipe(method, profile, {"backbone": name})
-    attrs = {"method": method, "setting": "oracle", "setup": base["setup"], "profile": profile.name, "seed": seed,
-             "recipe": recipe}
+               splits: tuple[SplitTensors, SplitTensors], store: optuna.storages.RDBStorage | None,
+               claimed: tuple[optuna.Study, optuna.trial.Trial] | None, split: str,
+               device: torch.device) -> dict[str, Any]:
+    """The probe of one available backbone: scored on the test split inside its trial, or (``store`` None) on
+    ``split`` (val) and never stored in the results storage; its record."""
+    recipe = job_recipe(base["method"], profile, {"backbone": name})
+    if store is None:
+        return _probe_record(name, backbone, base=base, profile=profile, splits=splits, recipe=recipe,
+                             device=device, split=split, stored=False)
+    attrs = {"method": base["method"], "setting": "oracle", "setup": base["setup"], "profile": profile.name,
+             "seed": base["seed"], "recipe": recipe}
     request = TrialRequest(f"probe/{base['setup']}/{profile.name}", {"backbone": name}, attrs=attrs)
-    timer = StageTimer()
     with trial_for_run(store, request, claimed) as (study, trial):
-        with timer.stage("probe"):
-            evaluation = _fit_and_score(backbone, splits, seed)
-        record = {**base, "available": True,
-                  **common_fields(method=method, setting="oracle", setup=base["setup"], profile=profile, seed=seed,
-                                  hparams={"backbone": name}, recipe=recipe),
-                  **evaluation, **timer.environment(device)}
+        record = _probe_record(name, backbone, base=base, profile=profile, splits=splits, recipe=recipe,
+                               device=device)
         complete(study, trial, record)
     return record
 
@@ -125,11 +125,7 @@ def run_probes(
         if backbone is None:
             records.append(_unavailable(base, claimed))
             continue
-        if store is None:
-            records.append(_probe_unstored(name, backbone, base=base, profile=the_profile, splits=splits, split=split,
-                                           device=torch_device))
-        else:
-            records.append(_probe_one(name, backbone, base=base, profile=the_profile, splits=splits, store=store,
-                                      claimed=claimed, device=torch_device))
+        records.append(_probe_one(name, backbone, base=base, profile=the_profile, splits=splits, store=store,
+                                  claimed=claimed, split=split, device=torch_device))
         log(f"probe {name}: {records[-1]['accuracy']:.2f}%" + ("" if stored else f" on {split} (not stored)"))
     return records

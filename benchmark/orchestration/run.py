@@ -161,8 +161,9 @@ class EpochCurves:
                 self.noted = True
             return
         values = {name: float(value) for name, value in values.items()}
-        for name in values.keys() - self.series.keys():
-            self.series[name] = [None] * self.epochs
+        for name in values:  # in the order reported, so that a record's curves are in a stable order
+            if name not in self.series:
+                self.series[name] = [None] * self.epochs
         self.epochs = epoch + 1
         for name, column in self.series.items():
             column.extend([None] * (self.epochs - len(column) - 1))
@@ -185,9 +186,9 @@ class Adapted:
     built: dict[str, bool]
 
 
-def _adapt(plan: RunPlan, device: torch.device, timer: StageTimer, curves: EpochCurves | None = None) -> Adapted:
+def _adapt(plan: RunPlan, device: torch.device, timer: StageTimer, curves: EpochCurves) -> Adapted:
     """Load the target splits and the source model, then let the method adapt (timed per stage); the method's
-    training curves go to ``curves`` (None: not recorded)."""
+    training curves go to ``curves``."""
     with timer.stage("data"):
         target_test = split_tensors(plan.setup.target, "test", plan.profile, device)
         target_train = split_tensors(plan.setup.target, "train", plan.profile, device)
@@ -224,7 +225,7 @@ def _evaluate(plan: RunPlan, run: Adapted, timer: StageTimer, embedding: bool) -
 
 
 def _record(plan: RunPlan, run: Adapted, scores: dict[str, Any], *, recipe: str, timer: StageTimer,
-            device: torch.device, curves: EpochCurves | None = None) -> dict[str, Any]:
+            device: torch.device, curves: EpochCurves) -> dict[str, Any]:
     """The run record (docs/PROTOCOL.md, "The run record")."""
     source, stats = run.source, run.ctx.stats
     extra = {"embedding": scores.pop("embedding")} if "embedding" in scores else {}
@@ -237,7 +238,7 @@ def _record(plan: RunPlan, run: Adapted, scores: dict[str, Any], *, recipe: str,
         **scores,
         "pseudo_labels": _pseudo_label_stats(stats.pop("pseudo_labels", None), run.target_train.labels),
         "method_stats": stats,
-        "curves": curves.series if curves is not None else {},
+        "curves": curves.series,
         "source_test_accuracy": source.info["source_test"]["accuracy"],
         "artifacts": {
             "source": source.path.name,

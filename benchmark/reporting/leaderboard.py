@@ -302,9 +302,11 @@ def paired_comparisons(experiment: Experiment, setups: tuple[str, ...], lines: l
         j = next(k for k, line in enumerate(lines) if line.label == label)
         for i, line in enumerate(lines):
             for setup in setups:
+                if i == j:
+                    cells[i, setup, label] = Comparison(None, itself=True)
+                    continue
                 rng = stream(seed, experiment.name, setup, line.label, line.setting, line.selection, label)
-                cells[i, setup, label] = (Comparison(None, itself=True) if i == j else
-                                          compare_cells(line.cells[setup], lines[j].cells[setup], rng, resamples))
+                cells[i, setup, label] = compare_cells(line.cells[setup], lines[j].cells[setup], rng, resamples)
             if len(setups) > 1:
                 per_setup = [cells[i, setup, label] for setup in setups]
                 if i == j:
@@ -344,12 +346,12 @@ def paired_notes(setups: tuple[str, ...], lines: list[TableLine], paired: Paired
     ]
     seeds_only: dict[str, list[str]] = defaultdict(list)
     missing: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))  # reason -> where -> rows
-    found = [((i, setup, label), c) for (i, setup, label), c in paired.cells.items()]
+    found = list(paired.cells.items())
     found += [((i, "average", label), c) for (i, label), c in paired.averages.items()]
     for (i, setup, label), comparison in found:
-        where = f"{names[i]} on {setup}"
         if comparison.reason is None:
             continue
+        where = f"{names[i]} on {setup}"
         if comparison.paired is not None:
             if where not in seeds_only[comparison.reason]:
                 seeds_only[comparison.reason].append(where)
@@ -424,16 +426,15 @@ def table_seeds(lines: list[TableLine]) -> list[int]:
 
 
 def accuracy_frame(experiment: Experiment, setups: tuple[str, ...], lines: list[TableLine],
-                   paired: PairedTable | None = None) -> pd.DataFrame:
+                   paired: PairedTable) -> pd.DataFrame:
     """One row per table line: method, setting, selection rule, per setup ours, per seed (and the paper's +
-    diff), the average, then the paired differences (``paired``: default ``paired_comparisons``'s)."""
-    paired = paired_comparisons(experiment, setups, lines) if paired is None else paired
+    diff), the average, then the paired differences (``paired``, from ``paired_comparisons``)."""
     seeds = table_seeds(lines)
     return pd.DataFrame([_accuracy_entry(experiment, setups, line, i, seeds, paired) for i, line in enumerate(lines)])
 
 
 def class_frame(experiment: Experiment, setups: tuple[str, ...], lines: list[TableLine],
-                paired: PairedTable | None = None) -> pd.DataFrame:
+                paired: PairedTable) -> pd.DataFrame:
     """Per setup and line, the mean per-class recall over seeds (and the paper's, where it has them); class
     recall tables have no paired differences (``paired`` is ignored)."""
     reference = _paper_numbers(experiment)
@@ -498,7 +499,8 @@ def source_line(setups: tuple[str, ...], records: list[dict[str, Any]]) -> str:
 def _tables(frame: pd.DataFrame, paired: PairedTable) -> str:
     """The frame as markdown: the accuracy columns, then (when there are any) the paired differences as a second
     table with the method and setting again: every column of the frame is shown once."""
-    deltas = [c for c in frame.columns if any(c.endswith(f" Δ {label}") for label in paired.compared)]
+    suffixes = tuple(delta_column("", label) for label in paired.compared)
+    deltas = [c for c in frame.columns if c.endswith(suffixes)]
     if not deltas:
         return to_markdown(frame)
     main = frame[[c for c in frame.columns if c not in deltas]]
@@ -518,7 +520,7 @@ def render(experiment: Experiment, setups: tuple[str, ...], stored: StoredTrials
     paired = paired_comparisons(experiment, setups, table, reference=reference)
     frame = FRAMES[experiment.table.kind](experiment, setups, table, paired)
     used = [record for line in table for record in line.records]
-    seeds = sorted({r["seed"] for r in used})
+    seeds = table_seeds(table)
     per_seed_text = (" Per seed: each seed's accuracy, seeds in increasing order (- where a seed has no run)."
                      if experiment.table.kind is TableKind.ACCURACY else "")
     lines = [

@@ -9,7 +9,7 @@ The interval is the percentile interval of a two-level bootstrap. Seeds and test
 seed is scored on the same images), so each resample draws the seeds with replacement and, independently, one
 multiset of image indices that is applied to every drawn seed and to both methods of the pair (the
 "pigeonhole" bootstrap of Owen 2007, slightly conservative). Where the images are not known (records written
-before ``test_predictions``) the matrix has one column, each seed's accuracy difference, and only seeds are
+before ``test_correct``) the matrix has one column, each seed's accuracy difference, and only seeds are
 resampled. Across setups, the average's interval resamples each setup independently and averages the
 setups' resampled means: the stratified bootstrap of rliable (Agarwal et al. 2021, "Deep RL at the edge of the
 statistical precipice"), whose strata are the tasks.

@@ -21,7 +21,6 @@ import fcntl
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -33,7 +32,7 @@ from torch import nn
 from benchmark.config.errors import CheckpointError
 from benchmark.config.hashing import json_digest
 from datasets.cache import file_sha256
-from datasets.permissions import as_umask_allows
+from datasets.permissions import staging_dir
 from datasets.progress import log
 from datasets.registry import home
 from methods.core.checkpoints import load_state_dict, save_checkpoint
@@ -204,8 +203,7 @@ def _build(final: Path, kind: str, fields: Mapping[str, Any], build: Builder,
             return final, False
         if problem != MISSING:
             _set_aside(final, kind, problem)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-        as_umask_allows(tmp)  # shareable like any folder the user makes (datasets/permissions.py)
+        tmp = staging_dir(final)  # shareable like any folder the user makes
         try:
             build(tmp)
             _write_key(tmp, kind, fields)

@@ -142,8 +142,9 @@ def export_records(storage: optuna.storages.BaseStorage, out: Path) -> ExportRep
     UserError when the storage has no COMPLETE trial (nothing is written or removed then)."""
     report = ExportReport()
     files: dict[str, list[tuple[tuple[Any, ...], str]]] = {}
+    exported = {state.name for state in EXPORTED_STATES}
     for line, text in _stored_lines(storage):
-        if line["state"] not in {state.name for state in EXPORTED_STATES}:
+        if line["state"] not in exported:
             report.left_out += 1
             continue
         files.setdefault(experiment_file(line["user_attrs"]), []).append((sort_key(line, text), text))

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,16 +25,14 @@ from typing import Any, ClassVar
 import torch
 
 from benchmark.config.errors import CheckpointError
-from datasets.permissions import as_umask_allows
+from datasets.permissions import staging_file
 
 
 def save_checkpoint(path: str | Path, payload: Mapping[str, Any]) -> None:
     """Write ``payload`` (tensors, dicts, lists, str/int/float/bool/None) atomically to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
-    as_umask_allows(tmp)  # 0644 under umask 022, not mkstemp's 0600 (datasets/permissions.py)
+    tmp = staging_file(path)  # 0644 under umask 022, not mkstemp's 0600
     try:
         torch.save(dict(payload), tmp)
         os.replace(tmp, path)

@@ -60,7 +60,6 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: np.ndarray, batch_s
     return score_predictions(logits.argmax(1).cpu().numpy(), labels)
 
 
-
 def encode_digits(values: np.ndarray) -> str:
     """(N,) integers 0..9 as one digit per item, in order: the record's ``test_predictions`` (class indices) and
     ``test_correct`` (1 where the prediction is right). Compact, text-diffable, and what a paired bootstrap over

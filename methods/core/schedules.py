@@ -1,7 +1,7 @@
 """Learning-rate schedules stepped per iteration on optimisers whose groups remember their ``lr0``.
 
-``methods.core.training.shot_lr_step`` is SHOT's decay; ``cosine_lr_step`` is the cosine annealing of
-AdaContrast's code (``adjust_learning_rate`` with ``cos: true``). Both set every group's lr from its own ``lr0``
+``shot_lr_step`` is SHOT's decay; ``cosine_lr_step`` is the cosine annealing of AdaContrast's code
+(``adjust_learning_rate`` with ``cos: true``) and of CluP's. Both set every group's lr from its own ``lr0``
 (``shot_optimizer`` records it), so a backbone group at ``lr * backbone_lr_mult`` keeps its ratio to the head.
 """
 
@@ -11,7 +11,14 @@ import math
 
 import torch
 
-__all__ = ["cosine_lr_step"]
+__all__ = ["cosine_lr_step", "shot_lr_step"]
+
+
+def shot_lr_step(optimizer: torch.optim.Optimizer, step: int, total_steps: int, gamma: float = 10.0, power: float = 0.75) -> None:
+    """Set every group's lr to ``lr0 * (1 + gamma * step / total_steps) ** -power`` (SHOT's ``lr_scheduler``)."""
+    decay = (1.0 + gamma * step / max(total_steps, 1)) ** (-power)
+    for group in optimizer.param_groups:
+        group["lr"] = group["lr0"] * decay
 
 
 def cosine_lr_step(optimizer: torch.optim.Optimizer, step: int, total_steps: int) -> None:

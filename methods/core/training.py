@@ -25,6 +25,7 @@ from methods.core.data import (
 )
 from methods.core.inference import infer
 from methods.core.precision import full_precision
+from methods.core.schedules import shot_lr_step
 from methods.core.validators import fixed_subset, im_score
 
 StepFn = Callable[[torch.Tensor, int, int], torch.Tensor]
@@ -36,7 +37,7 @@ EpochEnd = Callable[[int, float], None]
 CURVE_SAMPLES = 256
 
 __all__ = [
-    "CURVE_SAMPLES", "EpochEnd", "EpochReport", "StepFn", "epoch_reporter", "optimise", "run_epochs", "shot_lr_step",
+    "CURVE_SAMPLES", "EpochEnd", "EpochReport", "StepFn", "epoch_reporter", "optimise", "run_epochs",
     "shot_optimizer", "supervised_views", "train_supervised",
 ]
 
@@ -61,13 +62,6 @@ def shot_optimizer(
     for group in groups:
         group["lr0"] = group["lr"]
     return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
-
-
-def shot_lr_step(optimizer: torch.optim.Optimizer, step: int, total_steps: int, gamma: float = 10.0, power: float = 0.75) -> None:
-    """Set every group's lr to ``lr0 * (1 + gamma * step / total_steps) ** -power`` (SHOT's ``lr_scheduler``)."""
-    decay = (1.0 + gamma * step / max(total_steps, 1)) ** (-power)
-    for group in optimizer.param_groups:
-        group["lr"] = group["lr0"] * decay
 
 
 def optimise(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
@@ -198,6 +192,10 @@ def train_supervised(
     per_epoch = steps_per_epoch(len(images), recipe.batch_size, drop_last=True)
     model.train()
 
+    # EMA of parameters and buffers (BatchNorm statistics included), updated after every step; it becomes the model.
+    ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
+           if recipe.ema_decay > 0.0 else None)
+
     def step(indices: torch.Tensor, index: int, total: int) -> torch.Tensor:
         if recipe.schedule == "exponential":
             for group in optimizer.param_groups:
@@ -210,9 +208,6 @@ def train_supervised(
             ema.update_parameters(model)
         return loss
 
-    # EMA of parameters and buffers (BatchNorm statistics included), updated after every step; it becomes the model.
-    ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
-           if recipe.ema_decay > 0.0 else None)
     stats = run_epochs(len(images), recipe.batch_size, recipe.epochs, generator, step, description, device=images.device,
                        on_epoch_end=on_epoch_end)
     if ema is not None:
