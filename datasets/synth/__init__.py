@@ -32,8 +32,10 @@ __all__ = ["DOMAINS", "DomainSpec", "GENERATOR_VERSION", "generator_signature", 
 #: Bump whenever the rendering code changes its output (a spec change is caught by the spec hash).
 #: ``synth-2`` added the ``val`` split; its train and test arrays are byte-identical to ``synth-1``'s
 #: (docs/DATA.md, "The validation split"). ``synth-3`` raised synth-wild's sensor noise and occluder rate; synth-lab's
-#: arrays are byte-identical to ``synth-1``'s (docs/DATA.md, "Versions").
-GENERATOR_VERSION = "synth-3"
+#: arrays are byte-identical to ``synth-1``'s (docs/DATA.md, "Versions"). ``synth-4`` is the same scene drawn with
+#: CPU-independent arithmetic (``portable``, ``sampling``): the same bytes on every x86-64 CPU (docs/DATA.md,
+#: "Portability").
+GENERATOR_VERSION = "synth-4"
 
 
 def get_spec(name: str) -> DomainSpec:

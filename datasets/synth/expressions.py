@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from datasets.synth import sampling
 from datasets.synth.domains import ExpressionSpec
 from datasets.synth.params import ParamTable
 
@@ -83,7 +84,7 @@ def sample_action_units(labels: np.ndarray, spec: ExpressionSpec, rng: np.random
     proto = prototype_matrix()[labels]
     happy = labels == 3
     proto[happy, _A["AU25"]] = rng.uniform(0.0, HAPPY_TEETH, int(happy.sum()))
-    jitter = 1.0 + spec.au_jitter * rng.standard_normal(proto.shape)
+    jitter = 1.0 + spec.au_jitter * sampling.standard_normal(rng, proto.shape)
     aus = proto * intensity[:, None] * np.clip(jitter, 0.5, 1.5)
     spurious = (rng.random(proto.shape) < 0.25) * rng.uniform(0.0, spec.spurious_au, proto.shape)
     aus = np.where(proto > 0, aus, spurious)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from datasets.synth import portable, sampling
 from datasets.synth.domains import IdentitySpec
 from datasets.synth.params import ParamTable
 
@@ -47,7 +48,7 @@ def skin_colour(tone: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     low = np.minimum(t.astype(int), 1)
     frac = (t - low)[:, None]
     colour = _SKIN_RAMP[low] * (1 - frac) + _SKIN_RAMP[low + 1] * frac
-    hue = rng.normal(0.0, 0.025, (len(tone), 3)) * np.array([1.0, 0.7, 1.0])
+    hue = sampling.normal(rng, 0.0, 0.025, (len(tone), 3)) * np.array([1.0, 0.7, 1.0])
     return np.clip(colour + hue, 0.05, 1.0).astype(np.float32)
 
 
@@ -71,15 +72,15 @@ def sample_identities(spec: IdentitySpec, n: int, rng: np.random.Generator) -> P
     """
     j = spec.geometry_jitter
     t: ParamTable = {}
-    t["age"] = rng.beta(*spec.age, n).astype(np.float32)
+    t["age"] = sampling.beta(rng, *spec.age, n).astype(np.float32)
     t.update(_face_shape(rng, n, j))
-    tone = rng.beta(*spec.skin_tone, n).astype(np.float32)
+    tone = sampling.beta(rng, *spec.skin_tone, n).astype(np.float32)
     t["skin"] = skin_colour(tone, rng)
     t.update(_eyes(rng, n, j, age=t["age"], tone=tone))
     t.update(_brow_shape(rng, n, j))
     t.update(_nose_and_mouth(rng, n, j, age=t["age"], skin=t["skin"]))
-    t["rest_brow"] = rng.normal(0.0, spec.rest_asymmetry, n).astype(np.float32)
-    t["rest_mouth"] = rng.normal(0.0, spec.rest_asymmetry, n).astype(np.float32)
+    t["rest_brow"] = sampling.normal(rng, 0.0, spec.rest_asymmetry, n).astype(np.float32)
+    t["rest_mouth"] = sampling.normal(rng, 0.0, spec.rest_asymmetry, n).astype(np.float32)
     t.update(_hair(spec, rng, n, j, age=t["age"], skin=t["skin"]))
     t.update(_accessories(spec, rng, n))
     return t
@@ -104,9 +105,10 @@ def _eyes(rng: np.random.Generator, n: int, j: float, *, age: np.ndarray, tone: 
     t["eye_h"] = _uniform(rng, 0.048, 0.062, n, j) * (1.0 - 0.15 * age)
     t["eye_tilt"] = _uniform(rng, -0.012, 0.02, n, j)
     iris_p = np.stack([0.45 * tone + 0.2, np.full(n, 0.35), 0.15 * (1 - tone), 0.3 * (1 - tone)], axis=1)
-    iris_idx = (rng.random(n)[:, None] > np.cumsum(iris_p / iris_p.sum(1, keepdims=True), 1)).sum(1)
+    iris_cdf = np.cumsum(iris_p / portable.fixed_sum(iris_p, 1, keepdims=True), 1)  # cumsum adds left to right
+    iris_idx = np.count_nonzero(rng.random(n)[:, None] > iris_cdf, axis=1)
     t["iris"] = _IRIS[np.minimum(iris_idx, len(_IRIS) - 1)]
-    t["gaze"] = rng.normal(0.0, 0.25, n).clip(-0.6, 0.6).astype(np.float32)
+    t["gaze"] = sampling.normal(rng, 0.0, 0.25, n).clip(-0.6, 0.6).astype(np.float32)
     return t
 
 
@@ -139,10 +141,8 @@ def _hair(
 ) -> ParamTable:
     """Hair style, colour (greying with ``age``), hairline, volume and fringe; the brow colour follows the hair."""
     t: ParamTable = {}
-    styles = np.asarray(spec.hair_styles, dtype=np.float64)
-    t["hair_style"] = rng.choice(len(HAIR_STYLES), n, p=styles / styles.sum()).astype(np.int64)
-    colours = np.asarray(spec.hair_colours, dtype=np.float64)
-    colour_idx = rng.choice(len(HAIR_COLOURS), n, p=colours / colours.sum())
+    t["hair_style"] = sampling.categorical(rng, spec.hair_styles, n)
+    colour_idx = sampling.categorical(rng, spec.hair_colours, n)
     greying = rng.random(n) < np.clip((age - 0.55) * 2.0, 0.0, 0.9)
     colour_idx = np.where(greying, len(HAIR_COLOURS) - 1, colour_idx)
     hair = HAIR_COLOURS[colour_idx] * rng.uniform(0.85, 1.15, (n, 1))

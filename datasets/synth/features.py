@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from datasets.synth import portable
 from datasets.synth.layout import SIDES, FaceLayout, scaled, soft
 from datasets.synth.params import ParamTable, col
 from datasets.synth.shapes import Canvas, coverage, ellipse, segment
@@ -28,10 +29,10 @@ def draw_forehead(canvas: Canvas, f: FaceLayout, ident: ParamTable, geo: ParamTa
     win = canvas.window(f.fcx - 0.35, f.fcx + 0.35, top - 0.22, top + 0.02)
     dark = scaled(ident["skin"], _DARK_LINE)
     for k in range(3):
-        yk = top - 0.065 * k + 0.35 * (win.X - f.fcx) ** 2
+        yk = top - 0.065 * k + 0.35 * portable.square(win.X - f.fcx)
         half = 0.26 - 0.04 * k
         sdf = np.maximum(np.abs(win.Y - yk) - 0.009, np.abs(win.X - f.fcx) - half)
-        fade = np.clip(1.0 - ((win.X - f.fcx) / half) ** 2, 0, 1)
+        fade = np.clip(1.0 - portable.square((win.X - f.fcx) / half), 0, 1)
         canvas.paint(win, coverage(sdf, canvas.aa) * fade * col(strength), dark)
 
 
@@ -89,7 +90,7 @@ def draw_eyes(canvas: Canvas, f: FaceLayout, ident: ParamTable, geo: ParamTable)
         uc = np.clip(u, -1.0, 1.0)
         outer = uc * s
         yc = f.eye_y - (tilt - droop) * outer
-        bulge = (1.0 - uc * uc) ** 0.7
+        bulge = portable.power(1.0 - uc * uc, 0.7)
         hu = f.eye_h * lid_up
         hl = f.eye_h * 0.72 * lid_lo
         y_top = yc - hu * bulge * (1.0 - 0.12 * outer)
@@ -136,7 +137,7 @@ def draw_cheeks(canvas: Canvas, f: FaceLayout, ident: ParamTable, geo: ParamTabl
         corner = ex + s * (f.eye_w + 0.025)
         for k, angle in enumerate((-0.45, 0.0, 0.45)):
             ax, ay = corner, f.eye_y + 0.01 * k
-            bx, by = corner + s * 0.06 * np.cos(angle), ay + 0.06 * np.sin(angle)
+            bx, by = corner + s * 0.06 * float(portable.cos(angle)), ay + 0.06 * float(portable.sin(angle))
             sdf = segment(win.X, win.Y, ax, ay, bx, by, 0.008)
             canvas.paint(win, coverage(sdf, canvas.aa) * col(strength) * 0.8, dark)
 
@@ -168,7 +169,7 @@ def draw_nose(canvas: Canvas, f: FaceLayout, ident: ParamTable, geo: ParamTable)
     if np.any(geo["nose_wrinkle"] > 0.02):
         dark = scaled(skin, _DARK_LINE)
         for k in range(3):
-            yk = f.eye_y + 0.035 + 0.03 * k - 0.9 * (win.X - f.eye_cx - 0.02 * f.yaw) ** 2
+            yk = f.eye_y + 0.035 + 0.03 * k - 0.9 * portable.square(win.X - f.eye_cx - 0.02 * f.yaw)
             sdf = np.maximum(np.abs(win.Y - yk) - 0.009, np.abs(win.X - f.eye_cx - 0.03 * f.yaw) - 0.075 + 0.01 * k)
             canvas.paint(win, coverage(sdf, canvas.aa) * wrinkle * 0.8, dark)
 
@@ -184,9 +185,10 @@ def draw_nasolabial(canvas: Canvas, f: FaceLayout, ident: ParamTable, geo: Param
         bx = f.mouth_x + s * (f.mouth_w + 0.06)
         by = f.mouth_y + 0.1 + smile * 0.6 + frown * 0.5
         t = np.clip((win.Y - ay) / (by - ay), 0.0, 1.0)
-        xc = ax + (bx - ax) * t + s * 0.035 * np.sin(np.pi * t)
+        arc = portable.sin(np.pi * t)
+        xc = ax + (bx - ax) * t + s * 0.035 * arc
         sdf = np.maximum(np.abs(win.X - xc) - 0.009, np.maximum(ay - win.Y, win.Y - by))
-        fade = np.clip(np.sin(np.pi * t), 0.0, 1.0) ** 0.6
+        fade = portable.power(np.clip(arc, 0.0, 1.0), 0.6)
         canvas.paint(win, coverage(sdf, canvas.aa) * fade * col(strength), dark)
 
 
@@ -210,12 +212,12 @@ def draw_mouth(canvas: Canvas, f: FaceLayout, ident: ParamTable, geo: ParamTable
     u = (win.X - mx) / mw
     uc = np.clip(u, -1.0, 1.0)
     au = np.abs(uc)
-    seam = my + smile * uc * uc + frown * au ** 3
-    shape = np.sqrt(np.clip(1.0 - au ** (2.0 + 6.0 * stretch), 0.0, 1.0))
+    seam = my + smile * uc * uc + frown * (au * au * au)
+    shape = np.sqrt(np.clip(1.0 - portable.power(au, 2.0 + 6.0 * stretch), 0.0, 1.0))
     y_ui = seam - open_up * shape - raise_ * np.sqrt(1.0 - uc * uc) * (0.5 + 0.5 * au)
     y_li = seam + open_lo * shape
-    t = (1.0 - uc * uc) ** 0.4
-    y_uo = y_ui - lip_up * t * (1.0 - 0.35 * np.exp(-(uc / 0.13) ** 2))
+    t = portable.power(1.0 - uc * uc, 0.4)
+    y_uo = y_ui - lip_up * t * (1.0 - 0.35 * portable.exp(-portable.square(uc / 0.13)))
     y_lo = y_li + lip_lo * t
     side = (au - 1.0) * mw
     side = np.where(np.abs(u) > 1.0, (np.abs(u) - 1.0) * mw, side)

@@ -59,6 +59,12 @@ class FaceLayout:
         self.mouth_y = col(ident["mouth_y"]) + 0.03 * pitch + col(ident["rest_mouth"]) * 0.0
         self.mouth_w = col(ident["mouth_w"]) * (1.0 - 0.08 * np.abs(yaw)) + col(geo["mouth_dw"])
 
+    def subset(self, rows: np.ndarray) -> "FaceLayout":
+        """The layout of samples ``rows`` only (every per-sample (n, 1, 1) field indexed)."""
+        sub = object.__new__(FaceLayout)
+        sub.__dict__.update({name: value[rows] for name, value in vars(self).items()})
+        return sub
+
 
 def face_sdf(X: np.ndarray, Y: np.ndarray, f: FaceLayout) -> np.ndarray:
     """Signed distance to the face outline: an ellipse whose width narrows towards the chin by ``jaw``."""

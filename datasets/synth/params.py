@@ -43,6 +43,11 @@ def take(table: ParamTable, start: int, stop: int) -> ParamTable:
     return {key: value[start:stop] for key, value in table.items()}
 
 
+def pick(table: ParamTable, rows: np.ndarray) -> ParamTable:
+    """Rows ``rows`` (an index array) of every parameter of ``table``."""
+    return {key: value[rows] for key, value in table.items()}
+
+
 def col(values: np.ndarray) -> np.ndarray:
     """(n,) per-sample scalars -> (n, 1, 1) float32, ready to broadcast against (h, w) pixel grids."""
     return np.asarray(values, dtype=np.float32).reshape(-1, 1, 1)

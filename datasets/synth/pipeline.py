@@ -13,6 +13,7 @@ Pipeline of one split of a ``DomainSpec``:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -55,9 +56,10 @@ class SplitPlan:
 def class_counts_for(prior: tuple[float, ...], n: int) -> np.ndarray:
     """Samples per class for ``n`` samples following ``prior`` exactly (largest-remainder rounding)."""
     p = np.asarray(prior, dtype=np.float64)
-    if p.shape != (NUM_CLASSES,) or np.any(p < 0) or p.sum() <= 0:
+    total = math.fsum(p.tolist())  # exactly rounded, so the same on every CPU
+    if p.shape != (NUM_CLASSES,) or np.any(p < 0) or total <= 0:
         raise ValueError(f"class_prior must be {NUM_CLASSES} non-negative weights, got {prior}")
-    exact = p / p.sum() * n
+    exact = p / total * n
     counts = np.floor(exact).astype(np.int64)
     order = np.argsort(-(exact - counts), kind="stable")
     counts[order[: n - counts.sum()]] += 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from datasets.synth import portable
 from datasets.synth.features import (
     draw_brows,
     draw_cheeks,
@@ -46,8 +47,10 @@ def draw_background(canvas: Canvas, acq: ParamTable) -> None:
         canvas.paint(win, alpha, target)
 
 
-def _hair_texture(win_x: np.ndarray, win_y: np.ndarray, phase: np.ndarray) -> np.ndarray:
-    return 1.0 + 0.09 * np.sin(38.0 * win_x + 9.0 * win_y + phase) + 0.05 * np.sin(71.0 * win_x - 5.0 * win_y)
+def _hair_texture(win_x: np.ndarray, win_y: np.ndarray, phase: np.ndarray | float) -> np.ndarray:
+    """Streaks of (1, h, w) grids ``win_x``, ``win_y`` shifted by a per-sample ``phase`` ((n, 1, 1) or scalar)."""
+    waves = portable.sin_of_sum(38.0 * win_x + 9.0 * win_y, np.asarray(phase, dtype=np.float32))
+    return 1.0 + 0.09 * waves + 0.05 * portable.sin(71.0 * win_x - 5.0 * win_y)
 
 
 def draw_back_hair(canvas: Canvas, f: FaceLayout, ident: ParamTable) -> None:
@@ -89,8 +92,8 @@ def draw_face_base(canvas: Canvas, f: FaceLayout, ident: ParamTable, geo: ParamT
     sdf = face_sdf(win.X, win.Y, f)
     t = np.clip((win.Y - f.fcy) / f.ry, 0.0, 1.0)
     rx = f.rx * (1.0 - f.jaw * t * t)
-    r = np.sqrt(((win.X - f.fcx) / rx) ** 2 + ((win.Y - f.fcy) / f.ry) ** 2)
-    shade = 1.0 - 0.28 * np.clip((r - 0.62) / 0.38, 0.0, 1.0) ** 2 - 0.03 * win.Y
+    r = np.sqrt(portable.square((win.X - f.fcx) / rx) + portable.square((win.Y - f.fcy) / f.ry))
+    shade = 1.0 - 0.28 * portable.square(np.clip((r - 0.62) / 0.38, 0.0, 1.0)) - 0.03 * win.Y
     canvas.paint(win, coverage(sdf, canvas.aa), ident["skin"], shade)
     return win, sdf
 
@@ -101,7 +104,7 @@ def draw_facial_hair(canvas: Canvas, f: FaceLayout, ident: ParamTable, face_win,
     hair = ident["hair"]
     beard = col(ident["beard"])
     if np.any(ident["beard"] > 0):
-        top = f.nose_y + 0.1 - 0.45 * (face_win.X - f.fcx) ** 2
+        top = f.nose_y + 0.1 - 0.45 * portable.square(face_win.X - f.fcx)
         region = np.maximum(face, top - face_win.Y)
         alpha = coverage(region, canvas.aa) * beard * 0.7
         rows = slice(mouth_win.rows.start - face_win.rows.start, mouth_win.rows.stop - face_win.rows.start)
@@ -130,7 +133,7 @@ def draw_front_hair(canvas: Canvas, f: FaceLayout, ident: ParamTable) -> None:
     y_line = hairline + 0.55 * dx * dx
     brow_top = f.brow_y - 0.045
     depth = col(ident["fringe"]) * (brow_top - hairline)
-    fringe = hairline + depth * np.exp(-(((win.X - f.fcx - col(ident["fringe_x"])) / 0.42) ** 2))
+    fringe = hairline + depth * portable.exp(-portable.square((win.X - f.fcx - col(ident["fringe_x"])) / 0.42))
     y_line = np.where(col(style == 3), np.maximum(y_line, fringe), y_line)
     outer = ellipse(win.X, win.Y, f.fcx, f.fcy - 0.04, f.rx + vol, f.ry + 1.4 * vol)
     outer = np.where(col(style == 2), np.minimum(outer, np.maximum(np.abs(win.X - f.fcx) - f.rx - vol,

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from datasets.synth import portable
+
 #: ITU-R BT.601 luma weights used to render grey domains directly in one channel.
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -48,6 +50,12 @@ class Canvas:
         self.coords = ((np.arange(size, dtype=np.float32) + 0.5) * self.px - extent).astype(np.float32)
         self.image = np.zeros((n, size, size, channels), dtype=np.float32)
 
+    def subset(self, rows: np.ndarray) -> "Canvas":
+        """A canvas holding a copy of the images of samples ``rows`` (write ``image`` back to keep its paint)."""
+        sub = Canvas(len(rows), self.size, self.extent, self.channels)
+        sub.image = self.image[rows]
+        return sub
+
     def full(self) -> Window:
         """The whole canvas."""
         return self.window(-self.extent, self.extent, -self.extent, self.extent)
@@ -75,7 +83,7 @@ class Canvas:
         if rgb.ndim == 2:
             rgb = rgb[:, None, None, :]
         if self.channels == 1:
-            return (rgb @ LUMA)[..., None]
+            return luma(rgb)[..., None]
         return rgb
 
     def paint(self, win: Window, alpha: np.ndarray, rgb: np.ndarray, shade: np.ndarray | None = None) -> None:
@@ -95,6 +103,12 @@ class Canvas:
         region += alpha * (colour - region)
 
 
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """(..., 3) RGB -> (...) BT.601 luma, as three products added left to right (a matrix product would let BLAS
+    choose the rounding per CPU)."""
+    return rgb[..., 0] * LUMA[0] + rgb[..., 1] * LUMA[1] + rgb[..., 2] * LUMA[2]
+
+
 def coverage(sdf: np.ndarray, aa: float) -> np.ndarray:
     """Anti-aliased coverage in [0, 1] of a signed distance (smoothstep over ``[-aa, aa]``)."""
     t = np.clip(0.5 - sdf * (0.5 / aa), 0.0, 1.0)
@@ -107,14 +121,14 @@ def ellipse(X: np.ndarray, Y: np.ndarray, cx: np.ndarray, cy: np.ndarray, rx: np
     dx = (X - cx) / rx
     dy = (Y - cy) / ry
     k0 = np.sqrt(dx * dx + dy * dy)
-    k1 = np.sqrt((dx / rx) ** 2 + (dy / ry) ** 2)
+    k1 = np.sqrt(portable.square(dx / rx) + portable.square(dy / ry))
     return k0 * (k0 - 1.0) / np.maximum(k1, 1e-6)
 
 
 def rotated_ellipse(X: np.ndarray, Y: np.ndarray, cx: np.ndarray, cy: np.ndarray, rx: np.ndarray,
                     ry: np.ndarray, angle: np.ndarray) -> np.ndarray:
     """Signed distance to an ellipse rotated by ``angle`` radians (counter-clockwise on screen)."""
-    c, s = np.cos(angle), np.sin(angle)
+    c, s = portable.cos(angle), portable.sin(angle)
     u = (X - cx) * c - (Y - cy) * s
     v = (X - cx) * s + (Y - cy) * c
     return ellipse(u, v, 0.0, 0.0, rx, ry)
@@ -135,5 +149,5 @@ def rounded_box(X: np.ndarray, Y: np.ndarray, cx: np.ndarray, cy: np.ndarray, hx
     """Signed distance to a box of half-sizes (hx, hy) with corners rounded by ``radius``."""
     qx = np.abs(X - cx) - hx + radius
     qy = np.abs(Y - cy) - hy + radius
-    outside = np.sqrt(np.maximum(qx, 0.0) ** 2 + np.maximum(qy, 0.0) ** 2)
+    outside = np.sqrt(portable.square(np.maximum(qx, 0.0)) + portable.square(np.maximum(qy, 0.0)))
     return outside + np.minimum(np.maximum(qx, qy), 0.0) - radius

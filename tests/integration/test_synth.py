@@ -151,8 +151,10 @@ def test_write_cache_round_trip(tmp_path, monkeypatch) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_full_domain_generates_within_30_seconds(name: str) -> None:
-    start = time.perf_counter()
+    """CPU seconds of this process (the renderer is single-threaded numpy), so other work on the machine does not
+    count against it."""
+    start = time.process_time()
     for split in ("train", "test"):  # the val split (1200 more) is not timed: the bound predates it
         generate_split(name, split)
-    elapsed = time.perf_counter() - start
-    assert elapsed <= 30.0, f"{name}: {elapsed:.1f} s"
+    elapsed = time.process_time() - start
+    assert elapsed <= 30.0, f"{name}: {elapsed:.1f} CPU s"

@@ -22,48 +22,10 @@ from datasets.errors import DatasetError
 from datasets.synth import DOMAINS, describe_plan, split_names
 from datasets.synth.params import SPLIT_INDEX
 from datasets.synth.pipeline import render_chunk
+from tests.synth_pins import PINNED_CHUNKS, PINNED_FILES, digest
 
 REPO = Path(__file__).resolve().parents[2]
 NAMES = sorted(DOMAINS)
-
-#: SHA-256 of (annotated labels, identity table in sorted key order, rendering chunk 0) of each train and test split.
-#: synth-lab's are the synth-1 generator's (before the val split existed): neither the val split (synth-2) nor
-#: synth-wild's new corruption (synth-3) may move them. synth-wild's labels and identities are synth-1's too; its
-#: pixels are synth-3's (more pose jitter, sensor noise and occluders: docs/DATA.md, "Versions").
-PINNED = {
-    ("synth-lab", "train"): ("ecc6b0dafe077d96e06d8d1d768756b5a274a0ac7d1b8324e51345918082909a",
-                             "e7fab463b02edfca1990af6da89d0c63fb0a9ba675f86b9af0829de91608e1a7",
-                             "1cda70001ba748142017a53c6ee39cadc9d81edd39bfcaf3fe6ef350d726f9e1"),
-    ("synth-lab", "test"): ("0863e9fb1033c2ee305d3da8a3f6024a13dc7412dfdd5102201ce8495b82f1f7",
-                            "cb0d2164baed9e7f245718e1382bed4a4f68eda0092a6210e1ff5e1a7f2e5024",
-                            "b8095cab2524e1f8c0c1fe9fefa55ae8b5542ee515f93c0829af1e9bbc451109"),
-    ("synth-wild", "train"): ("54a228f1f4f968bea15086238d550f108c28773780f6eb8a4bf3f553b6545a5c",
-                              "0be1504c1ffdce7921301c23fe6cbe532ec6892eeebf41785ae023a518adb274",
-                              "638d14b12b40c5324624c176b9cecf72fedffb6d9f30954bdcd00396e0ae948d"),
-    ("synth-wild", "test"): ("0eb5a4b329cb144554c578d3aa8c3369101f19210d64e7232ce6e6f3c4e31a1f",
-                             "bc377b0c839b459049c21c9350570187b03e7f413a3e52092324a24670b9ca79",
-                             "ede87bb55f29867afa35d734440870258c7057b7e443e68483674ff10b6c13d8"),
-}
-
-#: The whole cache files (``splits.<split>.images_sha256`` / ``labels_sha256`` of the manifest), same versions.
-PINNED_FILES = {
-    ("synth-lab", "train"): ("74de25c255cdc4b234695a3224b5892b1854322e2a2f2cfb8875e3277e48d205",
-                             "5e7c4f43f742c6bef6b34524b0230bdb716e770d2c9f12ce0e84c90f557ca1b2"),
-    ("synth-lab", "test"): ("26b7b8271c7149c95a5b4a272bcb380c94466e532e800b1de7c1656571a9db54",
-                            "2df6ed44ed1912656f3e19e63856fc5aa07b5d45ba39f0e3e9833d33482c9a69"),
-    ("synth-wild", "train"): ("ff287203f089bf7fb6b1c52def9db69ea55d50e211c32be79a3cea73741c686b",
-                              "ebe92df5ea9defe221b0473ac801606963681a622aeb7329a4a0f14d79722742"),
-    ("synth-wild", "test"): ("740cc153b69d328d8207a584b01e258f2a79dd23b81ee0b1e06696f6dfa77f76",
-                             "eb017c7104f114821e605c2f186a3dba1bc63b66a835a90ecbe99a1d180c5722"),
-}
-
-
-def _sha(*arrays: np.ndarray) -> str:
-    digest = hashlib.sha256()
-    for array in arrays:
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()
-
 
 def _identity_rows(name: str, split: str) -> set[bytes]:
     """Each sample's whole identity parameter vector (every identity parameter, in sorted key order), as bytes."""
@@ -98,30 +60,30 @@ def test_val_follows_the_prior_and_label_noise(name: str) -> None:
     np.testing.assert_allclose(np.bincount(plan.clean, minlength=7) / spec.n_val, prior, atol=1e-3)
 
 
-@pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("split", ["train", "test"])
-def test_train_and_test_are_pinned(name: str, split: str) -> None:
-    """Labels, identities and the first rendered chunk are the pinned ones (the whole files are checked by the
-    slow test below)."""
+@pytest.mark.parametrize("key", sorted(PINNED_CHUNKS), ids="-".join)
+def test_every_split_is_pinned(key: tuple[str, str]) -> None:
+    """Labels, identities and the first rendered chunk of each split are the pinned ones (tests/synth_pins.py; the
+    whole files are checked by the slow test below, every CPU dispatch setting by tests/integration/test_portable_data.py)."""
+    name, split = key
     spec = DOMAINS[name]
     plan = describe_plan(spec, split)
-    identity = _sha(*(plan.identity[key] for key in sorted(plan.identity)))
-    assert (_sha(plan.labels), identity, _sha(render_chunk(spec, plan, split, 0))) == PINNED[name, split]
+    identity = digest(*(plan.identity[key] for key in sorted(plan.identity)))
+    assert (digest(plan.labels), identity, digest(render_chunk(spec, plan, split, 0))) == PINNED_CHUNKS[key]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
-def test_whole_train_and_test_files_are_pinned(name: str, tmp_path: Path) -> None:
+def test_whole_files_are_pinned(name: str, tmp_path: Path) -> None:
     synth.write_cache(name, tmp_path / name)
     splits = read_manifest(tmp_path / name)["splits"]
-    for split in ("train", "test"):
+    for split in ("train", "test", "val"):
         assert (splits[split]["images_sha256"], splits[split]["labels_sha256"]) == PINNED_FILES[name, split]
     assert splits["val"]["n"] == DOMAINS[name].n_val
 
 
 def test_the_signature_moved_on_so_caches_without_val_are_regenerated() -> None:
-    assert synth.GENERATOR_VERSION == "synth-3"
-    assert all(synth.generator_signature(name).startswith("synth-3:") for name in NAMES)
+    assert synth.GENERATOR_VERSION == "synth-4"
+    assert all(synth.generator_signature(name).startswith("synth-4:") for name in NAMES)
 
 
 # --- the cache: manifest and verification -----------------------------------------------------------------------
