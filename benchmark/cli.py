@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.config.errors import UserError, interrupt_on_sigterm
+from benchmark.config.options import check_options
+from benchmark.config.numerics import reexec_if_portable
 from datasets.errors import DatasetError
 
 
@@ -42,12 +44,19 @@ def _profile_overrides(args: argparse.Namespace, *, method_sets: bool = False) -
         raise UserError(f"--set {next(iter(method))}=...: this command takes profile fields only (dotted keys, "
                         "e.g. source.epochs=1, ssl.swav.epochs=200, profile.precision=fp32)")
     from_file = read_profile_file(args.profile_file) if args.profile_file else {}
-    return method, {**from_file, **profile}
+    profile = {**from_file, **profile}
+    if getattr(args, "numerics", None) and (args.numerics != "native" or "numerics" in profile):
+        profile["numerics"] = args.numerics  # --numerics wins; native by default adds nothing (native keys unchanged)
+    return method, profile
 
 
-def _names(value: str) -> tuple[str, ...]:
-    """A comma-separated option (``--setups a,b``, ``--experiment table1,fig4``...) as names, blanks dropped."""
-    return tuple(name.strip() for name in value.split(",") if name.strip())
+def _names(value: str, option: str) -> tuple[str, ...]:
+    """A comma-separated option (``--setups a,b``, ``--experiment table1,fig4``...) as names, blanks dropped; a
+    UserError when it names nothing (``--backbones ,``)."""
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    if not names:
+        raise UserError(f"{option} {value!r}: names nothing (expected comma-separated names)")
+    return names
 
 
 def _print_json(payload: Any) -> None:
@@ -157,10 +166,12 @@ def cmd_data(args: argparse.Namespace) -> None:
                 counts = ", ".join(f"{k} {v}" for k, v in info["class_counts"].items())
                 print(f"  {split}: {info['n']} images ({counts})")
     elif args.data_command == "show":
+        from benchmark.reporting.outputs import output_file
         from datasets.show import draw_class_grid
 
+        out = output_file(Path(args.out))
         split = load_split(registry.ensure(args.dataset), args.split)
-        draw_class_grid(split.images, split.labels, Path(args.out), per_class=args.per_class,
+        draw_class_grid(split.images, split.labels, out, per_class=args.per_class,
                         title=f"{args.dataset} ({args.split})")
         print(f"wrote {args.out}")
 
@@ -184,7 +195,7 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
     from benchmark.reporting.report import print_calibration
     from benchmark.services.calibration import calibrate
 
-    result = calibrate(args.setup, args.seed, args.device)
+    result = calibrate(args.setup, args.seed, args.device, numerics=args.numerics or "native")
     _print_json(result) if args.json else print_calibration(result)
 
 
@@ -225,7 +236,7 @@ def cmd_probe(args: argparse.Namespace) -> None:
     from benchmark.orchestration.probes import PROBE_BACKBONES, run_probes
     from benchmark.reporting.report import print_probes
 
-    backbones = _names(args.backbones) if args.backbones else PROBE_BACKBONES
+    backbones = _names(args.backbones, "--backbones") if args.backbones is not None else PROBE_BACKBONES
     records = run_probes(args.setup, backbones, seed=args.seed, profile=args.profile,
                          profile_overrides=_profile_overrides(args)[1], device=args.device, storage_url=args.storage,
                          split=args.split)
@@ -273,6 +284,8 @@ def cmd_results_import(args: argparse.Namespace) -> None:
     if report.shadowing:
         print(f"note: {report.shadowing} imported trial(s) answer a job that already had a completed trial here; "
               "the imported (later) one now counts in leaderboards")
+    for key, before, after in report.shadowing_other:
+        print(f"note: job {key}: the imported trial ({after}) replaces one of another configuration ({before})")
 
 
 def _setups(value: str | None, experiments: list[str]) -> tuple[str, ...]:
@@ -280,8 +293,8 @@ def _setups(value: str | None, experiments: list[str]) -> tuple[str, ...]:
     from benchmark.config.setups import get_setup
     from benchmark.orchestration.experiments import get_experiment
 
-    if value:
-        setups = _names(value)
+    if value is not None:
+        setups = _names(value, "--setups")
     else:
         setups = tuple(dict.fromkeys(s for name in experiments for s in get_experiment(name).paper_setups))
     for setup in setups:
@@ -293,7 +306,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     if args.plan:  # print what the sweep would do (benchmark/orchestration/plan.py) and return
         from benchmark.orchestration.plan import format_plan, plan_sweep
 
-        names = list(_names(args.experiment))
+        names = list(_names(args.experiment, "--experiment"))
         plan = plan_sweep(names, _setups(args.setups, names), seeds=args.seeds, profile=args.profile,
                           profile_overrides=_profile_overrides(args)[1], storage_url=args.storage, device=args.device)
         _print_json(plan.as_dict()) if args.json else print(format_plan(plan))
@@ -301,7 +314,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     from benchmark.orchestration.sweep import sweep
     from benchmark.services.artifacts import describe_artifact
 
-    experiments = list(_names(args.experiment))
+    experiments = list(_names(args.experiment, "--experiment"))
     report = sweep(experiments, _setups(args.setups, experiments), seeds=args.seeds, profile=args.profile,
                    profile_overrides=_profile_overrides(args)[1], workers=args.workers, storage_url=args.storage, launcher=args.launcher, device=args.device,
                    max_retries=args.max_retries)
@@ -331,7 +344,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
     from benchmark.reporting.leaderboard import write_leaderboards
     from benchmark.store.storage import open_storage
 
-    experiments = _names(args.experiments) if args.experiments else None
+    experiments = _names(args.experiments, "--experiments") if args.experiments is not None else None
     written = write_leaderboards(open_storage(args.storage), Path(args.out), _report_profile(args), args.latex,
                                  experiments, reference=args.reference)
     if not written:
@@ -370,6 +383,13 @@ def _profile_options(p: argparse.ArgumentParser, *, method_sets: bool = False) -
                    help=f"override {what}: source.epochs=1, ssl.swav.epochs=200, profile.precision=fp32 (repeatable)")
     p.add_argument("--profile-file", metavar="TOML", help="a TOML file of profile fields layered onto the profile "
                    "(top-level keys, [source], [ssl], [ssl.swav] ...); --set wins")
+    _numerics_option(p)
+
+
+def _numerics_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--numerics", choices=("native", "portable"), help="native (default: each library's fastest "
+                   "kernels for this CPU) or portable (AVX2 caps, one thread: the same digits on any x86-64 CPU with "
+                   "AVX2; a profile field, so a job of its own; docs/NUMERICS.md)")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -406,6 +426,7 @@ def _add_artifacts(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_source)
     p = sub.add_parser("calibrate", help="the synthetic benchmark's three calibration numbers")
     p.add_argument("--setup", default="synth")
+    _numerics_option(p)
     _common(p)
     p.set_defaults(func=cmd_calibrate)
     p = sub.add_parser("pretrain", help="self-supervised pretraining (SwAV, DeepClusterV2) on a dataset's train images")
@@ -538,10 +559,13 @@ def main(argv: list[str] | None = None) -> int:
     SIGTERM (e.g. a scheduler's pre-emption) is turned into KeyboardInterrupt, so a running trial is
     marked failed and temporary files are removed on the way out.
     """
+    if argv is None:  # the real command line: set the portable caps before any library loads (re-executes)
+        reexec_if_portable(sys.argv[1:])
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("FERBENCH_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
     interrupt_on_sigterm()
     try:
+        check_options(vars(args))
         args.func(args)
     except (UserError, DatasetError) as error:
         if debug:
@@ -551,4 +575,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`results show | head -2`): stop quietly, as `cat` does
+        _drop_stdout()
+        return 141
     return 0
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush into a closed pipe raises nothing."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (captured in tests): nothing to flush into
+        pass

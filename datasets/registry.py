@@ -48,6 +48,20 @@ def home() -> Path:
     return Path(os.environ.get("FERBENCH_HOME", Path.home() / ".cache" / "fer-sfda-bench")).expanduser()
 
 
+def writable_home() -> Path:
+    """``home()``, created when missing; a DatasetError ``FERBENCH_HOME=... is not a writable folder (why)`` when it
+    is a file or cannot be made or written (the one check of every command that writes there)."""
+    folder = home()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = "it is a file" if folder.is_file() else (error.strerror or type(error).__name__).lower()
+        raise DatasetError(f"FERBENCH_HOME={folder} is not a writable folder ({reason})") from error
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DatasetError(f"FERBENCH_HOME={folder} is not a writable folder (permission denied)")
+    return folder
+
+
 def raw_root(name: str) -> Path:
     """Default raw root of a dataset: ``$FERBENCH_DATA/<name>``."""
     base = os.environ.get("FERBENCH_DATA", str(home() / "raw"))
@@ -70,6 +84,7 @@ def prepare(name: str, raw: str | Path | None = None, *, skip_bad: bool = False,
     Raw releases are read from ``raw`` (default ``raw_root(name)``); synthetic domains are generated.
     """
     _check_name(name)
+    writable_home()
     out = cache_dir(name)
     if name in synthetic_names():
         from datasets.synth import write_cache

@@ -67,17 +67,23 @@ def get(name: str) -> type[Method]:
 def resolve_hparams(
     cls: type[Method], setup_overrides: dict[str, dict[str, Any]], user: dict[str, Any], profile: Profile | None = None
 ) -> dict[str, Any]:
-    """Defaults <- the profile's scaling <- the setup's values <- the user's ``--set`` values.
+    """Defaults <- the profile's scaling <- the setup's values <- the user's profile overrides
+    (``hparams.<method or *>.<name>`` in ``profile.overrides``: ``*`` first, then the method's own) <- the
+    user's ``--set`` values.
 
     Profile and setup overrides are ``{method name or "*": {name: value}}``; only names the method declares
-    are taken from them. An undeclared user key is a UserError listing the valid ones. Every resolved value,
-    wherever it came from, is then checked: a float must be finite and a value must lie in its declared
-    ``HParam.valid`` range (a UserError naming the method, the hyperparameter, the value and the range).
+    are taken from them. A user's profile override wins over the profile's and the setup's own values, so
+    ``hparams.*.epochs=1`` reaches every method declaring ``epochs`` (it is never only recorded). An
+    undeclared user key is a UserError listing the valid ones. Every resolved value, wherever it came from, is
+    then checked: a float must be finite and a value must lie in its declared ``HParam.valid`` range (a
+    UserError naming the method, the hyperparameter, the value and the range).
     """
     spec = cls.hparams_spec
     values = {name: hp.default for name, hp in spec.items()}
     origin = dict.fromkeys(spec, "default")
-    for where, overrides in (("profile", profile.hparams if profile else {}), ("setup", setup_overrides)):
+    sources = (("profile", profile.hparams if profile else {}), ("setup", setup_overrides),
+               ("profile override", _user_scaling(profile)))
+    for where, overrides in sources:
         for scope in ("*", cls.name):
             taken = {k: _coerce(k, v, spec[k].default) for k, v in overrides.get(scope, {}).items() if k in spec}
             values.update(taken)
@@ -95,6 +101,17 @@ def resolve_hparams(
     for name, hp in spec.items():
         _check_range(cls.name, name, values[name], hp, origin[name])
     return values
+
+
+def _user_scaling(profile: Profile | None) -> dict[str, dict[str, Any]]:
+    """The ``hparams.<method or *>.<name>`` profile overrides the user gave, as ``{method or "*": {name: value}}``."""
+    scaling: dict[str, dict[str, Any]] = {}
+    for path, value in (profile.overrides if profile else {}).items():
+        head, _, rest = path.partition(".")
+        scope, _, name = rest.partition(".")
+        if head == "hparams" and scope and name:
+            scaling.setdefault(scope, {})[name] = value
+    return scaling
 
 
 def _check_range(method: str, name: str, value: Any, hp: HParam, origin: str) -> None:

@@ -13,7 +13,11 @@ class CheckpointError(UserError):
 
 def raise_interrupt(signum: int, frame: object) -> None:
     """A signal handler turning SIGTERM (a scheduler's pre-emption, a sweep stopping its workers) into
-    KeyboardInterrupt, so a running trial is marked failed and temporary files are removed on the way out."""
+    KeyboardInterrupt, so a running trial is marked failed and temporary files are removed on the way out.
+
+    Once only: from then on SIGTERM is ignored in this process, so a second one cannot interrupt the clean-up or
+    the closing message (no window in which it would print a traceback)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt(f"signal {signum}")
 
 

@@ -29,6 +29,7 @@ _NOT_SCALAR = ("name", "source", "ssl", "ssl_overrides", "hparams", "overrides")
 #: Strings with a fixed set of values (the rest are checked where they are used: archs, stems, heads).
 CHOICES: dict[str, tuple[str, ...]] = {
     "precision": ("fp32", "bf16", "auto"),
+    "numerics": ("native", "portable"),
     "source.schedule": ("shot", "exponential"),
     "source.augmentation": ("mild", "strong"),
     "source.head": ("shot", "linear", "linear_wn"),
@@ -179,6 +180,8 @@ def read_profile_file(path: str | Path) -> dict[str, Any]:
         raise UserError(f"--profile-file {path}: cannot read it ({error.strerror or error})") from None
     except tomllib.TOMLDecodeError as error:
         raise UserError(f"--profile-file {path}: not valid TOML ({error})") from None
+    except UnicodeDecodeError as error:
+        raise UserError(f"--profile-file {path}: not a TOML text file (not UTF-8 at byte {error.start})") from None
     flat: dict[str, Any] = {}
 
     def walk(prefix: str, table: Mapping[str, Any]) -> None:

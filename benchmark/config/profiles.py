@@ -146,6 +146,9 @@ class Profile:
         precision: ``fp32``, ``bf16`` (bf16 autocast on any device) or ``auto`` (bf16 on CUDA, fp32 elsewhere).
         channels_last: train convolutions in the channels-last memory format.
         compile: ``torch.compile`` the training forward passes.
+        numerics: ``native`` (each library's fastest kernels for this CPU) or ``portable`` (every library capped
+            to AVX2 at one thread: the same digits on any x86-64 CPU with AVX2; docs/NUMERICS.md). Written into
+            records, artifact and job keys only when not ``native``, so native keys are those made before it.
         overrides: the dotted overrides applied to the named profile (``benchmark.config.overrides``; recorded,
             and already reflected in the other fields).
     """
@@ -165,6 +168,7 @@ class Profile:
     precision: str = "fp32"
     channels_last: bool = False
     compile: bool = False
+    numerics: str = "native"
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def backbone_fields(self) -> dict[str, Any]:
@@ -176,14 +180,20 @@ class Profile:
         return {**self.backbone_fields(), "stem": self.ssl_stem or self.stem}
 
     def numerics_fields(self) -> dict[str, Any]:
-        """How training runs on the device (precision, memory format, compilation): part of every artifact key."""
-        return {"precision": self.precision, "channels_last": self.channels_last, "compile": self.compile}
+        """How training runs on the device (precision, memory format, compilation and, when not native, the
+        numerics mode): part of every artifact key."""
+        fields = {"precision": self.precision, "channels_last": self.channels_last, "compile": self.compile}
+        return fields if self.numerics == "native" else {**fields, "numerics": self.numerics}
 
     def as_record(self) -> dict[str, Any]:
         """Every value of the profile, JSON-ready (stored in run records as ``profile_values``). The SSL values are
         the profile's own (``ssl`` and ``ssl_overrides``); an objective's declared defaults are not among them
-        (``methods.ssl.registry.recipe_record`` gives an objective's whole recipe)."""
-        return asdict(self)
+        (``methods.ssl.registry.recipe_record`` gives an objective's whole recipe); ``numerics`` only when not
+        native (the records and keys of native jobs are those made before the field existed)."""
+        record = asdict(self)
+        if self.numerics == "native":
+            del record["numerics"]
+        return record
 
 
 PROFILES: dict[str, Profile] = {

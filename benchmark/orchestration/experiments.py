@@ -25,6 +25,7 @@ from functools import lru_cache
 from typing import Any
 
 from benchmark.config.errors import UserError
+from benchmark.config.options import check_minimum
 from benchmark.config.profiles import Profile
 from benchmark.config.setups import PAPER_SETUPS, get_setup
 from benchmark.orchestration.profiles import frozen_overrides, resolve_profile
@@ -171,8 +172,7 @@ class Experiment:
              profile_overrides: Mapping[str, Any] | None = None) -> list[Job]:
         """Every job of the experiment: rows x setups x seeds, then one job per search trial; each at the setup's
         profile (or ``profile``) with ``profile_overrides`` (``benchmark.config.overrides``) applied."""
-        if seeds < 1:
-            raise UserError("--seeds must be at least 1")
+        check_minimum("seeds", seeds)
         seed_list = range(1 if self.first_seed_only else seeds)
         jobs = []
         for setup in setups:

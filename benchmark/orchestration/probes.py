@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 
 from benchmark.config.devices import resolve_device
 from benchmark.config.errors import UserError
+from benchmark.config.numerics import ensure_numerics
 from benchmark.config.profiles import Profile
 from benchmark.config.setups import get_setup
 from benchmark.orchestration.profiles import resolve_profile
@@ -113,6 +114,7 @@ def run_probes(
         raise UserError(f"a probe scored on {split!r} is never stored, so it cannot fill a claimed trial")
     the_setup = get_setup(setup)
     the_profile = resolve_profile(profile or the_setup.profile, profile_overrides)
+    ensure_numerics(the_profile.numerics)
     torch_device = resolve_device(device)
     splits = (split_tensors(the_setup.target, "train", the_profile, torch_device),
               split_tensors(the_setup.target, split, the_profile, torch_device))

@@ -19,10 +19,9 @@ def resolve_profile(name: str, overrides: Mapping[str, Any] | None = None) -> Pr
     profile = get_profile(name)
     if not overrides:
         return profile
-    for path in overrides:
-        if path.startswith("hparams."):
-            _check_hparam_path(path)
-    return apply_overrides(profile, overrides, recipe_field_types())
+    typed = {path: typed_hparam(path, value) if path.startswith("hparams.") else value
+             for path, value in overrides.items()}
+    return apply_overrides(profile, typed, recipe_field_types())
 
 
 def frozen_overrides(values: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
@@ -36,7 +35,10 @@ def typed_overrides(overrides: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]
     return frozen_overrides(resolve_profile("paper", overrides).overrides) if overrides else ()
 
 
-def _check_hparam_path(path: str) -> None:
+def typed_hparam(path: str, value: Any) -> Any:
+    """The value of a ``hparams.<method or *>.<name>`` override, converted and range-checked as each method it
+    reaches (the one named, or for ``*`` every method declaring ``name``) would take it from ``--set``; a
+    UserError naming the path for an unknown method or hyperparameter, or a value one of them refuses."""
     parts = path.split(".")
     if len(parts) != 3:
         raise UserError(f"profile override {path!r}: expected hparams.<method or *>.<hyperparameter>")
@@ -46,3 +48,13 @@ def _check_hparam_path(path: str) -> None:
     if name not in declared:
         raise UserError(f"profile override {path!r}: {scope!r} declares no hyperparameter {name!r}; "
                         f"known: {', '.join(declared)}")
+    typed = [_checked(path, cls, name, value) for cls in classes if name in cls.hparams_spec]
+    return typed[0]
+
+
+def _checked(path: str, cls: type, name: str, value: Any) -> Any:
+    """``value`` of hyperparameter ``name`` as method ``cls`` resolves it from the user (typed, in range)."""
+    try:
+        return registry.resolve_hparams(cls, {}, {name: value})[name]
+    except UserError as error:
+        raise UserError(f"profile override {path}={value!r}: {error}") from None

@@ -9,6 +9,8 @@ from typing import Any
 
 import torch
 
+from benchmark.config.machine import fingerprint
+from benchmark.config.numerics import process_numerics
 from benchmark.config.profiles import Profile
 from benchmark.config.versions import versions
 
@@ -28,10 +30,10 @@ class StageTimer:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
 
     def environment(self, device: torch.device) -> dict[str, Any]:
-        """``seconds`` per stage, package ``versions``, ``device`` and CPU ``threads`` (CPU results are
-        reproducible at a given thread count)."""
+        """``seconds`` per stage, package ``versions``, ``device``, CPU ``threads`` (CPU results are
+        reproducible at a given thread count) and the ``machine`` fingerprint (``benchmark.config.machine``)."""
         return {"seconds": self.seconds, "versions": versions(), "device": str(device),
-                "threads": torch.get_num_threads()}
+                "threads": torch.get_num_threads(), "machine": fingerprint(device, process_numerics())}
 
 
 def common_fields(*, method: str, setting: str, setup: str, profile: Profile, seed: int, hparams: dict[str, Any],

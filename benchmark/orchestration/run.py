@@ -18,6 +18,8 @@ from optuna.trial import TrialState
 
 from benchmark.config.devices import resolve_device
 from benchmark.config.errors import UserError
+from benchmark.config.numerics import ensure_numerics
+from benchmark.config.options import check_seed
 from benchmark.config.profiles import Profile
 from benchmark.config.setups import Setup, get_setup
 from benchmark.orchestration.profiles import resolve_profile
@@ -66,8 +68,7 @@ def plan_run(method: str, setup: str, *, seed: int, profile: str | None, overrid
              profile_overrides: Mapping[str, Any] | None = None) -> RunPlan:
     """Resolve names, the profile and hyperparameters (every user mistake is a UserError here, before anything
     runs)."""
-    if seed < 0:
-        raise UserError(f"--seed {seed}: the seed must be >= 0")
+    check_seed(seed)
     the_setup = get_setup(setup)
     the_profile = resolve_profile(profile or the_setup.profile, profile_overrides)
     cls = registry.get(method)
@@ -290,6 +291,7 @@ def run_method(
     """
     plan = plan_run(method, setup, seed=seed, profile=profile, overrides=overrides or {},
                     profile_overrides=profile_overrides)
+    ensure_numerics(plan.profile.numerics)
     torch_device = resolve_device(device)
     store = open_storage(storage_url)
     attrs = plan.attrs(embedding)

@@ -28,6 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -35,10 +36,11 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from benchmark.config.errors import UserError, interrupt_on_sigterm
+from benchmark.config.options import check_minimum
 from benchmark.orchestration.experiments import Experiment, Job, get_experiment
 from benchmark.orchestration.freshness import current_data, made_on_other_data
 from benchmark.store.identity import trial_key
-from benchmark.store.optuna_adapter import claim_waiting, live_trial, record_heartbeat, stored_trial
+from benchmark.store.optuna_adapter import claim_waiting, fail_waiting, live_trial, record_heartbeat, stored_trial
 from benchmark.store.storage import default_storage_url, fixed_params, heartbeat_seconds, open_storage, suggest
 from datasets.progress import disable_bars, log
 from datasets.registry import home
@@ -258,20 +260,34 @@ def launch_local(queue: WorkQueue, *, workers: int, device: str) -> None:
                 process.join(timeout=30)
 
 
+def submitit_executor(folder: Path, cluster: str) -> Any:
+    """submitit's executor for ``cluster`` (``slurm`` or ``local``), logs in ``folder``; a UserError when submitit
+    is not installed or there is no such cluster here (no ``srun``: not on a SLURM cluster)."""
+    try:
+        import submitit
+    except ImportError:
+        raise UserError("--launcher slurm needs submitit: pip install 'fer-sfda-bench[cluster]'") from None
+    try:
+        return submitit.AutoExecutor(folder=str(folder), cluster=cluster)
+    except RuntimeError as error:
+        reason = " ".join(str(error).split())
+        raise UserError(f"--launcher {cluster}: cannot submit from here ({reason}); use --launcher local") from None
+
+
 def launch_submitit(
     queue: WorkQueue, *, workers: int, device: str, cluster: str = "slurm", parameters: dict[str, Any] | None = None
 ) -> None:
     """Submit ``workers`` worker jobs through submitit (``cluster="slurm"``, or ``"local"`` to test the path
     on one machine; logs in ``$FERBENCH_HOME/submitit``) and wait for them. ``parameters`` go to
     ``executor.update_parameters`` (e.g. ``slurm_partition``, ``timeout_min``, ``gpus_per_node``)."""
-    try:
-        import submitit
-    except ImportError:
-        raise UserError("--launcher slurm needs submitit: pip install 'fer-sfda-bench[cluster]'") from None
     folder = home() / "submitit"
-    executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
+    executor = submitit_executor(folder, cluster)
     executor.update_parameters(**{"timeout_min": 24 * 60, "nodes": 1, "tasks_per_node": 1, **(parameters or {})})
-    jobs = [executor.submit(work, queue, device=device) for _ in range(workers)]
+    try:
+        jobs = [executor.submit(work, queue, device=device) for _ in range(workers)]
+    except Exception as error:  # noqa: BLE001 - whatever submitit or sbatch refused, in one line
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise UserError(f"--launcher {cluster}: submitting the workers failed ({reason})") from error
     log(f"submitted {len(jobs)} {cluster} worker job(s); logs in {folder}")
     for job in jobs:
         job.result()
@@ -286,6 +302,11 @@ class Launch:
     workers: int = 1
     device: str = "auto"
     options: dict[str, Any] | None = None
+
+    def check(self) -> None:
+        """A UserError now, before any trial is enqueued, when this launcher cannot start workers here."""
+        if self.launcher == "slurm":
+            submitit_executor(home() / "submitit", "slurm")
 
     def start(self, queue: WorkQueue) -> None:
         """Run workers on ``queue`` and wait for them."""
@@ -364,10 +385,22 @@ def _run_missing(
         waiting = len(triage.pending) + sum(t.state == TrialState.WAITING for found in trials.values() for t in found)
         if waiting:
             log(f"sweep {report.experiment}: {waiting} job(s) to run with {launch.workers} {launch.launcher} worker(s)")
-            launch.start(queue)
+            try:
+                launch.start(queue)
+            except Exception as error:  # noqa: BLE001 - re-raised: a refused launch leaves no trial WAITING
+                _withdraw(storage, jobs, f"the launch failed: {' '.join(str(error).split()) or type(error).__name__}")
+                raise
         else:
             time.sleep(heartbeat_seconds())  # trials another process runs: wait for them to finish or go stale
         trials = survey(storage, jobs)
+
+
+def _withdraw(storage: optuna.storages.RDBStorage, jobs: list[Job], error: str) -> None:
+    """Fail the WAITING trials of ``jobs`` with ``error``: no worker will claim them (the next sweep retries)."""
+    for found in survey(storage, jobs).values():
+        for trial in found:
+            if trial.state == TrialState.WAITING:
+                fail_waiting(storage, trial, error)
 
 
 def _resolve(experiment: str | Experiment | Sequence[str | Experiment]) -> list[Experiment]:
@@ -395,11 +428,15 @@ def sweep(
     ``storage_url`` (default ``default_storage_url()``; see the module doc); ``launcher`` is ``local``,
     ``slurm`` or ``submitit-local`` (submitit's local executor: the SLURM path on one machine, for tests);
     ``profile_overrides`` (``{dotted path: value}``) are applied to every job's profile."""
-    if workers < 1:
-        raise UserError("--workers must be at least 1")
+    check_minimum("workers", workers)
+    check_minimum("max_retries", max_retries)
     if launcher not in LAUNCHERS:
         raise UserError(f"unknown launcher {launcher!r}; known: local, slurm")
+    launch = Launch(launcher, workers, device, launcher_options)
+    launch.check()  # before anything is enqueued: a refused launch leaves no trial WAITING
     resolved = _resolve(experiment)
+    if not resolved:
+        raise UserError("--experiment names no experiment")
     jobs = unique_jobs(job for e in resolved for job in e.jobs(setups, seeds, profile, profile_overrides))
     storage_url = storage_url or default_storage_url()
     if launcher == "slurm" and storage_url.startswith("sqlite"):
@@ -409,7 +446,7 @@ def sweep(
     report = SweepReport("+".join(e.name for e in resolved), len(jobs), _done(jobs, trials))
     log(f"sweep {report.experiment}: {len(jobs)} jobs on {', '.join(setups)}; {report.done_before} already done")
     trials = _run_missing(storage, jobs, trials, queue=WorkQueue.of(storage_url, jobs), max_retries=max_retries,
-                          launch=Launch(launcher, workers, device, launcher_options), report=report)
+                          launch=launch, report=report)
     report.ran = _done(jobs, trials) - report.done_before
     report.artifacts_built = _artifacts_built(trials)
     return report

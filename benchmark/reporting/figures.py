@@ -37,6 +37,7 @@ import seaborn as sns  # noqa: E402
 from benchmark.orchestration.experiments import EXPERIMENTS, FIG4_Q, Experiment  # noqa: E402
 from benchmark.orchestration.report_specs import FigureKind, FigureSpec  # noqa: E402
 from benchmark.reporting.leaderboard import StoredTrials, row_cell, setups_with_results  # noqa: E402
+from benchmark.reporting.outputs import output_folder  # noqa: E402
 from datasets.labels import CLASS_NAMES  # noqa: E402
 
 
@@ -276,7 +277,7 @@ def write_figures(storage: optuna.storages.BaseStorage, out: Path, profile: str 
     """Every figure that has data, as ``<out>/<name>_<setup>.{png,pdf,csv}`` (the experiments' figures, then
     the training curves); returns the paths written."""
     stored = StoredTrials.load(storage)
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder(out)
     written: list[Path] = []
     for kind in DRAWERS:
         for experiment in EXPERIMENTS.values():

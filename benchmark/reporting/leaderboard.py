@@ -29,11 +29,14 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
+from benchmark.config.errors import UserError
+from benchmark.config.machine import UNKNOWN, record_machine
 from benchmark.config.setups import SETUPS, get_setup
-from benchmark.orchestration.experiments import EXPERIMENTS, Experiment, Row, Search, setup_profile
+from benchmark.orchestration.experiments import EXPERIMENTS, Experiment, Row, Search, get_experiment, setup_profile
 from benchmark.orchestration.report_specs import TableKind
 from benchmark.orchestration.selection import SelectionRule
 from benchmark.reporting import paper
+from benchmark.reporting.outputs import output_folder
 from benchmark.reporting.results import to_markdown
 from benchmark.reporting.statistics import (
     LEVEL,
@@ -46,6 +49,7 @@ from benchmark.reporting.statistics import (
     stratified_average,
     stream,
 )
+from benchmark.store.configuration import record_configuration
 from benchmark.store.identity import search_key_recipe, trial_key
 from datasets.labels import CLASS_NAMES
 from methods import registry
@@ -291,6 +295,14 @@ def compared_rows(experiment: Experiment, lines: list[TableLine], reference: str
     return tuple(label for label in dict.fromkeys(wanted) if label is not None and label in present)
 
 
+def check_reference(reference: str, experiments: list[Experiment]) -> None:
+    """A UserError unless ``reference`` is the label of a row of one of the ``experiments`` (``--reference``)."""
+    labels = list(dict.fromkeys(row.label for e in experiments for row in (*e.rows, *e.searches)))
+    if reference not in labels:
+        raise UserError(f"--reference {reference!r}: no row of {', '.join(e.name for e in experiments)} has this "
+                        f"label; rows: {', '.join(labels)}")
+
+
 def paired_comparisons(experiment: Experiment, setups: tuple[str, ...], lines: list[TableLine], *,
                        reference: str | None = None, resamples: int = RESAMPLES, seed: int = SEED) -> PairedTable:
     """Every line against each compared row (``compared_rows``) per setup, and on average over the setups
@@ -397,7 +409,7 @@ def _accuracy_entry(experiment: Experiment, setups: tuple[str, ...], line: Table
                     seeds: Sequence[int], paired: PairedTable) -> dict[str, Any]:
     """One line of an accuracy table: method, setting, selection rule, the setups' columns (ours, per seed, the
     paper's), the average, then the paired differences per setup and on average."""
-    entry: dict[str, Any] = {"method": line.label, "setting": line.setting, "selection": line.selection}
+    entry: dict[str, Any] = {"method": shown_label(line), "setting": line.setting, "selection": line.selection}
     means = []
     for setup in setups:
         columns = _setup_columns(experiment, setup, line)
@@ -443,7 +455,7 @@ def class_frame(experiment: Experiment, setups: tuple[str, ...], lines: list[Tab
         for line in lines:
             cell = line.cells[setup]
             theirs = reference.get(line.label, {}).get(setup)
-            entry: dict[str, Any] = {"setup": setup, "method": line.label, "seeds": len(cell.records)}
+            entry: dict[str, Any] = {"setup": setup, "method": shown_label(line), "seeds": len(cell.records)}
             for index, name in enumerate(CLASS_NAMES):
                 values = [r["class_accuracy"][name] for r in cell.records]
                 ours = f"{np.mean(values):.2f}" if values else "-"
@@ -456,10 +468,57 @@ def class_frame(experiment: Experiment, setups: tuple[str, ...], lines: list[Tab
 FRAMES = {TableKind.ACCURACY: accuracy_frame, TableKind.CLASS_RECALL: class_frame}
 
 
+#: The mark of a line whose seeds ran on more than one machine (explained under the table).
+MIXED_MACHINES = "‡"
+
+
+def seeds_by_machine(records: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """The seeds of ``records`` per machine label (``unknown``: made before records carried a fingerprint)."""
+    found: dict[str, set[int]] = defaultdict(set)
+    for record in records:
+        found[record_machine(record)].add(record["seed"])
+    return {machine: sorted(seeds) for machine, seeds in sorted(found.items())}
+
+
+def shown_label(line: TableLine) -> str:
+    """A line's label as a table shows it: marked ``‡`` when its seeds ran on different machines."""
+    return f"{line.label} {MIXED_MACHINES}" if len(seeds_by_machine(line.records)) > 1 else line.label
+
+
+def machine_notes(lines: list[TableLine]) -> list[str]:
+    """The machines the records were made on and, per line marked ``‡``, which seeds ran where; nothing when no
+    record carries a fingerprint (those made before it count as one machine)."""
+    machines = seeds_by_machine([record for line in lines for record in line.records])
+    if set(machines) <= {UNKNOWN}:
+        return []
+    notes = [f"Records from machines: {'; '.join(machines)}."]
+    for line in lines:
+        mixed = seeds_by_machine(line.records)
+        if len(mixed) > 1:
+            where = "; ".join(f"{machine} (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})"
+                              for machine, seeds in mixed.items())
+            notes.append(f"{MIXED_MACHINES} {line.label}: seeds from different machines, whose digits differ for one "
+                         f"seed (docs/NUMERICS.md): {where}.")
+    return notes
+
+
 def _commits(records: list[dict[str, Any]]) -> str:
     """The commits the records were made at (``versions.git``), sorted."""
     commits = sorted({r.get("versions", {}).get("git", "?") for r in records})
     return ", ".join(commits) if commits else "-"
+
+
+def configuration_notes(lines: list[TableLine]) -> list[str]:
+    """One note per cell whose seeds ran different configurations (profile overrides or code,
+    ``benchmark.store.configuration``): its mean pools them, so it says which; nothing when every cell is one."""
+    notes = []
+    for line in lines:
+        for setup, cell in line.cells.items():
+            configurations = sorted({record_configuration(record) for record in cell.records})
+            if len(configurations) > 1:
+                notes.append(f"Mixed configurations: {line.label} on {setup} pools seeds of "
+                             f"{' | '.join(configurations)}; its mean is not one configuration's.")
+    return notes
 
 
 def paper_note(experiment: Experiment, lines: list[TableLine]) -> str:
@@ -547,7 +606,8 @@ def render(experiment: Experiment, setups: tuple[str, ...], stored: StoredTrials
                      "accuracies are not comparable, so no difference is printed.")
     if shows_paper(experiment, setups):
         lines += ["", paper_note(experiment, table)]
-    lines += ["", f"Records from commits: {_commits(used)}.", ""]
+    notes = [*machine_notes(table), *configuration_notes(table)]
+    lines += ["", f"Records from commits: {_commits(used)}.", *[part for note in notes for part in ("", note)], ""]
     return "\n".join(lines), frame
 
 
@@ -564,11 +624,14 @@ def write_leaderboards(storage: optuna.storages.BaseStorage, out: Path, profile:
                        experiments: tuple[str, ...] | None = None, *, reference: str | None = None) -> list[Path]:
     """Write ``<out>/<experiment>.md`` (and ``.tex``) for every experiment with results; returns the paths.
     ``reference``: as for ``render``."""
+    chosen = [get_experiment(name) for name in experiments or tuple(EXPERIMENTS)]
+    if reference is not None:
+        check_reference(reference, chosen)
     stored = StoredTrials.load(storage)
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder(out)
     written = []
-    for name in experiments or tuple(EXPERIMENTS):
-        experiment = EXPERIMENTS[name]
+    for experiment in chosen:
+        name = experiment.name
         setups = setups_with_results(experiment, stored, profile)
         if not setups:
             continue

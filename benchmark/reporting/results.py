@@ -1,6 +1,7 @@
 """Tables from the results storage: a pure function of the stored run records (no retraining).
 
-``summary_table`` groups completed runs by (method, setting, setup, profile) and reports mean +- std of
+``summary_table`` groups completed runs by (method, setting, setup, profile, hyperparameters, configuration:
+profile overrides and code versions, so runs that differ in what ran are never pooled) and reports mean +- std of
 top-1 accuracy over seeds; ``summary_markdown`` renders it with the number of seeds and the seeds themselves,
 so every cell says what it was computed from. ``to_markdown`` is the one markdown table renderer (leaderboards
 use it too).
@@ -12,12 +13,16 @@ from typing import Any
 
 import pandas as pd
 
+from benchmark.config.machine import record_machine
+from benchmark.store.configuration import record_configuration
+
 #: Row order within a setup: lower bound, source-free methods, UDA methods, upper bound.
 SETTING_ORDER = {"source": 0, "sfda": 1, "uda": 2, "oracle": 3}
 
 
 def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per run: method, setting, setup, profile, seed, accuracy, mean_class_accuracy, hparams (str)."""
+    """One row per run: method, setting, setup, profile, seed, accuracy, mean_class_accuracy, hparams (str), machine
+    (its label, ``benchmark.config.machine``)."""
     rows = [
         {
             "method": r["method"],
@@ -28,20 +33,24 @@ def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
             "accuracy": r["accuracy"],
             "mean_class_accuracy": r["mean_class_accuracy"],
             "hparams": ", ".join(f"{k}={v}" for k, v in sorted(r["hparams"].items())),
+            "machine": record_machine(r),
+            "configuration": record_configuration(r),
         }
         for r in records
     ]
-    columns = ["method", "setting", "setup", "profile", "seed", "accuracy", "mean_class_accuracy", "hparams"]
+    columns = ["method", "setting", "setup", "profile", "seed", "accuracy", "mean_class_accuracy", "hparams", "machine",
+               "configuration"]
     return pd.DataFrame(rows, columns=columns)
 
 
 def summary_table(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """Mean and std (ddof 1; 0 for a single seed) of accuracy per (method, setting, setup, profile, hparams).
+    """Mean and std (ddof 1; 0 for a single seed) of accuracy per (method, setting, setup, profile, hparams,
+    configuration).
 
     When a configuration was run more than once with the same seed, the latest run of that seed counts.
     """
     frame = records_frame(records)
-    keys = ["method", "setting", "setup", "profile", "hparams"]
+    keys = ["method", "setting", "setup", "profile", "hparams", "configuration"]  # what ran: never pooled across
     frame = frame.drop_duplicates(subset=[*keys, "seed"], keep="last")
     grouped = frame.groupby(keys, sort=False)
     table = grouped.agg(
@@ -50,6 +59,7 @@ def summary_table(records: list[dict[str, Any]]) -> pd.DataFrame:
         mca_mean=("mean_class_accuracy", "mean"),
         seeds=("seed", lambda s: ",".join(str(v) for v in sorted(s))),
         n_seeds=("seed", "nunique"),
+        machines=("machine", lambda s: "; ".join(sorted(set(s)))),
     ).reset_index()
     table["accuracy_std"] = table["accuracy_std"].fillna(0.0)
     table["_rank"] = table["setting"].map(SETTING_ORDER).fillna(len(SETTING_ORDER))
@@ -66,15 +76,17 @@ def to_markdown(frame: pd.DataFrame) -> str:
 
 
 #: The columns of the ``results`` table.
-SUMMARY_COLUMNS = ("method", "setting", "setup", "accuracy (%)", "mean class acc. (%)", "seeds", "hyperparameters")
+SUMMARY_COLUMNS = ("method", "setting", "setup", "accuracy (%)", "mean class acc. (%)", "seeds", "hyperparameters",
+                   "machine", "configuration")
 
 
 def summary_cells(table: pd.DataFrame) -> pd.DataFrame:
     """A ``summary_table`` as text cells: method, setting, setup, accuracy mean +- std, mean class accuracy,
-    seeds (their number and the seeds), hyperparameters."""
+    seeds (their number and the seeds), hyperparameters, the machines the seeds ran on (``;`` between several),
+    the configuration (profile overrides and code, ``benchmark.store.configuration``)."""
     rows = [
         (row.method, row.setting, row.setup, f"{row.accuracy_mean:.2f} +- {row.accuracy_std:.2f}", f"{row.mca_mean:.2f}",
-         f"{row.n_seeds} ({row.seeds})", row.hparams or "-")
+         f"{row.n_seeds} ({row.seeds})", row.hparams or "-", row.machines, row.configuration)
         for row in table.itertuples()
     ]
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))

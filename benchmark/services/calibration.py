@@ -8,6 +8,7 @@ tuned once until (1) >= 90, (2) <= 70 and (3) >= 85, then frozen.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from benchmark.config.devices import resolve_device
@@ -19,10 +20,11 @@ from methods.core.evaluation import evaluate
 TARGETS = {"source_on_source": (">=", 90.0), "source_on_target": ("<=", 70.0), "target_on_target": (">=", 85.0)}
 
 
-def calibrate(setup: str = "synth", seed: int = 0, device: str = "auto") -> dict[str, Any]:
-    """Measure the three calibration numbers of ``setup`` (accuracy %, target test split unless named)."""
+def calibrate(setup: str = "synth", seed: int = 0, device: str = "auto", *, numerics: str = "native") -> dict[str, Any]:
+    """Measure the three calibration numbers of ``setup`` (accuracy %, target test split unless named) in the
+    ``numerics`` mode (docs/NUMERICS.md)."""
     the_setup = get_setup(setup)
-    profile = get_profile(the_setup.profile)
+    profile = replace(get_profile(the_setup.profile), numerics=numerics)
     torch_device = resolve_device(device)
     on_source = get_source_model(the_setup.source, profile, seed, torch_device)
     on_target = get_source_model(the_setup.target, profile, seed, torch_device)

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from benchmark.config.errors import UserError
+from benchmark.config.numerics import ensure_numerics
 from benchmark.config.profiles import Profile, SSLRecipe
 from benchmark.services.artifacts import artifact_dir, get_or_build, load_model, save_model
 from benchmark.services.source import split_tensors
@@ -249,6 +250,7 @@ def get_pretrained_backbone(ssl: str, dataset: str, profile: Profile, seed: int,
     Pretraining seed: ``derive_seed("ssl", ssl, dataset, seed)``.
     """
     get_ssl(ssl)  # a clear error for an unknown name before any work
+    ensure_numerics(profile.numerics)
     train_sha = read_manifest(registry.ensure(dataset))["splits"]["train"]["images_sha256"]
     key = pretrain_key(ssl, dataset, profile, seed, train_sha)
     final = artifact_dir("ssl", key)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmark.config.numerics import ensure_numerics
 from benchmark.config.paths import imagenet_weights
 from benchmark.config.profiles import Profile
 from benchmark.services.artifacts import get_or_build, load_model, save_model
@@ -90,6 +91,7 @@ def get_source_model(dataset: str, profile: Profile, seed: int, device: torch.de
     Training seed: ``derive_seed("source", dataset, seed)``. The source **test** split is used only to
     report the source accuracy, never to select anything.
     """
+    ensure_numerics(profile.numerics)
     weights = imagenet_weights(profile)
     train = read_manifest(registry.ensure(dataset))["splits"]["train"]
     key = source_key(dataset, profile, seed, train, weights)

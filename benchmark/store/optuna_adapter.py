@@ -87,6 +87,16 @@ def claim_waiting(storage: BaseStorage, waiting: FrozenTrial) -> bool:
         return False
 
 
+def fail_waiting(storage: BaseStorage, waiting: FrozenTrial, error: str) -> bool:
+    """Move a WAITING trial to FAIL with ``error`` (a refused launch withdraws what it enqueued); False when a
+    worker claimed (or finished) it first."""
+    try:
+        storage.set_trial_user_attr(trial_id(waiting), "error", error)
+        return storage.set_trial_state_values(trial_id(waiting), TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+
+
 def record_heartbeat(storage: BaseStorage, trial: Trial | FrozenTrial) -> None:
     """Record that ``trial`` is alive now. A RUNNING trial is failed as stale (``fail_stale_trials``) only once it
     has a heartbeat older than the storage's grace period; one that never had a heartbeat is never failed."""

@@ -18,8 +18,9 @@ recreate the trial: ``study``, ``directions``, ``state``, ``values``, ``params``
 8601). System attributes are Optuna's bookkeeping (enqueued params) and are left out. Floats are written as
 Python's ``repr`` (shortest round-trip form), so they read back bit for bit.
 
-Import reads files (or folders of ``*.jsonl``), validates every line before adding anything (a malformed
-line is one ``UserError`` naming its file and line, and nothing is imported), then adds each trial whose
+Import reads files (or folders of ``*.jsonl``), validates every line against the record schema
+(``benchmark.store.record_schema``: types, ranges, known names) before adding anything (a bad line is one
+``UserError`` naming its file, line and field, and nothing is imported), then adds each trial whose
 line is not already present (the same line exported from the storage: importing twice adds nothing).
 """
 
@@ -40,17 +41,14 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from benchmark.config.errors import UserError
+from benchmark.store.configuration import record_configuration
 from benchmark.store.identity import trial_key
+from benchmark.store.record_schema import schema_error
 
 #: The file of trials that no sweep's experiment claims (``run``, ``probe``).
 RUNS_FILE = "runs.jsonl"
 #: The states exported: results only.
 EXPORTED_STATES = (TrialState.COMPLETE,)
-#: The states an imported line may have (finished ones; ``Study.add_trial`` takes no other).
-IMPORTABLE_STATES = ("COMPLETE", "PRUNED", "FAIL")
-#: Every key of a line (no other is accepted).
-LINE_KEYS = frozenset({"study", "directions", "state", "values", "params", "distributions", "user_attrs",
-                       "intermediate_values", "datetime_start", "datetime_complete"})
 
 
 def trial_line(study: str, directions: Sequence[StudyDirection], trial: FrozenTrial) -> dict[str, Any]:
@@ -195,61 +193,25 @@ def _record_files(paths: Sequence[Path]) -> list[Path]:
     return files
 
 
-def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{what} must be a number, got {value!r}")
-    return float(value)
-
-
-def _moment(value: Any, what: str) -> datetime:
-    if not isinstance(value, str):
-        raise ValueError(f"{what} must be an ISO 8601 date-time string (a finished trial has one)")
-    return datetime.fromisoformat(value)
-
-
 def parse_line(text: str) -> tuple[str, tuple[str, ...], FrozenTrial]:
-    """A line's study, directions and trial (``optuna.trial.create_trial``, times set); ValueError (or
-    TypeError, KeyError) saying what is wrong."""
+    """A line's study, directions and trial (``optuna.trial.create_trial``, times set), once the line meets the
+    schema (``benchmark.store.record_schema``); ValueError (or TypeError, KeyError) saying what is wrong, a
+    schema error as ``FIELD: problem``."""
     line = json.loads(text)
-    if not isinstance(line, dict):
-        raise ValueError("not a JSON object")
-    if missing := sorted(LINE_KEYS - line.keys()):
-        raise ValueError(f"missing {', '.join(missing)}")
-    if unknown := sorted(line.keys() - LINE_KEYS):
-        raise ValueError(f"unknown {', '.join(unknown)}")
-    study, directions, state = line["study"], line["directions"], line["state"]
-    if not isinstance(study, str) or not study:
-        raise ValueError("study must be a non-empty string")
-    if not isinstance(directions, list) or not directions or any(d not in ("MAXIMIZE", "MINIMIZE") for d in directions):
-        raise ValueError("directions must be a list of MAXIMIZE or MINIMIZE")
-    if state not in IMPORTABLE_STATES:
-        raise ValueError(f"state must be one of {', '.join(IMPORTABLE_STATES)}, got {state!r}")
-    values = line["values"]
-    if values is not None:
-        if not isinstance(values, list):
-            raise ValueError("values must be a list of numbers or null")
-        values = [_number(v, "a value") for v in values]
-        if len(values) != len(directions):
-            raise ValueError(f"{len(values)} values for {len(directions)} directions")
-    for name in ("params", "distributions", "user_attrs"):
-        if not isinstance(line[name], dict):
-            raise ValueError(f"{name} must be an object")
+    if problem := schema_error(line):
+        raise ValueError(problem)
+    values, directions = line["values"], line["directions"]
+    if values is not None and len(values) != len(directions):
+        raise ValueError(f"values: {len(values)} values for {len(directions)} directions")
     distributions = {name: json_to_distribution(json.dumps(d)) for name, d in line["distributions"].items()}
-    steps = line["intermediate_values"]
-    if not isinstance(steps, list) or any(not isinstance(p, list) or len(p) != 2 for p in steps):
-        raise ValueError("intermediate_values must be a list of [step, value] pairs")
-    intermediate = {}
-    for step, value in steps:
-        if isinstance(step, bool) or not isinstance(step, int):
-            raise ValueError(f"an intermediate step must be an integer, got {step!r}")
-        intermediate[step] = _number(value, "an intermediate value")
     trial = optuna.trial.create_trial(
-        state=TrialState[state], values=values, params=line["params"], distributions=distributions,
-        user_attrs=line["user_attrs"], intermediate_values=intermediate,
+        state=TrialState[line["state"]], values=None if values is None else [float(v) for v in values],
+        params=line["params"], distributions=distributions, user_attrs=line["user_attrs"],
+        intermediate_values={step: float(value) for step, value in line["intermediate_values"]},
     )
-    trial.datetime_start = _moment(line["datetime_start"], "datetime_start")
-    trial.datetime_complete = _moment(line["datetime_complete"], "datetime_complete")
-    return study, tuple(directions), trial
+    trial.datetime_start = datetime.fromisoformat(line["datetime_start"])
+    trial.datetime_complete = datetime.fromisoformat(line["datetime_complete"])
+    return line["study"], tuple(directions), trial
 
 
 def read_records(paths: Sequence[Path]) -> list[RecordLine]:
@@ -279,12 +241,20 @@ def read_records(paths: Sequence[Path]) -> list[RecordLine]:
 @dataclass
 class ImportReport:
     """What an import did: trials added, trials skipped (already present), added trials of a job the storage
-    already had a completed trial for (the added one, being later, now counts), studies created."""
+    already had a completed trial for (the added one, being later, now counts), those of them whose
+    configuration (profile overrides, code: ``benchmark.store.configuration``) differs from the one they
+    replace, as ``(job key, stored configuration, imported configuration)``, studies created."""
 
     imported: int = 0
     skipped: int = 0
     shadowing: int = 0
+    shadowing_other: list[tuple[str, str, str]] = field(default_factory=list)
     studies_created: list[str] = field(default_factory=list)
+
+
+def _configuration(user_attrs: dict[str, Any]) -> str:
+    record = user_attrs.get("record")
+    return record_configuration(record) if isinstance(record, dict) else "-"
 
 
 def import_records(storage: optuna.storages.BaseStorage, paths: Sequence[Path]) -> ImportReport:
@@ -303,12 +273,12 @@ def import_records(storage: optuna.storages.BaseStorage, paths: Sequence[Path]) 
             raise UserError(f"{line.where}: study {line.study!r} is {stored} in the storage, the record says "
                             f"{'/'.join(line.directions)}")
     present: set[str] = set()
-    completed_keys: set[tuple[str, str]] = set()
+    completed_keys: dict[tuple[str, str], str] = {}
     for stored, text in _stored_lines(storage):
         present.add(text)
         key = trial_key(stored["user_attrs"])
         if stored["state"] == "COMPLETE" and key is not None:
-            completed_keys.add((stored["study"], key))
+            completed_keys[(stored["study"], key)] = _configuration(stored["user_attrs"])
     report = ImportReport()
     studies: dict[str, optuna.Study] = {}
     for line in lines:
@@ -327,4 +297,7 @@ def import_records(storage: optuna.storages.BaseStorage, paths: Sequence[Path]) 
         key = trial_key(line.trial.user_attrs)
         if key is not None and (line.study, key) in completed_keys:
             report.shadowing += 1
+            before, after = completed_keys[(line.study, key)], _configuration(line.trial.user_attrs)
+            if before != after:
+                report.shadowing_other.append((key, before, after))
     return report

@@ -31,7 +31,8 @@ from sqlalchemy.engine import URL, make_url
 
 from benchmark.config.errors import UserError
 from benchmark.store.optuna_adapter import create_running_trial, fixed_params_of, record_heartbeat, storage_of
-from datasets.registry import home
+from datasets.errors import DatasetError
+from datasets.registry import writable_home
 
 
 def heartbeat_seconds() -> int:
@@ -61,14 +62,10 @@ EMPTY_FILE_GRACE_SECONDS = 1.0
 def default_storage_url() -> str:
     """``sqlite:///$FERBENCH_HOME/results.db``; UserError if FERBENCH_HOME is not (or cannot be made) a
     writable folder."""
-    folder = home()
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        reason = "it is a file" if folder.is_file() else _os_reason(error)
-        raise UserError(f"FERBENCH_HOME={folder} is not a writable folder ({reason})") from error
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"FERBENCH_HOME={folder} is not a writable folder (permission denied)")
+        folder = writable_home()
+    except DatasetError as error:
+        raise UserError(str(error)) from error
     return f"sqlite:///{folder / 'results.db'}"
 
 

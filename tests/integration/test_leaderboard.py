@@ -64,13 +64,17 @@ def _source(job: Job) -> dict:
             "artifacts": {"source": f"{source}-{job.seed}", "backbone": None, "built_now": {}}}
 
 
-def _store(url: str, job: Job, accuracy: float, value: float | None = None) -> None:
+def _store(url: str, job: Job, accuracy: float, value: float | None = None, machine: str | None = None) -> None:
+    """Store a hand-made record of ``job``; ``machine``: the label of its machine fingerprint (None: no fingerprint,
+    as records made before they carried one)."""
     attrs = {"method": job.method, "setup": job.setup, "profile": job.profile, "seed": job.seed, "recipe": job.recipe,
              "job_key": job.key}  # as a sweep stores them
     hparams = job.hparams() if job.kind != "search" else {"lr": 0.01 * (1 + job.slot)}
     with trial_for_run(open_storage(url), TrialRequest(job.study_name, hparams, attrs=attrs)) as (study, trial):
         record = _record(job, accuracy)
         record["hparams"] = hparams
+        if machine is not None:
+            record["machine"] = {"label": machine, "id": machine.lower()}
         complete(study, trial, record, value)
 
 
@@ -159,6 +163,25 @@ def test_old_records_fall_back_to_seeds_and_say_so(stored: StoredTrials):
     assert "SHOT (search) [oracle] on raf_fer2013" in markdown
     assert "'-' where 1 seed paired (2 needed): Oracle (target labels) on synth" in markdown
     assert "2000 resamples, seed 0" in markdown and "target test images with replacement" in markdown
+
+
+def test_a_row_whose_seeds_ran_on_two_machines_is_marked(tmp_path: Path):
+    storage = f"sqlite:///{tmp_path / 'results.db'}"
+    for job in EXPERIMENTS["table1"].jobs(("synth",), 2, "quick"):
+        if job.kind == "run" and job.slot == 0:
+            machine = "AMD EPYC 7B13 (avx2)" if job.method == "shot" and job.seed == 1 else "Intel Xeon (avx512)"
+            _store(storage, job, _accuracy(job), machine=machine)
+    markdown, frame = render(EXPERIMENTS["table1"], ("synth",), StoredTrials.load(open_storage(storage)), "quick")
+    marked = [method for method in frame.method if method.endswith("‡")]
+    assert marked == ["SHOT ‡"]
+    assert "Records from machines: AMD EPYC 7B13 (avx2); Intel Xeon (avx512)." in markdown
+    assert "‡ SHOT: seeds from different machines" in markdown
+    assert "AMD EPYC 7B13 (avx2) (seed 1); Intel Xeon (avx512) (seed 0)." in markdown
+
+
+def test_records_without_a_fingerprint_count_as_one_machine_and_say_nothing(stored: StoredTrials):
+    markdown, frame = render(EXPERIMENTS["table1"], ("raf_fer2013", "synth"), stored, "quick")
+    assert not any(method.endswith("‡") for method in frame.method) and "machines" not in markdown
 
 
 def test_the_reference_row_can_be_chosen(stored: StoredTrials):

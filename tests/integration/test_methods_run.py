@@ -17,6 +17,7 @@ from methods import registry
 RECORD_FIELDS = {
     "method", "setup", "profile", "seed", "hparams", "accuracy", "mean_class_accuracy", "class_accuracy",
     "confusion", "n_test", "validators", "pseudo_labels", "artifacts", "seconds", "versions", "data", "device", "threads",
+    "machine",
 }
 #: Every method this repository ships (plugins from entry points are tested in test_plugins.py).
 BUILT_INS = tuple(sorted(name for name, cls in registry.available().items() if cls.__module__.startswith("methods.")))

@@ -185,7 +185,7 @@ def test_a_malformed_line_is_one_user_error_naming_file_and_line_and_nothing_is_
     broken["values"] = "high"
     (out / RUNS_FILE).write_text("\n".join([lines[0], json.dumps(broken)]) + "\n")
     fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
-    with pytest.raises(UserError, match=rf"{RUNS_FILE}:2: not a trial record \(values must be"):
+    with pytest.raises(UserError, match=rf"{RUNS_FILE}:2: not a trial record \(values: 'high' is not valid"):
         import_records(open_storage(fresh), [out])
     assert _trials(fresh) == {}  # the good files and the good first line were not imported either
     (out / RUNS_FILE).write_text(lines[0] + "\n{not json\n")

@@ -116,11 +116,13 @@ def test_one_markdown_renderer_for_leaderboards_and_the_results_table():
 
     records = [record("shot", "sfda", 0, 40.0, {"lr": 0.01}), record("shot", "sfda", 1, 43.0, {"lr": 0.01}),
                record("source_only", "source", 0, 30.5, {}), record("oracle", "oracle", 0, 70.25, {})]
-    # The text the ``results`` command printed before the two renderers were merged, byte for byte.
+    # The text the ``results`` command printed before the two renderers were merged, byte for byte, plus the machine
+    # and configuration columns (records without a fingerprint: ``unknown``; without overrides or versions: ``-``).
     assert summary_markdown(summary_table(records)) == (
-        "| method | setting | setup | accuracy (%) | mean class acc. (%) | seeds | hyperparameters |\n"
-        "|---|---|---|---|---|---|---|\n"
-        "| source_only | source | synth | 30.50 +- 0.00 | 28.50 | 1 (0) | - |\n"
-        "| shot | sfda | synth | 41.50 +- 2.12 | 39.50 | 2 (0,1) | lr=0.01 |\n"
-        "| oracle | oracle | synth | 70.25 +- 0.00 | 68.25 | 1 (0) | - |"
+        "| method | setting | setup | accuracy (%) | mean class acc. (%) | seeds | hyperparameters | machine "
+        "| configuration |\n"
+        "|---|---|---|---|---|---|---|---|---|\n"
+        "| source_only | source | synth | 30.50 +- 0.00 | 28.50 | 1 (0) | - | unknown | - |\n"
+        "| shot | sfda | synth | 41.50 +- 2.12 | 39.50 | 2 (0,1) | lr=0.01 | unknown | - |\n"
+        "| oracle | oracle | synth | 70.25 +- 0.00 | 68.25 | 1 (0) | - | unknown | - |"
     )
