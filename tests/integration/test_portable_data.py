@@ -23,8 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from numpy._core import _multiarray_umath as numpy_cpu
 
+from benchmark.config.machine import numpy_cpu
 from tests import raw_fixtures as rf
 from tests.synth_pins import PINNED_CHUNKS
 
@@ -42,8 +42,14 @@ def _numpy_caps() -> list[str]:
     numpy only honours the names in ``__cpu_dispatch__`` (any other is ignored with a hidden warning), so the caps
     are built from that list, highest group first: disabling the top k groups caps the dispatch below them.
     """
-    groups = [group for group in numpy_cpu.__cpu_dispatch__ if numpy_cpu.__cpu_features__.get(group)]
+    groups = _dispatched_groups()
     return [" ".join(groups[level:]) for level in range(len(groups) - 1, -1, -1)]
+
+
+def _dispatched_groups() -> list[str]:
+    """numpy's dispatch groups that this CPU runs, lowest first (``benchmark.config.machine.numpy_cpu``)."""
+    targets, features = numpy_cpu()
+    return [group for group in targets if features.get(group)]
 
 
 def _threads(n: int) -> dict[str, str]:
@@ -76,7 +82,7 @@ def test_the_settings_reach_below_this_cpu() -> None:
     """The numpy caps include the baseline-only one: at least one cap turns every dispatched group off."""
     caps = _numpy_caps()
     assert caps, "numpy lists no dispatch group this CPU runs"
-    assert set(caps[-1].split()) == {g for g in numpy_cpu.__cpu_dispatch__ if numpy_cpu.__cpu_features__.get(g)}
+    assert set(caps[-1].split()) == set(_dispatched_groups())
 
 
 def test_a_numpy_cap_takes_effect_in_the_child() -> None:
