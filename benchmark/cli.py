@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.config.errors import UserError, interrupt_on_sigterm
-from benchmark.config.options import check_options
 from benchmark.config.numerics import reexec_if_portable
+from benchmark.config.options import check_options
 from datasets.errors import DatasetError
 
 
@@ -69,7 +69,7 @@ def _profile_summary(profile: Any) -> dict[str, Any]:
     from dataclasses import asdict
 
     from methods import registry
-    from methods.ssl.registry import ssl_names, ssl_recipe
+    from methods.ssl.ssl_registry import ssl_names, ssl_recipe
 
     return {
         "name": profile.name, "arch": profile.arch, "width": profile.width, "image_size": profile.image_size,
@@ -178,7 +178,7 @@ def cmd_data(args: argparse.Namespace) -> None:
 
 def cmd_source(args: argparse.Namespace) -> None:
     from benchmark.config.devices import resolve_device
-    from benchmark.orchestration.profiles import resolve_profile
+    from benchmark.orchestration.profile_resolution import resolve_profile
     from benchmark.services.source import get_source_model
 
     profile = resolve_profile(args.profile, _profile_overrides(args)[1])
@@ -211,9 +211,9 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 def cmd_pretrain(args: argparse.Namespace) -> None:
     from benchmark.config.devices import resolve_device
-    from benchmark.orchestration.profiles import resolve_profile
+    from benchmark.orchestration.profile_resolution import resolve_profile
     from benchmark.services.pretrain import get_pretrained_backbone
-    from methods.ssl.registry import get_ssl
+    from methods.ssl.ssl_registry import get_ssl
 
     get_ssl(args.ssl)
     profile = resolve_profile(args.profile, _profile_overrides(args)[1])
@@ -233,7 +233,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
 
 
 def cmd_probe(args: argparse.Namespace) -> None:
-    from benchmark.orchestration.probes import PROBE_BACKBONES, run_probes
+    from benchmark.orchestration.probe_runs import PROBE_BACKBONES, run_probes
     from benchmark.reporting.report import print_probes
 
     backbones = _names(args.backbones, "--backbones") if args.backbones is not None else PROBE_BACKBONES
@@ -261,7 +261,7 @@ def cmd_results(args: argparse.Namespace) -> None:
 
 
 def cmd_results_export(args: argparse.Namespace) -> None:
-    from benchmark.store.records_io import export_records
+    from benchmark.store.record_files import export_records
     from benchmark.store.storage import open_storage
 
     report = export_records(open_storage(args.storage), Path(args.out))
@@ -274,7 +274,7 @@ def cmd_results_export(args: argparse.Namespace) -> None:
 
 
 def cmd_results_import(args: argparse.Namespace) -> None:
-    from benchmark.store.records_io import import_records
+    from benchmark.store.record_files import import_records
     from benchmark.store.storage import open_storage
 
     report = import_records(open_storage(args.storage), [Path(path) for path in args.paths])
@@ -335,7 +335,7 @@ def _report_profile(args: argparse.Namespace) -> Any:
     """The profile whose jobs a report shows: ``--profile`` (default each setup's) with the profile overrides the
     sweep was given (``--set``/``--profile-file``), as a ``ProfileChoice``."""
     from benchmark.orchestration.experiments import ProfileChoice
-    from benchmark.orchestration.profiles import typed_overrides
+    from benchmark.orchestration.profile_resolution import typed_overrides
 
     return ProfileChoice(args.profile, typed_overrides(_profile_overrides(args)[1]))
 

@@ -8,9 +8,8 @@ loop, optimiser and bank: ``methods.bank_methods``.
 from __future__ import annotations
 
 import torch
-from optuna.distributions import FloatDistribution
 
-from methods.api import HParam, Range
+from methods.api import HParam, Range, SearchFloat
 from methods.bank_methods import NeighbourConsistencyMethod, neighbour_attraction
 from methods.core.neighbours import NeighbourBank
 
@@ -51,9 +50,9 @@ class AaD(NeighbourConsistencyMethod):
     hparams_spec = {
         **NeighbourConsistencyMethod.hparams_spec,
         "alpha": HParam(
-            1.0, FloatDistribution(0.1, 10.0, log=True), "initial weight of the dispersion term", Range.at_least(0)
+            1.0, SearchFloat(0.1, 10.0, log=True), "initial weight of the dispersion term", Range.at_least(0)
         ),
-        "beta": HParam(5.0, FloatDistribution(0.0, 10.0), "decay exponent of the dispersion weight", Range.at_least(0)),
+        "beta": HParam(5.0, SearchFloat(0.0, 10.0), "decay exponent of the dispersion weight", Range.at_least(0)),
     }
 
     def neighbour_loss(

@@ -16,11 +16,10 @@ import copy
 
 import torch
 import torch.nn.functional as F
-from optuna.distributions import FloatDistribution, IntDistribution
 from torch import nn
 
 from benchmark.config.errors import UserError
-from methods.api import HParam, Method, Range, RunContext, Setting, sgd_hparams
+from methods.api import HParam, Method, Range, RunContext, SearchFloat, SearchInt, Setting, sgd_hparams
 from methods.core.contrastive import RingBuffer, class_aware_info_nce, diversity_loss, ema_update, soft_knn_refine
 from methods.core.data import normalise, standardise, strong_augmentation, supervised_augmentation, to_unit
 from methods.core.inference import infer
@@ -56,20 +55,20 @@ class AdaContrast(Method):
     hparams_spec = {
         **sgd_hparams(2e-3, (2e-4, 2e-2), (1, 30), 128, lr_help="lr of B and C (F: x backbone_lr_mult)",
                       backbone="backbone (F)"),
-        "weight_decay": HParam(1e-4, FloatDistribution(1e-5, 1e-3, log=True), "SGD weight decay", Range.at_least(0)),
-        "k": HParam(10, IntDistribution(2, 20), "bank neighbours voting on each pseudo-label", Range.at_least(1)),
+        "weight_decay": HParam(1e-4, SearchFloat(1e-5, 1e-3, log=True), "SGD weight decay", Range.at_least(0)),
+        "k": HParam(10, SearchInt(2, 20), "bank neighbours voting on each pseudo-label", Range.at_least(1)),
         "temperature": HParam(
-            0.07, FloatDistribution(0.03, 0.3, log=True), "InfoNCE temperature", Range.above(0)
+            0.07, SearchFloat(0.03, 0.3, log=True), "InfoNCE temperature", Range.above(0)
         ),
-        "ema": HParam(0.999, FloatDistribution(0.99, 0.9999), "momentum of the key (EMA) encoder", Range(0, 1)),
+        "ema": HParam(0.999, SearchFloat(0.99, 0.9999), "momentum of the key (EMA) encoder", Range(0, 1)),
         "queue_size": HParam(
-            16384, IntDistribution(1024, 65536, log=True), "keys in the contrastive queue", Range.at_least(1)
+            16384, SearchInt(1024, 65536, log=True), "keys in the contrastive queue", Range.at_least(1)
         ),
         "alpha": HParam(
-            1.0, FloatDistribution(0.0, 2.0), "weight of the pseudo-label cross-entropy", Range.at_least(0)
+            1.0, SearchFloat(0.0, 2.0), "weight of the pseudo-label cross-entropy", Range.at_least(0)
         ),
-        "beta": HParam(1.0, FloatDistribution(0.0, 2.0), "weight of the InfoNCE loss", Range.at_least(0)),
-        "gamma": HParam(1.0, FloatDistribution(0.0, 2.0), "weight of the diversity loss", Range.at_least(0)),
+        "beta": HParam(1.0, SearchFloat(0.0, 2.0), "weight of the InfoNCE loss", Range.at_least(0)),
+        "gamma": HParam(1.0, SearchFloat(0.0, 2.0), "weight of the diversity loss", Range.at_least(0)),
     }
 
     def adapt(self, source_model: Classifier, data: SourceFreeData, ctx: RunContext) -> nn.Module:

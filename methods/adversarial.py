@@ -31,15 +31,14 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from optuna.distributions import CategoricalDistribution, FloatDistribution
 from torch import nn
 
-from methods.api import HParam, Method, Range, RunContext, Setting, sgd_hparams
+from methods.api import HParam, Method, Range, RunContext, SearchChoice, SearchFloat, Setting, sgd_hparams
 from methods.core.data import batch_indices, normalise, supervised_augmentation
 from methods.core.inputs import UdaData
 from methods.core.losses import EPS
-from methods.core.seeding import derive_seed
 from methods.core.schedules import shot_lr_step
+from methods.core.seeding import derive_seed
 from methods.core.training import optimise, run_epochs, shot_optimizer
 
 DISCRIMINATOR_HIDDEN = 1024
@@ -156,7 +155,7 @@ class AdversarialAdaptation(Method):
             batch_help="source images and target images per step (each)",
         ),
         "trade_off": HParam(
-            1.0, FloatDistribution(0.1, 3.0, log=True), "weight of the adversarial domain loss", Range.at_least(0)
+            1.0, SearchFloat(0.1, 3.0, log=True), "weight of the adversarial domain loss", Range.at_least(0)
         ),
     }
 
@@ -252,7 +251,7 @@ class Cdan(AdversarialAdaptation):
     hparams_spec = {
         **AdversarialAdaptation.hparams_spec,
         "entropy_conditioning": HParam(
-            True, CategoricalDistribution([True, False]), "CDAN+E: weight samples by 1 + exp(-entropy)"
+            True, SearchChoice([True, False]), "CDAN+E: weight samples by 1 + exp(-entropy)"
         ),
     }
 

@@ -1,8 +1,8 @@
 """The one module a method plugin imports: the method interface, what a method is given, and the engine
 helpers a method needs (docs/PLUGINS.md).
 
-A method declares its ``name``, its ``setting`` and its hyperparameters once (default + an Optuna
-distribution for searches, DomainBed style). ``adapt`` receives the source model and only the data its
+A method declares its ``name``, its ``setting`` and its hyperparameters once (default + the space a search
+draws from, DomainBed style). ``adapt`` receives the source model and only the data its
 setting allows, and returns the classifier that is evaluated on the target test split.
 """
 
@@ -16,7 +16,6 @@ from enum import Enum
 from typing import Any, ClassVar
 
 import torch
-from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 from torch import nn
 
 from benchmark.config.profiles import Profile
@@ -26,8 +25,8 @@ from methods.core.losses import mean_entropy
 from methods.core.training import EpochEnd, EpochReport, epoch_reporter, optimise, run_epochs
 
 __all__ = [
-    "HParam", "LabelledImages", "Method", "OracleData", "Range", "RunContext", "Setting", "SourceFreeData", "UdaData",
-    "UnlabelledImages", "mean_entropy", "normalise", "optimise", "run_epochs", "sgd_hparams", "standardise",
+    "HParam", "LabelledImages", "Method", "OracleData", "Range", "RunContext", "SearchChoice", "SearchFloat",
+    "SearchInt", "SearchSpace", "Setting", "SourceFreeData", "UdaData", "UnlabelledImages", "mean_entropy", "normalise", "optimise", "run_epochs", "sgd_hparams", "standardise",
     "to_unit",
 ]
 
@@ -87,13 +86,49 @@ class Range:
 
 
 @dataclass(frozen=True)
+class SearchFloat:
+    """A search draws a float uniformly from [``low``, ``high``] (log-uniformly when ``log``; ``step``: on a grid
+    of that step from ``low``). The store turns it into Optuna's ``FloatDistribution``; methods need no Optuna."""
+
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+
+
+@dataclass(frozen=True)
+class SearchInt:
+    """A search draws an integer from ``low`` to ``high`` inclusive (log-uniformly when ``log``; ``step``
+    apart)."""
+
+    low: int
+    high: int
+    log: bool = False
+    step: int = 1
+
+
+@dataclass(frozen=True)
+class SearchChoice:
+    """A search draws one of ``choices`` (strings, numbers, booleans or None)."""
+
+    choices: tuple[Any, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "choices", tuple(self.choices))
+
+
+#: The space a search draws one hyperparameter from.
+SearchSpace = SearchFloat | SearchInt | SearchChoice
+
+
+@dataclass(frozen=True)
 class HParam:
-    """One declared hyperparameter: its default, the Optuna distribution a search draws from, a help line and,
+    """One declared hyperparameter: its default, the ``SearchSpace`` a search draws from, a help line and,
     for a number, the ``Range`` of values the method accepts (checked when the run is planned, before any data
     is loaded; None: any finite number)."""
 
     default: Any
-    distribution: BaseDistribution | None = None
+    distribution: SearchSpace | None = None
     help: str = ""
     valid: Range | None = None
 
@@ -123,11 +158,11 @@ def sgd_hparams(
         (>= 1).
     """
     return {
-        "lr": HParam(lr, FloatDistribution(*lr_range, log=True), lr_help, Range.above(0)),
+        "lr": HParam(lr, SearchFloat(*lr_range, log=True), lr_help, Range.above(0)),
         "backbone_lr_mult": HParam(
-            0.1, FloatDistribution(0.01, 1.0, log=True), f"{backbone} lr multiplier", Range.above(0)
+            0.1, SearchFloat(0.01, 1.0, log=True), f"{backbone} lr multiplier", Range.above(0)
         ),
-        "epochs": HParam(15, IntDistribution(*epochs_range), "passes over the target train split", Range.at_least(1)),
+        "epochs": HParam(15, SearchInt(*epochs_range), "passes over the target train split", Range.at_least(1)),
         "batch_size": HParam(batch_size, None, batch_help, Range.at_least(1)),
     }
 

@@ -13,10 +13,9 @@ import copy
 from abc import abstractmethod
 
 import torch
-from optuna.distributions import IntDistribution
 from torch import nn
 
-from methods.api import HParam, Method, Range, RunContext, Setting, sgd_hparams
+from methods.api import HParam, Method, Range, RunContext, SearchInt, Setting, sgd_hparams
 from methods.core.data import normalise, supervised_augmentation
 from methods.core.inputs import SourceFreeData
 from methods.core.neighbours import NeighbourBank
@@ -58,7 +57,7 @@ class NeighbourConsistencyMethod(Method):
     version = 2  # 2: weight decay 1e-3 (was 5e-4)
     hparams_spec = {
         **sgd_hparams(1e-3, (1e-4, 1e-2), (5, 40), 64, lr_help="lr of B and C (F: x backbone_lr_mult)", backbone="backbone (F)"),
-        "k": HParam(5, IntDistribution(2, 10), "nearest neighbours of each sample in the bank", Range.at_least(1)),
+        "k": HParam(5, SearchInt(2, 10), "nearest neighbours of each sample in the bank", Range.at_least(1)),
     }
 
     def bank_list_length(self) -> int | None:

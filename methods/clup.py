@@ -14,12 +14,11 @@ import copy
 from typing import Any
 
 import torch
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from torch import nn
 
 from benchmark.config.errors import UserError
 from datasets.progress import log
-from methods.api import HParam, Method, Range, RunContext, Setting
+from methods.api import HParam, Method, Range, RunContext, SearchChoice, SearchFloat, SearchInt, Setting
 from methods.core.data import standardise, strong_augmentation, to_unit
 from methods.core.inference import infer
 from methods.core.inputs import SourceFreeData
@@ -116,24 +115,24 @@ class CluP(Method):
     label = "CluP"
     setting = Setting.SFDA
     hparams_spec = {
-        "backbone": HParam("source", CategoricalDistribution(BACKBONES), "initial target backbone"),
-        "score": HParam("purity", CategoricalDistribution(("purity", "confidence")), "pseudo-label score"),
-        "clusters": HParam(1000, IntDistribution(10, 2000, log=True), "k-means clusters K", Range.at_least(2)),
+        "backbone": HParam("source", SearchChoice(BACKBONES), "initial target backbone"),
+        "score": HParam("purity", SearchChoice(("purity", "confidence")), "pseudo-label score"),
+        "clusters": HParam(1000, SearchInt(10, 2000, log=True), "k-means clusters K", Range.at_least(2)),
         # Compute settings of stage 1's k-means, not searched; the defaults are CluP's k-means before they were
         # settings, the paper profile sets its own (docs/METHODS.md, CluP).
         "kmeans_iters": HParam(20, None, "k-means Lloyd iterations per run (at most)", Range.at_least(1)),
         "kmeans_restarts": HParam(1, None, "k-means runs from different seeds; the lowest inertia is kept",
                                   Range.at_least(1)),
-        "kmeans_init": HParam("random", CategoricalDistribution(INITS), "k-means seeding: random or kmeans++"),
+        "kmeans_init": HParam("random", SearchChoice(INITS), "k-means seeding: random or kmeans++"),
         # Q = 1 keeps no sample: stage 3 would take no step and store the untrained model.
-        "q": HParam(0.8, FloatDistribution(0.0, 0.95), "per-class percentile Q (kept fraction 1 - Q)",
+        "q": HParam(0.8, SearchFloat(0.0, 0.95), "per-class percentile Q (kept fraction 1 - Q)",
                     Range(0, 1, high_inclusive=False)),
         "mixup_alpha": HParam(
-            0.2, FloatDistribution(0.0, 1.0), "mixup Beta(alpha, alpha); 0 disables", Range.at_least(0)
+            0.2, SearchFloat(0.0, 1.0), "mixup Beta(alpha, alpha); 0 disables", Range.at_least(0)
         ),
-        "epochs": HParam(50, IntDistribution(1, 100), "stage-3 epochs", Range.at_least(1)),
-        "lr": HParam(0.1, FloatDistribution(1e-3, 0.5, log=True), "stage-3 initial lr (cosine to 0)", Range.above(0)),
-        "weight_decay": HParam(5e-4, FloatDistribution(1e-5, 1e-2, log=True), "SGD weight decay", Range.at_least(0)),
+        "epochs": HParam(50, SearchInt(1, 100), "stage-3 epochs", Range.at_least(1)),
+        "lr": HParam(0.1, SearchFloat(1e-3, 0.5, log=True), "stage-3 initial lr (cosine to 0)", Range.above(0)),
+        "weight_decay": HParam(5e-4, SearchFloat(1e-5, 1e-2, log=True), "SGD weight decay", Range.at_least(0)),
         "batch_size": HParam(32, None, "images per step", Range.at_least(1)),
         "solo_checkpoint": HParam("", None, "backbone=solo: path of a solo-learn .ckpt"),
         "solo_stem": HParam("", None, "backbone=solo with a 7x7 stem: imagenet or clup"),

@@ -9,9 +9,8 @@ prediction spread over the classes. Training loop, optimiser and bank: ``methods
 from __future__ import annotations
 
 import torch
-from optuna.distributions import IntDistribution
 
-from methods.api import HParam, Range
+from methods.api import HParam, Range, SearchInt
 from methods.bank_methods import NeighbourConsistencyMethod, neighbour_attraction
 from methods.core.losses import marginal_entropy
 from methods.core.neighbours import NeighbourBank, reciprocal_affinity
@@ -72,7 +71,7 @@ class NRC(NeighbourConsistencyMethod):
     hparams_spec = {
         **NeighbourConsistencyMethod.hparams_spec,
         "kk": HParam(
-            5, IntDistribution(2, 10), "nearest neighbours of each neighbour (expanded neighbours)", Range.at_least(1)
+            5, SearchInt(2, 10), "nearest neighbours of each neighbour (expanded neighbours)", Range.at_least(1)
         ),
     }
 

@@ -11,10 +11,9 @@ import copy
 
 import torch
 import torch.nn.functional as F
-from optuna.distributions import FloatDistribution
 from torch import nn
 
-from methods.api import HParam, Method, Range, RunContext, Setting, sgd_hparams
+from methods.api import HParam, Method, Range, RunContext, SearchFloat, Setting, sgd_hparams
 from methods.core.data import normalise, supervised_augmentation
 from methods.core.inference import infer
 from methods.core.inputs import SourceFreeData
@@ -65,10 +64,10 @@ class Shot(Method):
     hparams_spec = {
         **sgd_hparams(1e-2, (1e-3, 1e-1), (1, 30), 64, lr_help="lr of the bottleneck (backbone: x backbone_lr_mult)"),
         "cls_par": HParam(
-            0.3, FloatDistribution(0.0, 1.0), "weight of the pseudo-label cross-entropy", Range.at_least(0)
+            0.3, SearchFloat(0.0, 1.0), "weight of the pseudo-label cross-entropy", Range.at_least(0)
         ),
         "ent_par": HParam(
-            1.0, FloatDistribution(0.1, 2.0), "weight of the information-maximisation loss", Range.at_least(0)
+            1.0, SearchFloat(0.1, 2.0), "weight of the information-maximisation loss", Range.at_least(0)
         ),
     }
 

@@ -5,7 +5,7 @@ source recipe, ``SOURCE_RECIPES``; applied before the recipe's fields), ``source
 (the recipe every self-supervised objective shares), ``ssl.<objective>.<field>`` (one objective's
 departures and own fields) and ``hparams.<method or *>.<name>`` (a method hyperparameter the profile scales,
 e.g. ``hparams.clup.epochs=1`` for every CluP job of a sweep; checked and converted against the method's
-declaration by ``benchmark.orchestration.profiles``). Values are type-checked against the field they replace; an unknown path is an
+declaration by ``benchmark.orchestration.profile_resolution``). Values are type-checked against the field they replace; an unknown path is an
 error listing the known ones. The applied overrides are kept on the profile (``Profile.overrides``, in every
 run record); the values they set are in every artifact and job key because the keys hold those fields.
 """
@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 import typing
 from collections.abc import Mapping
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from benchmark.config.errors import UserError
 from benchmark.config.profiles import SOURCE_RECIPES, Profile, SourceRecipe, SSLRecipe

@@ -78,7 +78,7 @@ class SSLRecipe:
 
     An objective declares its own fields, with their defaults, in a frozen subclass of this class (its
     ``recipe_type``: ``SwAVRecipe`` in ``methods/ssl/swav.py``, ``DeepClusterV2Recipe`` in
-    ``methods/ssl/deepclusterv2.py``); ``methods.ssl.registry.ssl_recipe(profile, name)`` gives an objective's
+    ``methods/ssl/deepclusterv2.py``); ``methods.ssl.ssl_registry.ssl_recipe(profile, name)`` gives an objective's
     effective recipe at a profile.
 
     Attributes:
@@ -138,7 +138,7 @@ class Profile:
         ssl: the self-supervised pretraining recipe's shared fields (those of every objective).
         ssl_overrides: per-objective values, ``{ssl name: {field: value}}`` (solo-learn keeps one config per
             method too): departures from ``ssl`` and values of the objective's own fields (declared with their
-            defaults by the objective). Plain values: ``methods.ssl.registry.ssl_recipe(profile, name)`` resolves
+            defaults by the objective). Plain values: ``methods.ssl.ssl_registry.ssl_recipe(profile, name)`` resolves
             them (shared values, then the objective's defaults, then these).
         eval_batch_size: images per forward pass in evaluation and feature extraction.
         hparams: method hyperparameters this profile scales, ``{method or "*": {name: value}}`` (applied
@@ -188,7 +188,7 @@ class Profile:
     def as_record(self) -> dict[str, Any]:
         """Every value of the profile, JSON-ready (stored in run records as ``profile_values``). The SSL values are
         the profile's own (``ssl`` and ``ssl_overrides``); an objective's declared defaults are not among them
-        (``methods.ssl.registry.recipe_record`` gives an objective's whole recipe); ``numerics`` only when not
+        (``methods.ssl.ssl_registry.recipe_record`` gives an objective's whole recipe); ``numerics`` only when not
         native (the records and keys of native jobs are those made before the field existed)."""
         record = asdict(self)
         if self.numerics == "native":

@@ -44,7 +44,7 @@ from benchmark.config.devices import resolve_device
 from benchmark.config.errors import UserError
 from benchmark.config.profiles import Profile
 from benchmark.config.setups import PAPER_SETUPS, Setup, get_setup
-from benchmark.orchestration.profiles import resolve_profile
+from benchmark.orchestration.profile_resolution import resolve_profile
 from benchmark.services.pretrain import ssl_optimizer
 from datasets.cache import is_complete, read_manifest
 from datasets.labels import NUM_CLASSES
@@ -59,8 +59,8 @@ from methods.core.models import Classifier, LinearHead, build_backbone, build_cl
 from methods.core.precision import prepare_for_training, training_numerics
 from methods.core.training import optimise, shot_optimizer, supervised_views
 from methods.ssl.deepclusterv2 import HEADS as DCV2_HEADS
-from methods.ssl.registry import get_ssl, ssl_names, ssl_recipe
 from methods.ssl.spherical_kmeans import spherical_kmeans
+from methods.ssl.ssl_registry import get_ssl, ssl_names, ssl_recipe
 from methods.ssl.views import MultiCrop
 
 #: Train and test images of each dataset, used when its cache is not prepared here (a prepared cache's manifest

@@ -28,7 +28,7 @@ from benchmark.config.errors import UserError
 from benchmark.config.options import check_minimum
 from benchmark.config.profiles import Profile
 from benchmark.config.setups import PAPER_SETUPS, get_setup
-from benchmark.orchestration.profiles import frozen_overrides, resolve_profile
+from benchmark.orchestration.profile_resolution import frozen_overrides, resolve_profile
 from benchmark.orchestration.report_specs import FigureKind, FigureSpec, TableKind, TableSpec
 from benchmark.orchestration.selection import (
     BestTestAccuracy,

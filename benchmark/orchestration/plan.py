@@ -35,7 +35,7 @@ from benchmark.config.profiles import Profile
 from benchmark.config.setups import get_setup
 from benchmark.orchestration import bench
 from benchmark.orchestration.experiments import Experiment, Job, get_experiment
-from benchmark.orchestration.profiles import resolve_profile
+from benchmark.orchestration.profile_resolution import resolve_profile
 from benchmark.orchestration.sweep import ACTIVE_STATES, DONE_STATES, survey, unique_jobs
 from benchmark.services.artifacts import artifact_dir, is_built
 from benchmark.services.pretrain import pretrain_key
@@ -44,7 +44,7 @@ from benchmark.store.storage import completed_records, default_storage_url, open
 from datasets.cache import is_complete, read_manifest
 from datasets.registry import cache_dir
 from methods import registry
-from methods.ssl.registry import ssl_names
+from methods.ssl.ssl_registry import ssl_names
 
 STORED, BENCH, UNKNOWN = "stored", "bench", "unknown"
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-
 #: The label of the source-only row (the lower bound every adaptation is compared with).
 SOURCE_ONLY = "Source only"
 #: The label of the paper's method with its best backbone (the default reference row).

@@ -22,13 +22,12 @@ from benchmark.config.numerics import ensure_numerics
 from benchmark.config.options import check_seed
 from benchmark.config.profiles import Profile
 from benchmark.config.setups import Setup, get_setup
-from benchmark.orchestration.profiles import resolve_profile
-from benchmark.orchestration.records import StageTimer, common_fields
+from benchmark.orchestration.profile_resolution import resolve_profile
+from benchmark.orchestration.run_record import StageTimer, common_fields
 from benchmark.orchestration.selection import search_rule
 from benchmark.services.embedding import embed_target_test
 from benchmark.services.pretrain import PretrainedBackbone, get_pretrained_backbone
 from benchmark.services.source import SourceModel, SplitTensors, get_source_model, split_tensors
-from benchmark.services.validators import compute_validators
 from benchmark.store.identity import job_recipe, trial_key
 from benchmark.store.storage import TrialRequest, complete, open_storage, trial_for_run
 from datasets.progress import log
@@ -40,6 +39,7 @@ from methods.core.inputs import LabelledImages, OracleData, SourceFreeData, UdaD
 from methods.core.precision import autocast_dtype, full_precision, prepare_for_training, training_numerics
 from methods.core.pseudo_labels import Selection, pseudo_label_stats
 from methods.core.seeding import derive_seed, preserved_rng, seed_everything
+from methods.core.validators import compute_validators
 
 
 @dataclass(frozen=True)

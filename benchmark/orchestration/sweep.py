@@ -170,7 +170,7 @@ def claim(storage: optuna.storages.RDBStorage, study_names: Sequence[str], keys:
 
 def execute(job: Job, study: optuna.Study, trial: optuna.Trial, *, storage_url: str, device: str) -> None:
     """Run one claimed job inside its trial (which it finishes COMPLETE, PRUNED or FAIL)."""
-    from benchmark.orchestration.probes import run_probes
+    from benchmark.orchestration.probe_runs import run_probes
     from benchmark.orchestration.run import run_method
 
     if job.kind == "probe":

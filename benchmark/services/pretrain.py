@@ -42,8 +42,8 @@ from methods.core.models import build_backbone
 from methods.core.precision import prepare_for_training, training_numerics
 from methods.core.seeding import derive_seed, rng_state, seed_everything, set_rng_state
 from methods.core.training import run_epochs
-from methods.ssl.base import SSLObjective, collapse_report
-from methods.ssl.registry import get_ssl, recipe_record, ssl_recipe
+from methods.ssl.objective import SSLObjective, collapse_report
+from methods.ssl.ssl_registry import get_ssl, recipe_record, ssl_recipe
 from methods.ssl.views import MultiCrop
 
 #: Bump when pretraining changes in a way that changes its result; old artifacts are then not reused.

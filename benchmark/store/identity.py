@@ -21,9 +21,9 @@ from typing import Any
 
 from benchmark.config.errors import UserError
 from benchmark.config.hashing import json_digest
-from benchmark.config.profiles import Profile, get_profile
+from benchmark.config.profiles import Profile
 from methods import registry
-from methods.ssl.registry import recipe_record, ssl_names
+from methods.ssl.ssl_registry import recipe_record, ssl_names
 
 # Profile values that are not part of a job's recipe: its name is in the key already, the method
 # hyperparameters it scales are in the resolved hyperparameters, the SSL recipes count only for the
@@ -32,7 +32,7 @@ _NOT_RECIPE = ("name", "hparams", "ssl", "ssl_overrides", "overrides")
 
 
 def ssl_recipe_values(profile_values: Mapping[str, Any], ssl: str) -> dict[str, Any]:
-    """The pretraining recipe record of objective ``ssl`` (``methods.ssl.registry.recipe_record``: the same
+    """The pretraining recipe record of objective ``ssl`` (``methods.ssl.ssl_registry.recipe_record``: the same
     dict its artifact key holds) from a profile's values (``Profile.as_record``, or a stored record's
     ``profile_values``, including those stored before objectives declared their own recipe fields)."""
     return recipe_record(ssl, profile_values["ssl"], profile_values.get("ssl_overrides", {}))
@@ -98,41 +98,17 @@ def search_key_recipe(key: str) -> str:
     return key.rpartition("@")[2]
 
 
-def _legacy_key(attrs: Mapping[str, Any]) -> str:
-    """The key of a trial stored before keys covered recipes, with the recipe it was made with: the profile
-    values its record carries, or (a probe's record carries none; an unavailable probe has no record) the
-    profile as configured now without per-objective departures from the shared SSL recipe, which did not exist
-    then (an objective's own fields stay: the one recipe of then held them)."""
-    job = attrs.get("job") or {}
-    fields = {**job, **attrs}
-    method = fields["method"]
-    backbone = probe_backbone(method)
-    hparams = {"backbone": backbone} if backbone is not None else fields["hparams"]
-    values = (attrs.get("record") or {}).get("profile_values")
-    if values is None:
-        values = get_profile(fields["profile"]).as_record()
-        shared = values["ssl"]
-        values["ssl_overrides"] = {name: {k: v for k, v in own.items() if k not in shared}
-                                   for name, own in values["ssl_overrides"].items()}
-    recipe = _with_version(method, recipe_fingerprint(values, ssl_objectives(method, hparams)), 1)  # made by version 1
-    if job.get("kind") == "search":  # its job_key was ``<study>#<slot>``
-        study, _, slot = attrs["job_key"].rpartition("#")
-        return search_key(study, int(slot), recipe)
-    return run_key(method, fields["setup"], fields["profile"], fields["seed"], hparams, fields.get("embedding", False),
-                   recipe)
-
-
 def trial_key(attrs: Mapping[str, Any]) -> str | None:
     """The key of the job a stored trial answers, from its user attributes (None when they are not a run's,
     a probe's or a search trial's).
 
     A trial made by a sweep carries its ``job_key``; one made by ``run``/``probe`` carries its ``recipe``
-    and the key is computed; one stored before keys covered recipes is keyed by the recipe it was made
-    with (``_legacy_key``), so a trial made with a since-changed recipe no longer answers today's job.
+    and the key is computed. A trial stored before keys covered recipes (no ``recipe``) answers no job
+    (docs/PROTOCOL.md, "Job identity").
     """
     try:
         if "recipe" not in attrs:
-            return _legacy_key(attrs)
+            return None
         if "job_key" in attrs:
             return attrs["job_key"]
         return run_key(attrs["method"], attrs["setup"], attrs["profile"], attrs["seed"], attrs["hparams"],

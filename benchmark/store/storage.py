@@ -31,8 +31,10 @@ from sqlalchemy.engine import URL, make_url
 
 from benchmark.config.errors import UserError
 from benchmark.store.optuna_adapter import create_running_trial, fixed_params_of, record_heartbeat, storage_of
+from benchmark.store.search_space import optuna_distribution
 from datasets.errors import DatasetError
 from datasets.registry import writable_home
+from methods.api import SearchSpace
 
 
 def heartbeat_seconds() -> int:
@@ -213,21 +215,22 @@ class TrialRequest:
         study_name: ``run/<method>/<setup>/<profile>``, ``probe/<setup>/<profile>`` or a search's study.
         hparams: the fully resolved hyperparameters (stored as params where ``declared`` gives a distribution,
             and in full as the ``hparams`` user attribute).
-        declared: each hyperparameter's declared distribution (None: kept only in the record).
+        declared: each hyperparameter's declared search space (None: kept only in the record).
         attrs: further user attributes (method, setup, profile, seed, ...).
     """
 
     study_name: str
     hparams: dict[str, Any]
-    declared: dict[str, BaseDistribution | None] = field(default_factory=dict)
+    declared: dict[str, SearchSpace | None] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
 
 
-def _param_distribution(value: Any, declared: BaseDistribution | None) -> BaseDistribution | None:
-    """How ``value`` is stored as a trial param: under its declared distribution, a numeric range widened to
-    contain it if needed (Optuna requires one distribution kind per name within a study); None (kept only in
-    the record) for a hyperparameter declared without a distribution or a value outside categorical choices.
+def _param_distribution(value: Any, space: SearchSpace | None) -> BaseDistribution | None:
+    """How ``value`` is stored as a trial param: under its declared space's distribution, a numeric range widened
+    to contain it if needed (Optuna requires one distribution kind per name within a study); None (kept only in
+    the record) for a hyperparameter declared without a search space or a value outside categorical choices.
     """
+    declared = None if space is None else optuna_distribution(space)
     if isinstance(declared, FloatDistribution) and isinstance(value, (int, float)) and not isinstance(value, bool):
         low, high = min(declared.low, value), max(declared.high, value)
         if declared.log and low <= 0:
@@ -240,8 +243,13 @@ def _param_distribution(value: Any, declared: BaseDistribution | None) -> BaseDi
     return None
 
 
-def suggest(trial: Trial, name: str, distribution: BaseDistribution) -> Any:
-    """``trial.suggest_*`` for ``distribution``'s kind: the value a sampler draws (or a fixed trial's value)."""
+def suggest(trial: Trial, name: str, space: SearchSpace) -> Any:
+    """The value a sampler draws for ``name`` from ``space`` (or a fixed trial's value)."""
+    return _suggest(trial, name, optuna_distribution(space))
+
+
+def _suggest(trial: Trial, name: str, distribution: BaseDistribution) -> Any:
+    """``trial.suggest_*`` for ``distribution``'s kind."""
     if isinstance(distribution, FloatDistribution):
         return trial.suggest_float(name, distribution.low, distribution.high, log=distribution.log, step=distribution.step)
     if isinstance(distribution, IntDistribution):
@@ -249,16 +257,16 @@ def suggest(trial: Trial, name: str, distribution: BaseDistribution) -> Any:
     return trial.suggest_categorical(name, distribution.choices)
 
 
-def fixed_params(hparams: dict[str, Any], declared: dict[str, BaseDistribution | None]) -> dict[str, Any]:
+def fixed_params(hparams: dict[str, Any], declared: dict[str, SearchSpace | None]) -> dict[str, Any]:
     """The hyperparameters stored as trial params (those with a distribution; see ``_param_distribution``),
     for ``Study.enqueue_trial``."""
     return {name: value for name, value in hparams.items() if _param_distribution(value, declared.get(name)) is not None}
 
 
-def _suggest_fixed(trial: Trial, hparams: dict[str, Any], declared: dict[str, BaseDistribution | None]) -> None:
+def _suggest_fixed(trial: Trial, hparams: dict[str, Any], declared: dict[str, SearchSpace | None]) -> None:
     """Record the params of a trial created with ``fixed_params`` (the suggestions return the fixed values)."""
     for name in fixed_params(hparams, declared):
-        suggest(trial, name, _param_distribution(hparams[name], declared.get(name)))
+        _suggest(trial, name, _param_distribution(hparams[name], declared.get(name)))
 
 
 def _heartbeat(storage: BaseStorage, trial: Trial, stop: threading.Event) -> None:

@@ -27,7 +27,6 @@ Rules worth knowing:
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from typing import Literal
 
 import faiss

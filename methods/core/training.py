@@ -21,7 +21,12 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from benchmark.config.profiles import SourceRecipe
 from datasets.progress import progress_bar
 from methods.core.data import (
-    batch_indices, standardise, steps_per_epoch, strong_augmentation, supervised_augmentation, to_unit,
+    batch_indices,
+    standardise,
+    steps_per_epoch,
+    strong_augmentation,
+    supervised_augmentation,
+    to_unit,
 )
 from methods.core.inference import infer
 from methods.core.precision import full_precision

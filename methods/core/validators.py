@@ -4,7 +4,7 @@ Each is a pure function of the model's outputs on unlabelled target images (no l
 inputs), returns a float where **higher is better**, and is recorded for every run. They are used only by
 selection rules (sweeps), never by default, and (``im``, on a fixed subset) for the training curves a method
 reports each epoch (``methods.core.training.epoch_reporter``). They live in the engine so that methods can use
-them; ``benchmark.services.validators`` re-exports them.
+them; ``methods.core.validators`` re-exports them.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from benchmark.config.errors import UserError
 from benchmark.config.profiles import SSLRecipe
 from methods.core.precision import full_precision
-from methods.ssl.base import SSLObjective
+from methods.ssl.objective import SSLObjective
 from methods.ssl.spherical_kmeans import spherical_kmeans
 
 HEADS = 3

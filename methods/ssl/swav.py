@@ -16,7 +16,7 @@ from torch import nn
 
 from benchmark.config.profiles import SSLRecipe
 from methods.core.precision import full_precision
-from methods.ssl.base import SSLObjective
+from methods.ssl.objective import SSLObjective
 from methods.ssl.sinkhorn import sinkhorn_knopp
 
 

@@ -35,8 +35,8 @@ from benchmark import cli
 from benchmark.cli import build_parser, main
 from benchmark.config.errors import UserError
 from benchmark.config.options import MINIMUMS
-from benchmark.orchestration.profiles import resolve_profile
-from benchmark.store.records_io import read_records
+from benchmark.orchestration.profile_resolution import resolve_profile
+from benchmark.store.record_files import read_records
 from benchmark.store.storage import open_storage
 from methods import registry
 

@@ -14,7 +14,7 @@ import pytest
 from benchmark.cli import main
 from benchmark.config import numerics
 from benchmark.config.profiles import get_profile
-from benchmark.orchestration.profiles import resolve_profile
+from benchmark.orchestration.profile_resolution import resolve_profile
 from benchmark.store.identity import job_recipe
 from datasets import registry
 from tests.portable_constants import portable_reference

@@ -12,16 +12,16 @@ from pathlib import Path
 
 import optuna
 import pytest
-from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from benchmark.store.storage import TrialRequest, complete, completed_records, open_storage, trial_for_run
+from methods.api import SearchFloat
 from tests.postgres import create_database
 
 ROOT = Path(__file__).resolve().parents[2]
 STUDY = "run/m/s/quick"
-DECLARED = {"lr": FloatDistribution(1e-3, 1e-1, log=True), "score": None}
+DECLARED = {"lr": SearchFloat(1e-3, 1e-1, log=True), "score": None}
 
 
 def _record(accuracy: float, lr: float = 0.01, seed: int = 0) -> dict:
@@ -69,7 +69,6 @@ _WORKER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from optuna.distributions import FloatDistribution
     from benchmark.store.storage import TrialRequest, complete, open_storage, trial_for_run
     url, worker, count, go = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
     print("ready", flush=True)
@@ -78,7 +77,7 @@ _WORKER = textwrap.dedent(
     store = open_storage(url)
     for i in range(count):
         lr, accuracy = round(0.001 * (1 + worker * count + i), 6), float(worker * 100 + i)
-        declared = {"lr": FloatDistribution(1e-3, 1e-1, log=True)}
+        declared = {"lr": SearchFloat(1e-3, 1e-1, log=True)}
         with trial_for_run(store, TrialRequest("run/m/s/quick", {"lr": lr}, declared, {"worker": worker})) as (study, trial):
             complete(study, trial, {"method": "m", "setup": "s", "seed": 0, "accuracy": accuracy,
                                     "hparams": {"lr": lr}, "worker": worker})

@@ -22,8 +22,8 @@ from datasets.cache import read_manifest
 from datasets.synth import DOMAINS
 from methods.core.lars import LARS
 from methods.core.models import build_backbone
-from methods.ssl.base import collapse_report
-from methods.ssl.registry import get_ssl, ssl_recipe
+from methods.ssl.objective import collapse_report
+from methods.ssl.ssl_registry import get_ssl, ssl_recipe
 from methods.ssl.views import FastColorJitter, MultiCrop
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,9 +17,10 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 from benchmark.store.storage import TrialRequest, complete, completed_records, open_storage, trial_for_run
+from methods.api import SearchFloat
 
 ROOT = Path(__file__).resolve().parents[2]
-DECLARED = {"lr": FloatDistribution(1e-3, 1e-1, log=True), "score": None}
+DECLARED = {"lr": SearchFloat(1e-3, 1e-1, log=True), "score": None}
 
 
 def _record(accuracy: float, seed: int = 0) -> dict:
@@ -42,7 +43,7 @@ def test_runs_add_trials_with_params_and_record(tmp_path):
     assert [t.value for t in trials] == [50.0, 60.0]
     assert trials[0].params == {"lr": 0.01}  # `score` has no declared distribution: kept in user attrs only
     assert trials[0].user_attrs["hparams"] == {"lr": 0.01, "score": "purity"}
-    assert trials[0].distributions["lr"] == DECLARED["lr"]
+    assert trials[0].distributions["lr"] == FloatDistribution(1e-3, 1e-1, log=True)
     assert [r["accuracy"] for r in completed_records(store)] == [50.0, 60.0]
 
 

@@ -21,7 +21,7 @@ from benchmark.config.profiles import PROFILES
 from benchmark.services.pretrain import _forward_views
 from methods.core.models import build_backbone
 from methods.core.precision import prepare_for_training, training_numerics
-from methods.ssl.registry import get_ssl, ssl_recipe
+from methods.ssl.ssl_registry import get_ssl, ssl_recipe
 from methods.ssl.views import MultiCrop
 
 PROFILE = os.environ.get("FERBENCH_SSL_PROFILE", "quick")

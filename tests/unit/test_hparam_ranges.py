@@ -13,7 +13,6 @@ from typing import Any
 
 import optuna
 import pytest
-from optuna.distributions import FloatDistribution, IntDistribution
 
 from benchmark.config.errors import UserError
 from benchmark.config.profiles import PROFILES
@@ -22,7 +21,7 @@ from benchmark.orchestration import run
 from benchmark.orchestration.run import run_method
 from benchmark.store.storage import open_storage
 from methods import registry
-from methods.api import Range
+from methods.api import Range, SearchFloat, SearchInt
 
 ROOT = Path(__file__).resolve().parents[2]
 ALL_METHODS = tuple(sorted(registry.available()))
@@ -119,7 +118,7 @@ def test_defaults_and_search_ranges_lie_within_the_declared_ranges(method):
         if isinstance(hp.default, (int, float)) and not isinstance(hp.default, bool):
             assert hp.valid is not None, f"{method}.{name} is a number without a declared range"
             assert hp.default in hp.valid, (method, name, hp.default)
-        if isinstance(hp.distribution, (FloatDistribution, IntDistribution)):  # a search can draw no invalid value
+        if isinstance(hp.distribution, (SearchFloat, SearchInt)):  # a search can draw no invalid value
             assert hp.valid is not None and hp.distribution.low in hp.valid and hp.distribution.high in hp.valid, (
                 method, name)
 

@@ -4,7 +4,7 @@ trial stored before keys covered recipes answers only the job made with the reci
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import pytest
 import torch
@@ -16,7 +16,7 @@ from benchmark.reporting.leaderboard import StoredTrials, search_cell
 from benchmark.services.pretrain import pretrain_key
 from benchmark.store.identity import job_recipe, trial_key
 from methods import registry
-from methods.ssl.registry import ssl_recipe
+from methods.ssl.ssl_registry import ssl_recipe
 
 EXPERIMENT_NAMES = ("table1", "table3", "table4", "fig3", "fig4")
 
@@ -75,38 +75,12 @@ def test_an_override_for_one_objective_leaves_the_other_objectives_artifact_key(
     assert ssl_recipe(tuned, "deepclusterv2").epochs == 99 and ssl_recipe(tuned, "swav") == ssl_recipe(quick, "swav")
 
 
-def _legacy_attrs(job: Job, profile_values: dict | None) -> dict:
-    """User attributes of a trial stored by a sweep before keys covered recipes (its job_key is stale)."""
-    record = {"accuracy": 50.0} if profile_values is None else {"accuracy": 50.0, "profile_values": profile_values}
-    return {"job": job.as_attrs(), "job_key": "0123456789abcdef", "method": job.method, "setup": job.setup,
-            "profile": job.profile, "seed": job.seed, "hparams": job.hparams(), "record": record}
-
-
-def _values_stored_then(profile_values: dict) -> dict:
-    """``profile_values`` as records stored them before per-objective overrides and objectives' own recipe fields:
-    one SSL recipe holding every field (the quick profile's values then), no ``ssl_overrides``."""
-    ssl = {**profile_values["ssl"], "freeze_prototypes_epochs": 1, "queue_length": 0, "queue_start_epoch": 15,
-           "sinkhorn_epsilon": 0.02, "sinkhorn_iterations": 3, "kmeans_iterations": 10}
-    return {k: v for k, v in {**profile_values, "ssl": ssl}.items() if k != "ssl_overrides"}
-
-
-def test_a_trial_stored_before_recipes_were_keyed_answers_only_the_recipe_it_was_made_with(monkeypatch):
-    old_values = _values_stored_then(PROFILES["quick"].as_record())
-    assert old_values["ssl"].keys() == asdict(ssl_recipe(PROFILES["quick"], "swav")).keys() | {"kmeans_iterations"}
-    _with_overrides(monkeypatch, {**PROFILES["quick"].ssl_overrides, "deepclusterv2": {"epochs": 99}})
-    by_row = {(job.experiment, job.row): job for job in _jobs() if job.seed == 0}
-    shot, swav, dcv2 = by_row["table1", "SHOT-IM"], by_row["table1", "CluP (SwAV)"], by_row["table1", "CluP (DeepClusterV2)"]
-    assert trial_key(_legacy_attrs(shot, old_values)) == shot.key
-    assert trial_key(_legacy_attrs(swav, old_values)) == swav.key
-    assert trial_key(_legacy_attrs(dcv2, old_values)) != dcv2.key  # made with DCv2's old recipe: run it again
-    # A probe's record carried no profile values: the profile as configured now, without per-objective overrides.
-    swav_probe, dcv2_probe = by_row["table3", "SwAV"], by_row["table3", "DeepClusterV2"]
-    assert trial_key(_legacy_attrs(swav_probe, None)) == swav_probe.key
-    assert trial_key(_legacy_attrs(dcv2_probe, None)) != dcv2_probe.key
-    # A search trial's job_key was ``<study>#<slot>``; its recipe comes from its record.
-    search = EXPERIMENTS["table1"].searches[0].job("table1", "synth", 0, "quick", slot=1)
-    legacy_search = {**_legacy_attrs(search, old_values), "job_key": f"{search.study_name}#1"}
-    assert trial_key(legacy_search) == search.key
+def test_a_trial_stored_before_recipes_were_keyed_answers_no_job():
+    job = next(job for job in _jobs() if job.kind == "run")
+    attrs = {"job": job.as_attrs(), "job_key": "0123456789abcdef", "method": job.method, "setup": job.setup,
+             "profile": job.profile, "seed": job.seed, "hparams": job.hparams(), "record": {"accuracy": 50.0}}
+    assert trial_key(attrs) is None  # no recipe: it answers no job, so a sweep runs the job again
+    assert trial_key({**attrs, "recipe": job.recipe, "job_key": job.key}) == job.key
 
 
 def test_a_trial_made_now_answers_its_job_whether_a_sweep_or_the_command_line_made_it():

@@ -21,9 +21,9 @@ from methods.core.data import normalise, strong_augmentation, supervised_augment
 from methods.core.models import build_backbone
 from methods.core.neighbours import nearest_neighbours
 from methods.core.precision import autocast_dtype, full_precision, prepare_for_training, training_numerics
-from methods.ssl.registry import get_ssl, ssl_recipe
 from methods.ssl.sinkhorn import sinkhorn_knopp
 from methods.ssl.spherical_kmeans import spherical_kmeans
+from methods.ssl.ssl_registry import get_ssl, ssl_recipe
 
 CPU = torch.device("cpu")
 

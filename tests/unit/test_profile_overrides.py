@@ -12,11 +12,11 @@ from benchmark.config.errors import UserError
 from benchmark.config.overrides import read_profile_file
 from benchmark.config.profiles import PROFILES, SOURCE_RECIPES
 from benchmark.orchestration.experiments import EXPERIMENTS, Job
-from benchmark.orchestration.profiles import resolve_profile
+from benchmark.orchestration.profile_resolution import resolve_profile
 from benchmark.orchestration.run import plan_run
 from benchmark.services.pretrain import pretrain_key
 from benchmark.services.source import source_key
-from methods.ssl.registry import ssl_recipe
+from methods.ssl.ssl_registry import ssl_recipe
 
 TRAIN = {"images_sha256": "a" * 64, "labels_sha256": "b" * 64}
 

@@ -18,7 +18,7 @@ from benchmark.services.artifacts import artifact_key
 from benchmark.services.pretrain import _start, pretrain_key
 from benchmark.store.identity import ssl_recipe_values
 from methods.ssl.deepclusterv2 import DeepClusterV2Recipe
-from methods.ssl.registry import get_ssl, recipe_record, ssl_names, ssl_recipe
+from methods.ssl.ssl_registry import get_ssl, recipe_record, ssl_names, ssl_recipe
 from methods.ssl.swav import SwAVRecipe
 
 SHARED = {f.name for f in fields(SSLRecipe)}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import hashlib
 import inspect
 import json
 from pathlib import Path
@@ -152,7 +151,7 @@ def test_a_dataset_without_val_still_works(tmp_path: Path) -> None:
 def test_no_reported_path_names_the_val_split() -> None:
     """Outside the probe service (which refuses to store a val probe), no module of the harness or the methods
     names the ``val`` split: runs, sweeps, leaderboards, the paper's numbers and the calibration read ``test``."""
-    allowed = {REPO / "benchmark/services/probe.py", REPO / "benchmark/cli.py"}
+    allowed = {REPO / "benchmark/services/linear_probe.py", REPO / "benchmark/cli.py"}
     found = []
     for package in ("benchmark", "methods"):
         for path in sorted((REPO / package).rglob("*.py")):
@@ -165,9 +164,9 @@ def test_no_reported_path_names_the_val_split() -> None:
 
 
 def test_the_reported_split_is_test() -> None:
-    from benchmark.orchestration import probes
+    from benchmark.orchestration import probe_runs as probes
     from benchmark.services import calibration
-    from benchmark.services.probe import PROBE_SPLITS, REPORTED_SPLIT
+    from benchmark.services.linear_probe import PROBE_SPLITS, REPORTED_SPLIT
 
     assert REPORTED_SPLIT == "test" and PROBE_SPLITS == ("test", "val")
     assert inspect.signature(probes.run_probes).parameters["split"].default == "test"
@@ -180,7 +179,7 @@ def test_the_reported_split_is_test() -> None:
 def fake_probe_inputs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Small random splits and a flattening 'backbone' in place of the cache and the artifacts; the splits asked
     for are recorded."""
-    from benchmark.orchestration import probes
+    from benchmark.orchestration import probe_runs as probes
     from benchmark.services.source import SplitTensors
 
     asked: list[str] = []
@@ -198,7 +197,7 @@ def fake_probe_inputs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def test_a_val_probe_is_never_stored(fake_probe_inputs: list[str], monkeypatch: pytest.MonkeyPatch,
                                      tmp_path: Path) -> None:
-    from benchmark.orchestration import probes
+    from benchmark.orchestration import probe_runs as probes
     from benchmark.store.storage import completed_records, open_storage
 
     url = f"sqlite:///{tmp_path / 'results.db'}"
@@ -217,7 +216,7 @@ def test_a_val_probe_is_never_stored(fake_probe_inputs: list[str], monkeypatch: 
 
 def test_a_probe_split_must_be_test_or_val(fake_probe_inputs: list[str]) -> None:
     from benchmark.config.errors import UserError
-    from benchmark.orchestration import probes
+    from benchmark.orchestration import probe_runs as probes
 
     with pytest.raises(UserError, match="test or val"):
         probes.run_probes("synth", ("random",), profile="tiny", device="cpu", split="train")

@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from benchmark.services.validators import VALIDATORS, compute_validators, snd_score
 from methods.core.inference import Outputs
+from methods.core.validators import VALIDATORS, compute_validators, snd_score
 
 
 def _outputs(logits: torch.Tensor) -> Outputs:

@@ -1,6 +1,6 @@
 """Probe jobs (the CluP paper's Table 3): each frozen backbone probed on a setup's target, one stored trial each.
 
-The probe itself (``benchmark.services.probe``) uses target labels by design; its records say ``oracle``.
+The probe itself (``benchmark.services.linear_probe``) uses target labels by design; its records say ``oracle``.
 Trials live in the study ``probe/<setup>/<profile>``, and they are all scored on the target **test** split.
 A probe scored on ``val`` (``split="val"``: choosing protocol settings, docs/SSL.md, "Which split chose what")
 is returned and logged but never stored, so no leaderboard or report can read it.
@@ -20,9 +20,9 @@ from benchmark.config.errors import UserError
 from benchmark.config.numerics import ensure_numerics
 from benchmark.config.profiles import Profile
 from benchmark.config.setups import get_setup
-from benchmark.orchestration.profiles import resolve_profile
-from benchmark.orchestration.records import StageTimer, common_fields
-from benchmark.services.probe import PROBE_BACKBONES, PROBE_SPLITS, REPORTED_SPLIT, frozen_backbone, linear_probe
+from benchmark.orchestration.profile_resolution import resolve_profile
+from benchmark.orchestration.run_record import StageTimer, common_fields
+from benchmark.services.linear_probe import PROBE_BACKBONES, PROBE_SPLITS, REPORTED_SPLIT, frozen_backbone, linear_probe
 from benchmark.services.source import SplitTensors, split_tensors
 from benchmark.store.identity import job_recipe
 from benchmark.store.storage import TrialRequest, complete, open_storage, trial_for_run

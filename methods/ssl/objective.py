@@ -1,4 +1,4 @@
-"""The SSL objective interface (``swav``, ``deepclusterv2``; listed by name in ``methods.ssl.registry``).
+"""The SSL objective interface (``swav``, ``deepclusterv2``; listed by name in ``methods.ssl.ssl_registry``).
 
 An objective owns everything of a self-supervised method except the backbone: the projector, the
 prototypes and any state (queue, memory bank, cluster assignments). The pretraining loop
@@ -40,7 +40,7 @@ class SSLObjective(nn.Module, metaclass=ABCMeta):
 
     Args:
         feature_dim: D, the backbone's output width.
-        recipe: the objective's effective recipe, a ``recipe_type`` (``methods.ssl.registry.ssl_recipe``).
+        recipe: the objective's effective recipe, a ``recipe_type`` (``methods.ssl.ssl_registry.ssl_recipe``).
         n_samples: N, size of the pretraining split (memory banks are indexed by dataset index).
     """
 
@@ -68,7 +68,7 @@ class SSLObjective(nn.Module, metaclass=ABCMeta):
 
     def __init__(self, feature_dim: int, recipe: SSLRecipe, n_samples: int) -> None:
         if not isinstance(recipe, self.recipe_type):
-            raise TypeError(f"{self.name} needs a {self.recipe_type.__name__} (methods.ssl.registry.ssl_recipe)")
+            raise TypeError(f"{self.name} needs a {self.recipe_type.__name__} (methods.ssl.ssl_registry.ssl_recipe)")
         super().__init__()
         self.recipe = recipe
         self.n_samples = n_samples

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from benchmark.config.errors import UserError
 from benchmark.config.overrides import apply_overrides
 from benchmark.config.profiles import Profile, get_profile
-from benchmark.config.errors import UserError
 from methods import registry
-from methods.ssl.registry import recipe_field_types
+from methods.ssl.ssl_registry import recipe_field_types
 
 
 def resolve_profile(name: str, overrides: Mapping[str, Any] | None = None) -> Profile:

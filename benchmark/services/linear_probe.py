@@ -33,7 +33,7 @@ from benchmark.services.source import get_source_model
 from methods.core.evaluation import score_predictions
 from methods.core.models import build_backbone, imagenet_backbone
 from methods.core.seeding import derive_seed, seed_everything
-from methods.ssl.registry import ssl_names
+from methods.ssl.ssl_registry import ssl_names
 
 PROBE_BACKBONES = ("random", "imagenet", "source", "deepclusterv2", "swav")
 #: The split every reported probe (Table 3) is scored on.

@@ -6,15 +6,14 @@ recipe (``ssl_recipe``) and into the record that keys hash (``recipe_record``)."
 from __future__ import annotations
 
 import typing
-
 from collections.abc import Mapping
 from dataclasses import asdict, fields
 from typing import Any
 
 from benchmark.config.errors import UserError
 from benchmark.config.profiles import Profile, SSLRecipe
-from methods.ssl.base import SSLObjective
 from methods.ssl.deepclusterv2 import DeepClusterV2
+from methods.ssl.objective import SSLObjective
 from methods.ssl.swav import SwAV
 
 OBJECTIVES: dict[str, type[SSLObjective]] = {cls.name: cls for cls in (DeepClusterV2, SwAV)}

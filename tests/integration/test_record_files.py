@@ -24,7 +24,7 @@ from benchmark.orchestration.run import run_method
 from benchmark.orchestration.sweep import sweep
 from benchmark.reporting.figures import write_figures
 from benchmark.reporting.leaderboard import write_leaderboards
-from benchmark.store.records_io import RUNS_FILE, experiment_file, export_records, import_records
+from benchmark.store.record_files import RUNS_FILE, experiment_file, export_records, import_records
 from benchmark.store.storage import open_storage
 
 ROOT = Path(__file__).resolve().parents[2]
