@@ -30,14 +30,14 @@ matplotlib.use("Agg")  # files only; never needs a display
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import optuna  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from benchmark.orchestration.experiments import EXPERIMENTS, FIG4_Q, Experiment  # noqa: E402
 from benchmark.orchestration.report_specs import FigureKind, FigureSpec  # noqa: E402
-from benchmark.reporting.leaderboard import StoredTrials, row_cell, setups_with_results  # noqa: E402
+from benchmark.reporting.leaderboard import row_cell, setups_with_results  # noqa: E402
 from benchmark.reporting.outputs import output_folder  # noqa: E402
+from benchmark.store.stored_trials import Storage, StoredTrials  # noqa: E402
 from datasets.labels import CLASS_NAMES  # noqa: E402
 
 
@@ -273,7 +273,7 @@ def draw(experiment: Experiment, figure: FigureSpec, stored: StoredTrials, out: 
     return written
 
 
-def write_figures(storage: optuna.storages.BaseStorage, out: Path, profile: str | None = None) -> list[Path]:
+def write_figures(storage: Storage, out: Path, profile: str | None = None) -> list[Path]:
     """Every figure that has data, as ``<out>/<name>_<setup>.{png,pdf,csv}`` (the experiments' figures, then
     the training curves); returns the paths written."""
     stored = StoredTrials.load(storage)

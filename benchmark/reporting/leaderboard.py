@@ -25,9 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import optuna
 import pandas as pd
-from optuna.trial import TrialState
 
 from benchmark.config.errors import UserError
 from benchmark.config.machine import UNKNOWN, record_machine
@@ -50,42 +48,11 @@ from benchmark.reporting.statistics import (
     stream,
 )
 from benchmark.store.configuration import record_configuration
-from benchmark.store.identity import search_key_recipe, trial_key
+from benchmark.store.identity import search_key_recipe
+from benchmark.store.stored_trials import Storage, StoredTrials
 from datasets.labels import CLASS_NAMES
 from methods import registry
 from methods.core.evaluation import decode_digits
-
-
-@dataclass(frozen=True)
-class StoredTrials:
-    """The completed trials of a storage, indexed for tables.
-
-    Attributes:
-        by_key: job key -> the record of the latest completed trial with that key.
-        by_study: study name -> (value, record, job key) of each completed trial (searches select from these).
-        seeds: every seed that has a completed record.
-    """
-
-    by_key: dict[str, dict[str, Any]]
-    by_study: dict[str, list[tuple[float, dict[str, Any], str | None]]]
-    seeds: tuple[int, ...]
-
-    @classmethod
-    def load(cls, storage: optuna.storages.BaseStorage) -> StoredTrials:
-        by_key: dict[str, dict[str, Any]] = {}
-        by_study: dict[str, list[tuple[float, dict[str, Any], str | None]]] = defaultdict(list)
-        for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
-            study = optuna.load_study(study_name=summary.study_name, storage=storage)
-            for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-                record = trial.user_attrs.get("record")
-                if record is None:
-                    continue
-                key = trial_key(trial.user_attrs)
-                by_study[summary.study_name].append((trial.value, record, key))
-                if key is not None:
-                    by_key[key] = record
-        seeds = sorted({record["seed"] for trials in by_study.values() for _, record, _ in trials})
-        return cls(by_key, dict(by_study), tuple(seeds))
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float] | None:
@@ -620,7 +587,7 @@ def setups_with_results(experiment: Experiment, stored: StoredTrials, profile: s
     return tuple(found)
 
 
-def write_leaderboards(storage: optuna.storages.BaseStorage, out: Path, profile: str | None = None, latex: bool = False,
+def write_leaderboards(storage: Storage, out: Path, profile: str | None = None, latex: bool = False,
                        experiments: tuple[str, ...] | None = None, *, reference: str | None = None) -> list[Path]:
     """Write ``<out>/<experiment>.md`` (and ``.tex``) for every experiment with results; returns the paths.
     ``reference``: as for ``render``."""

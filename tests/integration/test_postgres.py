@@ -70,6 +70,7 @@ _WORKER = textwrap.dedent(
     import sys, time
     from pathlib import Path
     from benchmark.store.storage import TrialRequest, complete, open_storage, trial_for_run
+    from methods.api import SearchFloat
     url, worker, count, go = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
     print("ready", flush=True)
     while not go.exists():

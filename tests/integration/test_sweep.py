@@ -19,8 +19,9 @@ from optuna.trial import TrialState
 
 from benchmark.orchestration.experiments import EXPERIMENTS, Experiment, Row, Search
 from benchmark.orchestration.sweep import survey, sweep, unique_jobs
-from benchmark.reporting.leaderboard import StoredTrials, search_cell
+from benchmark.reporting.leaderboard import search_cell
 from benchmark.store.storage import open_storage
+from benchmark.store.stored_trials import StoredTrials
 
 ROOT = Path(__file__).resolve().parents[2]
 

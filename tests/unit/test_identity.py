@@ -12,9 +12,10 @@ import torch
 from benchmark.config.errors import UserError
 from benchmark.config.profiles import PROFILES
 from benchmark.orchestration.experiments import EXPERIMENTS, Job
-from benchmark.reporting.leaderboard import StoredTrials, search_cell
+from benchmark.reporting.leaderboard import search_cell
 from benchmark.services.pretrain import pretrain_key
 from benchmark.store.identity import job_recipe, trial_key
+from benchmark.store.stored_trials import StoredTrials
 from methods import registry
 from methods.ssl.ssl_registry import ssl_recipe
 
