@@ -1,11 +1,17 @@
-"""User-facing errors of the data layer: each names the file (and the line, when there is one)."""
+"""User-facing errors, rooted here (the lowest layer) so the CLI catches one class: ``UserError`` (re-exported by
+``benchmark.config.errors``) and the data layer's ``DatasetError``, which names the file (and the line)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 
-class DatasetError(Exception):
+class UserError(Exception):
+    """A mistake the user can fix (unknown name, bad option, missing or damaged file...): the CLI prints its
+    message on one line, without a traceback, and exits non-zero."""
+
+
+class DatasetError(UserError):
     """A problem with a dataset on disk, reported as one line ``path:line: message``.
 
     Args:

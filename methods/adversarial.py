@@ -33,7 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.api import HParam, Method, Range, RunContext, SearchChoice, SearchFloat, Setting, sgd_hparams
+from benchmark.config.profiles import Profile
+from methods.api import CostTerm, HParam, Method, Range, RunContext, SearchChoice, SearchFloat, Setting, sgd_hparams
 from methods.core.data import batch_indices, normalise, supervised_augmentation
 from methods.core.inputs import UdaData
 from methods.core.losses import EPS
@@ -158,6 +159,11 @@ class AdversarialAdaptation(Method):
             1.0, SearchFloat(0.1, 3.0, log=True), "weight of the adversarial domain loss", Range.at_least(0)
         ),
     }
+
+    @classmethod
+    def adaptation_cost(cls, hparams: dict[str, Any], profile: Profile, n_target: int) -> list[CostTerm]:
+        """Steps through the source network (the ``source`` stage), a source and a target batch per step."""
+        return [CostTerm("source", n_target, hparams["epochs"], hparams["batch_size"], factor=2)]
 
     @abstractmethod
     def discriminator_input_dim(self, feature_dim: int, num_classes: int) -> int:

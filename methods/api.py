@@ -3,7 +3,9 @@ helpers a method needs (docs/PLUGINS.md).
 
 A method declares its ``name``, its ``setting`` and its hyperparameters once (default + the space a search
 draws from, DomainBed style). ``adapt`` receives the source model and only the data its
-setting allows, and returns the classifier that is evaluated on the target test split.
+setting allows, and returns the classifier that is evaluated on the target test split. It also declares what the
+harness needs to know without running it: whether it needs the source model, which SSL backbones it uses, and its
+cost model for ``bench`` and ``sweep --plan`` (``adaptation_cost``, ``bench_step``: ``methods.core.cost``).
 """
 
 from __future__ import annotations
@@ -19,15 +21,16 @@ import torch
 from torch import nn
 
 from benchmark.config.profiles import Profile
+from methods.core.cost import BenchStep, CostTerm, TrainingStep
 from methods.core.data import normalise, standardise, to_unit
 from methods.core.inputs import LabelledImages, OracleData, SourceFreeData, UdaData, UnlabelledImages
 from methods.core.losses import mean_entropy
 from methods.core.training import EpochEnd, EpochReport, epoch_reporter, optimise, run_epochs
 
 __all__ = [
-    "HParam", "LabelledImages", "Method", "OracleData", "Range", "RunContext", "SearchChoice", "SearchFloat",
-    "SearchInt", "SearchSpace", "Setting", "SourceFreeData", "UdaData", "UnlabelledImages", "mean_entropy", "normalise", "optimise", "run_epochs", "sgd_hparams", "standardise",
-    "to_unit",
+    "BenchStep", "CostTerm", "HParam", "LabelledImages", "Method", "OracleData", "Range", "RunContext", "SearchChoice",
+    "SearchFloat", "SearchInt", "SearchSpace", "Setting", "SourceFreeData", "TrainingStep", "UdaData",
+    "UnlabelledImages", "mean_entropy", "normalise", "optimise", "run_epochs", "sgd_hparams", "standardise", "to_unit",
 ]
 
 
@@ -61,13 +64,16 @@ class Range:
 
     @classmethod
     def at_least(cls, low: float) -> Range:
+        """x >= ``low``."""
         return cls(low=low)
 
     @classmethod
     def above(cls, low: float) -> Range:
+        """x > ``low``."""
         return cls(low=low, low_inclusive=False)
 
     def __contains__(self, value: object) -> bool:
+        """Whether ``value`` is a number (not a bool, not NaN) within the bounds."""
         if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
             return False
         if self.low is not None and (value < self.low or (value == self.low and not self.low_inclusive)):
@@ -225,6 +231,10 @@ class Method(ABC):
     ``label`` is the method's name in tables and figures; a class that declares a ``name`` but no ``label``
     is labelled by its name. ``version`` is part of every run's identity: bump it when a change of the method's
     code changes its results, so stored runs of the old code no longer count as done.
+
+    What the harness asks without running the method: ``needs_source_model`` and ``ssl_objectives`` (the
+    artifacts a run needs), ``adaptation_cost`` and ``bench_step`` (its projected device time), ``bench_projected``
+    and ``describe_hparams`` (the paper jobs ``bench`` projects).
     """
 
     name: ClassVar[str]
@@ -232,6 +242,10 @@ class Method(ABC):
     setting: ClassVar[Setting]
     hparams_spec: ClassVar[dict[str, HParam]] = {}
     version: ClassVar[int] = 1
+    #: Whether a run needs the source model of its setup (the harness trains it once, then caches it).
+    needs_source_model: ClassVar[bool] = True
+    #: Whether ``bench`` projects a run of this method on each paper setup, at the profile's hyperparameters.
+    bench_projected: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -239,6 +253,7 @@ class Method(ABC):
             cls.label = cls.name
 
     def __init__(self, hparams: dict[str, Any]) -> None:
+        """``hparams``: the run's resolved hyperparameters (``methods.registry.resolve_hparams``)."""
         self.hparams = hparams
 
     @classmethod
@@ -246,6 +261,26 @@ class Method(ABC):
         """The self-supervised objectives whose pretrained backbones a run with ``hparams`` uses (through
         ``RunContext.ssl_backbone``); their recipes are part of the run's identity (``benchmark.store.identity``)."""
         return ()
+
+    @classmethod
+    def describe_hparams(cls, hparams: dict[str, Any]) -> str:
+        """The hyperparameters that set a run of ``hparams`` apart, in words for a projected job's name (CluP:
+        ``backbone swav``); empty when none."""
+        return ""
+
+    @classmethod
+    def adaptation_cost(cls, hparams: dict[str, Any], profile: Profile, n_target: int) -> list[CostTerm] | None:
+        """The device time of ``adapt`` with ``hparams`` at ``profile`` on ``n_target`` target train images, as
+        ``CostTerm`` s of timed stages (in the order they run; [] = free); None: not modelled (the default). The
+        harness adds the features of the target train and test splits that every run extracts."""
+        return None
+
+    @classmethod
+    def bench_step(cls, hparams: dict[str, Any], profile: Profile) -> BenchStep | None:
+        """A training step of this method's own that ``bench`` times as a stage named ``name`` (one whose cost the
+        ``source`` stage does not model), built with ``hparams`` (the profile's) at ``profile``; None (the default):
+        no stage of its own."""
+        return None
 
     @abstractmethod
     def adapt(self, source_model: nn.Module, data: Any, ctx: RunContext) -> nn.Module:

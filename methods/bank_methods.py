@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import copy
 from abc import abstractmethod
+from typing import Any
 
 import torch
 from torch import nn
 
-from methods.api import HParam, Method, Range, RunContext, SearchInt, Setting, sgd_hparams
+from benchmark.config.profiles import Profile
+from methods.api import CostTerm, HParam, Method, Range, RunContext, SearchInt, Setting, sgd_hparams
 from methods.core.data import normalise, supervised_augmentation
 from methods.core.inputs import SourceFreeData
 from methods.core.neighbours import NeighbourBank
@@ -59,6 +61,11 @@ class NeighbourConsistencyMethod(Method):
         **sgd_hparams(1e-3, (1e-4, 1e-2), (5, 40), 64, lr_help="lr of B and C (F: x backbone_lr_mult)", backbone="backbone (F)"),
         "k": HParam(5, SearchInt(2, 10), "nearest neighbours of each sample in the bank", Range.at_least(1)),
     }
+
+    @classmethod
+    def adaptation_cost(cls, hparams: dict[str, Any], profile: Profile, n_target: int) -> list[CostTerm]:
+        """Steps through the source network (the ``source`` stage), then the bank's features once."""
+        return [CostTerm("source", n_target, hparams["epochs"], hparams["batch_size"]), CostTerm("infer", n_target)]
 
     def bank_list_length(self) -> int | None:
         """How many nearest rows the bank caches per row (``NeighbourBank``'s ``list_length``); None: no cache."""

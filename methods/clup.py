@@ -11,20 +11,24 @@ Linear(D -> 7) trained on the kept subset with mixup, SGD and cosine annealing.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
 from torch import nn
 
 from benchmark.config.errors import UserError
+from benchmark.config.profiles import Profile
 from datasets.progress import log
 from methods.api import HParam, Method, Range, RunContext, SearchChoice, SearchFloat, SearchInt, Setting
+from methods.core.cost import BenchStep, CostTerm, TrainingStep, random_batch, timed_training
 from methods.core.data import standardise, strong_augmentation, to_unit
 from methods.core.inference import infer
 from methods.core.inputs import SourceFreeData
 from methods.core.kmeans import INITS
 from methods.core.losses import mixup_cross_entropy
-from methods.core.models import Classifier, LinearHead, imagenet_backbone
+from methods.core.models import Classifier, LinearHead, build_backbone, imagenet_backbone
 from methods.core.precision import prepare_for_training
 from methods.core.pseudo_labels import Selection, cluster_pseudo_labels
 from methods.core.schedules import cosine_lr_step
@@ -69,6 +73,51 @@ def feature_dim(backbone: nn.Module, images: torch.Tensor) -> int:
     return int(dim)
 
 
+def stage3_optimizer(model: Classifier, hp: dict) -> torch.optim.SGD:
+    """Stage 3's SGD (Nesterov, momentum 0.9) over the whole ``model`` at ``hp["lr"]`` (``lr0``: the cosine
+    schedule's start) with ``hp["weight_decay"]``."""
+    return torch.optim.SGD(
+        [{"params": model.parameters(), "lr0": hp["lr"]}], lr=hp["lr"], momentum=0.9, nesterov=True,
+        weight_decay=hp["weight_decay"],
+    )
+
+
+def stage3_views(augment: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor) -> torch.Tensor:
+    """(B, 3, S, S) uint8 images -> their strongly augmented, standardised float views."""
+    return standardise(augment(to_unit(images)))
+
+
+def mixup_loss(model: Classifier, x: torch.Tensor, y: torch.Tensor, lam: float, perm: torch.Tensor) -> torch.Tensor:
+    """Mixup's cross-entropy of ``model`` on ``lam * x + (1 - lam) * x[perm]`` against (B,) labels ``y`` and
+    ``y[perm]``."""
+    return mixup_cross_entropy(model(lam * x + (1 - lam) * x[perm]), y, y[perm], lam)
+
+
+def target_stem(hp: dict, profile: Profile) -> str:
+    """The stem of the target backbone ``hp["backbone"]``: the SSL stem for an SSL backbone, else the profile's."""
+    return (profile.ssl_stem or profile.stem) if CluP.ssl_objectives(hp) else profile.stem
+
+
+def timed_stage3_step(hp: dict, profile: Profile, stem: str, batch: int, device: torch.device) -> TrainingStep:
+    """A stage-3 step (``train_on_pseudo_labels``) on ``batch`` random images: a fresh backbone of ``stem`` + a
+    linear head, strong augmentation, mixup (a fixed mix: the cost does not depend on it), SGD."""
+    backbone, dim = build_backbone(profile.arch, stem, profile.width)
+    model = Classifier(backbone, LinearHead(dim)).to(device).train()
+    optimizer = stage3_optimizer(model, hp)
+    model, numerics = timed_training(model, profile, device)
+    augment = strong_augmentation()
+    images, labels = random_batch(batch, profile.image_size, device)
+    lam = 0.7
+
+    def update(x: torch.Tensor) -> None:
+        perm = torch.randperm(len(x), device=device)
+        with numerics():
+            loss = mixup_loss(model, x, labels, lam, perm)
+        optimise(optimizer, loss)
+
+    return TrainingStep(lambda: stage3_views(augment, images), update)
+
+
 def train_on_pseudo_labels(
     model: Classifier, images: torch.Tensor, selection: Selection, hp: dict, ctx: RunContext
 ) -> None:
@@ -83,24 +132,21 @@ def train_on_pseudo_labels(
     if len(kept) < hp["batch_size"]:  # a small dry run: every epoch is one step over all kept samples
         log(f"note: CluP kept {len(kept)} samples, fewer than one batch ({hp['batch_size']}): one step per epoch")
     labels = selection.labels[kept]
-    optimizer = torch.optim.SGD(
-        [{"params": model.parameters(), "lr0": hp["lr"]}], lr=hp["lr"], momentum=0.9, nesterov=True,
-        weight_decay=hp["weight_decay"],
-    )
+    optimizer = stage3_optimizer(model, hp)
     augment = strong_augmentation()
     beta = torch.distributions.Beta(hp["mixup_alpha"], hp["mixup_alpha"]) if hp["mixup_alpha"] > 0 else None
     model.train()
 
     def step(indices: torch.Tensor, index: int, total: int) -> torch.Tensor:
         cosine_lr_step(optimizer, index, total)
-        x = standardise(augment(to_unit(images[kept[indices]])))
+        x = stage3_views(augment, images[kept[indices]])
         y = labels[indices]
         if beta is None:
             loss = mixup_cross_entropy(model(x), y, y, 1.0)
         else:
             lam = float(beta.sample())
             perm = torch.randperm(len(x), generator=ctx.generator).to(x.device)
-            loss = mixup_cross_entropy(model(lam * x + (1 - lam) * x[perm]), y, y[perm], lam)
+            loss = mixup_loss(model, x, y, lam, perm)
         optimise(optimizer, loss)
         return loss
 
@@ -114,6 +160,7 @@ class CluP(Method):
     name = "clup"
     label = "CluP"
     setting = Setting.SFDA
+    bench_projected = True
     hparams_spec = {
         "backbone": HParam("source", SearchChoice(BACKBONES), "initial target backbone"),
         "score": HParam("purity", SearchChoice(("purity", "confidence")), "pseudo-label score"),
@@ -141,6 +188,25 @@ class CluP(Method):
     @classmethod
     def ssl_objectives(cls, hparams: dict[str, Any]) -> tuple[str, ...]:
         return (hparams["backbone"],) if hparams["backbone"] in SSL_BACKBONES else ()
+
+    @classmethod
+    def describe_hparams(cls, hparams: dict[str, Any]) -> str:
+        return f"backbone {hparams['backbone']}"
+
+    @classmethod
+    def adaptation_cost(cls, hparams: dict[str, Any], profile: Profile, n_target: int) -> list[CostTerm]:
+        """The source network's features once, stage 1's k-means (rows x clusters), then stage 3 on the kept
+        (1 - q) share with this method's timed step (``bench_step``)."""
+        kept = round((1 - hparams["q"]) * n_target)
+        return [CostTerm("infer", n_target), CostTerm("kmeans", n_target, clusters=hparams["clusters"]),
+                CostTerm(cls.name, kept, hparams["epochs"], hparams["batch_size"], stem=target_stem(hparams, profile))]
+
+    @classmethod
+    def bench_step(cls, hparams: dict[str, Any], profile: Profile) -> BenchStep:
+        """Stage 3's step: strong augmentation and mixup cost more than the ``source`` stage's step."""
+        stem = target_stem(hparams, profile)
+        label = f"CluP step ({stem} stem, {profile.image_size} px, strong augmentation + mixup)"
+        return BenchStep(label, hparams["batch_size"], stem, 2, partial(timed_stage3_step, hparams, profile, stem))
 
     def adapt(self, source_model: Classifier, data: SourceFreeData, ctx: RunContext) -> nn.Module:
         hp = self.hparams

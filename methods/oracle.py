@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 from benchmark.config.paths import imagenet_weights
-from methods.api import Method, RunContext, Setting
+from benchmark.config.profiles import Profile
+from methods.api import CostTerm, Method, RunContext, Setting
 from methods.core.inputs import OracleData
 from methods.core.models import build_classifier
 from methods.core.training import train_supervised
@@ -18,6 +21,11 @@ class Oracle(Method):
     label = "Oracle (target labels)"
     setting = Setting.ORACLE
     hparams_spec = {}
+
+    @classmethod
+    def adaptation_cost(cls, hparams: dict[str, Any], profile: Profile, n_target: int) -> list[CostTerm]:
+        """The source recipe's training, on the target train split."""
+        return [CostTerm("source", n_target, profile.source.epochs, profile.source.batch_size)]
 
     def adapt(self, source_model: nn.Module, data: OracleData, ctx: RunContext) -> nn.Module:
         profile = ctx.profile

@@ -8,12 +8,14 @@ refreshed at the start of every epoch by two rounds of nearest-centroid clusteri
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.api import HParam, Method, Range, RunContext, SearchFloat, Setting, sgd_hparams
+from benchmark.config.profiles import Profile
+from methods.api import CostTerm, HParam, Method, Range, RunContext, SearchFloat, Setting, sgd_hparams
 from methods.core.data import normalise, supervised_augmentation
 from methods.core.inference import infer
 from methods.core.inputs import SourceFreeData
@@ -61,6 +63,7 @@ class Shot(Method):
     name = "shot"
     label = "SHOT"
     setting = Setting.SFDA
+    bench_projected = True
     hparams_spec = {
         **sgd_hparams(1e-2, (1e-3, 1e-1), (1, 30), 64, lr_help="lr of the bottleneck (backbone: x backbone_lr_mult)"),
         "cls_par": HParam(
@@ -70,6 +73,13 @@ class Shot(Method):
             1.0, SearchFloat(0.1, 2.0), "weight of the information-maximisation loss", Range.at_least(0)
         ),
     }
+
+    @classmethod
+    def adaptation_cost(cls, hparams: dict[str, Any], profile: Profile, n_target: int) -> list[CostTerm]:
+        """Steps through the source network (the ``source`` stage: mild where the source recipe may augment
+        strongly, the network dominates), and features at every epoch start when pseudo-labels are on."""
+        steps = CostTerm("source", n_target, hparams["epochs"], hparams["batch_size"])
+        return [steps, CostTerm("infer", n_target, hparams["epochs"])] if hparams["cls_par"] > 0 else [steps]
 
     def adapt(self, source_model: nn.Module, data: SourceFreeData, ctx: RunContext) -> nn.Module:
         hp = self.hparams
@@ -108,4 +118,5 @@ class ShotIM(Shot):
 
     name = "shot_im"
     label = "SHOT-IM"
+    bench_projected = False
     hparams_spec = {**Shot.hparams_spec, "cls_par": HParam(0.0, None, "fixed at 0: no pseudo-labels", Range(0, 0))}

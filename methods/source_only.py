@@ -6,7 +6,8 @@ from typing import Any
 
 from torch import nn
 
-from methods.api import Method, RunContext, Setting
+from benchmark.config.profiles import Profile
+from methods.api import CostTerm, Method, RunContext, Setting
 
 
 class SourceOnly(Method):
@@ -16,6 +17,11 @@ class SourceOnly(Method):
     label = "Source only"
     setting = Setting.SOURCE
     hparams_spec = {}
+
+    @classmethod
+    def adaptation_cost(cls, hparams: dict[str, Any], profile: Profile, n_target: int) -> list[CostTerm]:
+        """Free: no adaptation."""
+        return []
 
     def adapt(self, source_model: nn.Module, data: Any, ctx: RunContext) -> nn.Module:
         return source_model

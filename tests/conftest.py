@@ -16,9 +16,12 @@ _SESSION_HOME: str | None = None
 
 def pytest_configure(config: pytest.Config) -> None:
     # One throw-away home for the whole session: synthetic caches and source models built by one test
-    # are reused by the next, and nothing leaks into the user's real ~/.cache.
+    # are reused by the next, and nothing leaks into the user's real ~/.cache. Under pytest-xdist the
+    # controller makes it and its workers (started later, with its environment) share it: every cache and
+    # artifact build there is already safe for concurrent processes (file locks, atomic renames).
     global _SESSION_HOME
-    if "FERBENCH_TEST_KEEP_HOME" not in os.environ:
+    worker = os.environ.get("PYTEST_XDIST_WORKER") is not None
+    if "FERBENCH_TEST_KEEP_HOME" not in os.environ and not worker:
         _SESSION_HOME = tempfile.mkdtemp(prefix="ferbench-test-home-")
         os.environ["FERBENCH_HOME"] = _SESSION_HOME
     os.environ.pop("FERBENCH_DATA", None)
@@ -28,6 +31,12 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _SESSION_HOME is not None:
         shutil.rmtree(_SESSION_HOME, ignore_errors=True)
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one worker per core, at least 2 (CI has 2 cores) and at most 4 (each worker's torch uses
+    several threads; more workers only contend)."""
+    return min(max(os.cpu_count() or 1, 2), 4)
 
 
 def tiny_variant(name: str = "tiny") -> Profile:

@@ -1,10 +1,13 @@
-"""Errors meant for the user: the CLI prints their message (no traceback) and exits non-zero."""
+"""Errors meant for the user: the CLI prints their message (no traceback) and exits non-zero.
+
+``UserError`` is defined in the data layer (``datasets.errors``, the root of every user-facing error, ``DatasetError``
+included) and re-exported here."""
 
 import signal
 
+from datasets.errors import UserError
 
-class UserError(Exception):
-    """A mistake in how the harness was called (unknown name, bad option, missing file...)."""
+__all__ = ["CheckpointError", "UserError", "interrupt_on_sigterm", "raise_interrupt"]
 
 
 class CheckpointError(UserError):

@@ -19,9 +19,9 @@ reuses it instead of running it again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from benchmark.config.errors import UserError
@@ -40,6 +40,7 @@ from benchmark.orchestration.selection import (
 )
 from benchmark.store.identity import job_recipe, probe_backbone, run_key, search_key
 from methods import registry
+from methods.api import SearchSpace
 from methods.core.seeding import derive_seed
 
 #: Display names of CluP's backbones.
@@ -190,7 +191,7 @@ def _frozen(values: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
 
 
 def _profile(name: str, profile_overrides: tuple[tuple[str, Any], ...]) -> Profile:
-    """Not cached: a profile's values may change (tests patch them), and resolving one costs microseconds."""
+    """Not cached here (a profile's values may change: tests patch them); each ``Job`` resolves its own once."""
     return resolve_profile(name, dict(profile_overrides))
 
 
@@ -205,7 +206,11 @@ def _resolved(method: str, setup: str, profile: str, overrides: tuple[tuple[str,
 
 @dataclass(frozen=True)
 class Job:
-    """One unit of sweep work: one run, one probe, or one trial of a search.
+    """One unit of sweep work: one run, one probe, or one trial of a search; a sweep plans, queues, claims and runs it.
+
+    Its profile, recipe and key are computed once per job (``cached_property``: per instance, so a job made
+    after a profile changed has the new ones). The store writes it as a trial's ``job`` user attribute
+    (``as_attrs``) and a claimed trial's job is read back with ``from_attrs``.
 
     Attributes:
         experiment, row: where its result is shown.
@@ -253,12 +258,26 @@ class Job:
             return {"backbone": self.probe_backbone}
         return dict(_resolved(self.method, self.setup, self.profile, self.overrides, self.profile_overrides))
 
-    @property
+    def queued_hparams(self) -> tuple[dict[str, Any], dict[str, SearchSpace | None]]:
+        """The hyperparameters fixed when it is enqueued and their declared search spaces (a probe's: none
+        declared; a search's: none at all, they are drawn when it runs)."""
+        if self.kind == "search":
+            return {}, {}
+        if self.kind == "probe":
+            return self.hparams(), {}
+        return self.hparams(), {n: hp.distribution for n, hp in registry.get(self.method).hparams_spec.items()}
+
+    @cached_property
+    def resolved_profile(self) -> Profile:
+        """Its profile with its overrides applied (``profile_resolution.resolve_profile``)."""
+        return _profile(self.profile, self.profile_overrides)
+
+    @cached_property
     def recipe(self) -> str:
         """The fingerprint of the profile values its result depends on (``identity.recipe_fingerprint``)."""
-        return job_recipe(self.method, _profile(self.profile, self.profile_overrides), self.hparams())
+        return job_recipe(self.method, self.resolved_profile, self.hparams())
 
-    @property
+    @cached_property
     def key(self) -> str:
         """Its identity in the storage (``identity.run_key``; a search trial: ``identity.search_key``)."""
         if self.kind == "search":
@@ -271,7 +290,7 @@ class Job:
         return derive_seed("search", self.study_name, self.slot)
 
     def as_attrs(self) -> dict[str, Any]:
-        """JSON-ready form (a trial's user attribute ``job``)."""
+        """JSON-ready form (a trial's user attribute ``job``; ``benchmark.store.work_queue.enqueue`` writes it)."""
         values = asdict(self)
         values["overrides"] = dict(self.overrides)
         values["profile_overrides"] = dict(self.profile_overrides)
@@ -280,6 +299,7 @@ class Job:
 
     @classmethod
     def from_attrs(cls, values: dict[str, Any]) -> Job:
+        """The job of a trial's ``job`` user attribute (``as_attrs``, read back from JSON)."""
         values = dict(values)
         values["overrides"] = _frozen(values["overrides"])
         values["profile_overrides"] = frozen_overrides(values.get("profile_overrides", {}))
@@ -369,3 +389,9 @@ def get_experiment(name: str) -> Experiment:
     if name not in EXPERIMENTS:
         raise UserError(f"unknown experiment {name!r}; known: {', '.join(EXPERIMENTS)}")
     return EXPERIMENTS[name]
+
+
+def get_experiments(experiment: str | Experiment | Sequence[str | Experiment]) -> list[Experiment]:
+    """The experiments a ``sweep`` or ``plan_sweep`` argument names (a name, an ``Experiment``, or several)."""
+    experiments = [experiment] if isinstance(experiment, (str, Experiment)) else list(experiment)
+    return [get_experiment(e) if isinstance(e, str) else e for e in experiments]

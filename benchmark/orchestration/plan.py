@@ -25,7 +25,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import optuna
 import torch
 
 from benchmark.config.devices import resolve_device
@@ -34,17 +33,16 @@ from benchmark.config.paths import imagenet_weights
 from benchmark.config.profiles import Profile
 from benchmark.config.setups import get_setup
 from benchmark.orchestration import bench
-from benchmark.orchestration.experiments import Experiment, Job, get_experiment
-from benchmark.orchestration.profile_resolution import resolve_profile
-from benchmark.orchestration.sweep import ACTIVE_STATES, DONE_STATES, survey, unique_jobs
+from benchmark.orchestration.experiments import Experiment, Job, get_experiments
+from benchmark.orchestration.sweep import survey, unique_jobs
 from benchmark.services.artifacts import artifact_dir, is_built
 from benchmark.services.pretrain import pretrain_key
 from benchmark.services.source import source_key
+from benchmark.store.identity import needs_source_model, ssl_objectives
 from benchmark.store.storage import completed_records, default_storage_url, open_storage
+from benchmark.store.study_scan import Storage, StoredTrial
 from datasets.cache import is_complete, read_manifest
 from datasets.registry import cache_dir
-from methods import registry
-from methods.ssl.ssl_registry import ssl_names
 
 STORED, BENCH, UNKNOWN = "stored", "bench", "unknown"
 
@@ -166,7 +164,8 @@ class StoredTimings:
     sources: dict[tuple[str, str], list[float]] = field(default_factory=lambda: defaultdict(list))
 
     @classmethod
-    def load(cls, storage: optuna.storages.RDBStorage, device: torch.device) -> StoredTimings:
+    def load(cls, storage: Storage, device: torch.device) -> StoredTimings:
+        """The stage timings of the completed records made on ``device``'s kind of device."""
         timings = cls()
         for record in completed_records(storage):
             if "profile_values" not in record or torch.device(record.get("device", "meta")).type != device.type:
@@ -198,13 +197,8 @@ def _estimate(stored: list[float], from_bench: Callable[[bench.Stages], float | 
 def _needs(job: Job) -> list[tuple[str, str | None, str]]:
     """(kind, objective, dataset) of each artifact ``job`` needs (as ``run`` and ``probes`` fetch them)."""
     setup = get_setup(job.setup)
-    if job.kind == "probe":
-        backbone = job.probe_backbone
-        if backbone == "source":
-            return [("source", None, setup.source)]
-        return [("ssl", backbone, setup.target)] if backbone in ssl_names() else []
-    objectives = registry.get(job.method).ssl_objectives(job.hparams())
-    return [("source", None, setup.source), *(("ssl", ssl, setup.target) for ssl in objectives)]
+    source = [("source", None, setup.source)] if needs_source_model(job.method) else []
+    return [*source, *(("ssl", ssl, setup.target) for ssl in ssl_objectives(job.method, job.hparams()))]
 
 
 def _artifact_folder(kind: str, ssl: str | None, dataset: str, profile: Profile, seed: int) -> tuple[Path | None, str]:
@@ -242,12 +236,11 @@ def _plan_artifact(kind: str, ssl: str | None, dataset: str, profile: Profile, s
 # --- the plan ----------------------------------------------------------------------------------------------------
 
 
-def _state(trials: list[optuna.trial.FrozenTrial]) -> str:
+def _state(trials: list[StoredTrial]) -> str:
     """``done`` (a COMPLETE or PRUNED trial), ``running`` (WAITING or RUNNING) or ``missing``."""
-    states = {t.state for t in trials}
-    if states & set(DONE_STATES):
+    if any(t.status.done for t in trials):
         return "done"
-    return "running" if states & set(ACTIVE_STATES) else "missing"
+    return "running" if any(t.status.active for t in trials) else "missing"
 
 
 def _bench_stages(profile: Profile, device: torch.device) -> bench.Stages | None:
@@ -272,9 +265,9 @@ class _Planner:
             self.artifacts[identity] = _plan_artifact(*need, profile, seed, self.timings, stages)
         return self.artifacts[identity]
 
-    def job(self, job: Job, trials: list[optuna.trial.FrozenTrial]) -> PlannedJob:
+    def job(self, job: Job, trials: list[StoredTrial]) -> PlannedJob:
         """``job`` with its state, the artifacts it needs and, unless done, its projected seconds."""
-        profile = resolve_profile(job.profile, dict(job.profile_overrides))
+        profile = job.resolved_profile
         stages = _bench_stages(profile, self.device)
         needed = [self.artifact(need, profile, job.seed, stages).name for need in _needs(job)]
         trial = f"{job.objective} #{job.slot}" if job.kind == "search" else ""
@@ -298,9 +291,12 @@ def plan_sweep(
     device: str = "auto",
 ) -> SweepPlan:
     """The plan of ``sweep`` with the same arguments (see the module doc); runs and trains nothing, creates no
-    trial. Projections hold for ``device`` (its kind: stored runs on CPU do not project GPU time)."""
-    experiments = [experiment] if isinstance(experiment, (str, Experiment)) else list(experiment)
-    resolved = [get_experiment(e) if isinstance(e, str) else e for e in experiments]
+    trial. Projections hold for ``device`` (its kind: stored runs on CPU do not project GPU time).
+
+    Returns each job's state (``done``, ``running``, ``missing``), the artifacts the jobs need, and the projected
+    device seconds of what is missing (``SweepPlan.totals``); ``format_plan`` prints it.
+    """
+    resolved = get_experiments(experiment)
     jobs = unique_jobs(job for e in resolved for job in e.jobs(setups, seeds, profile, profile_overrides))
     storage = open_storage(storage_url or default_storage_url())
     trials = survey(storage, jobs)

@@ -11,9 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import optuna
 import torch
-from optuna.trial import TrialState
 
 from benchmark.config.devices import resolve_device
 from benchmark.config.errors import UserError
@@ -25,7 +23,9 @@ from benchmark.orchestration.run_record import StageTimer, common_fields
 from benchmark.services.linear_probe import PROBE_BACKBONES, PROBE_SPLITS, REPORTED_SPLIT, frozen_backbone, linear_probe
 from benchmark.services.source import SplitTensors, split_tensors
 from benchmark.store.identity import job_recipe
-from benchmark.store.storage import TrialRequest, complete, open_storage, trial_for_run
+from benchmark.store.storage import open_storage
+from benchmark.store.study_scan import Storage
+from benchmark.store.trial_runs import ClaimedTrial, TrialRequest, trial_for_run
 from datasets.progress import log
 from methods.core.evaluation import encode_digits
 from methods.core.inference import backbone_features
@@ -57,8 +57,8 @@ def _probe_record(name: str, backbone: torch.nn.Module, *, base: dict[str, Any],
 
 
 def _probe_one(name: str, backbone: torch.nn.Module, *, base: dict[str, Any], profile: Profile,
-               splits: tuple[SplitTensors, SplitTensors], store: optuna.storages.RDBStorage | None,
-               claimed: tuple[optuna.Study, optuna.trial.Trial] | None, split: str,
+               splits: tuple[SplitTensors, SplitTensors], store: Storage | None,
+               claimed: ClaimedTrial | None, split: str,
                device: torch.device) -> dict[str, Any]:
     """The probe of one available backbone: scored on the test split inside its trial, or (``store`` None) on
     ``split`` (val) and never stored in the results storage; its record."""
@@ -69,19 +69,19 @@ def _probe_one(name: str, backbone: torch.nn.Module, *, base: dict[str, Any], pr
     attrs = {"method": base["method"], "setting": "oracle", "setup": base["setup"], "profile": profile.name,
              "seed": base["seed"], "recipe": recipe}
     request = TrialRequest(f"probe/{base['setup']}/{profile.name}", {"backbone": name}, attrs=attrs)
-    with trial_for_run(store, request, claimed) as (study, trial):
+    with trial_for_run(store, request, claimed) as trial:
         record = _probe_record(name, backbone, base=base, profile=profile, splits=splits, recipe=recipe,
                                device=device)
-        complete(study, trial, record)
+        trial.complete(record)
     return record
 
 
-def _unavailable(base: dict[str, Any], claimed: tuple[optuna.Study, optuna.trial.Trial] | None) -> dict[str, Any]:
+def _unavailable(base: dict[str, Any], claimed: ClaimedTrial | None) -> dict[str, Any]:
     """The record of a backbone that cannot be probed; a sweep's claimed trial keeps why, as PRUNED."""
     log(f"probe {base['backbone']}: unavailable ({base['note']})")
     if claimed is not None:
-        claimed[1].set_user_attr("unavailable", base["note"])
-        claimed[0].tell(claimed[1], state=TrialState.PRUNED)
+        claimed.set_attr("unavailable", base["note"])
+        claimed.prune()
     return {**base, "available": False}
 
 
@@ -94,7 +94,7 @@ def run_probes(
     profile_overrides: Mapping[str, Any] | None = None,
     device: str = "auto",
     storage_url: str | None = None,
-    claimed: tuple[optuna.Study, optuna.trial.Trial] | None = None,
+    claimed: ClaimedTrial | None = None,
     split: str = REPORTED_SPLIT,
 ) -> list[dict[str, Any]]:
     """Probe each backbone on ``setup``'s target; one stored trial per available backbone.

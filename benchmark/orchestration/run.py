@@ -12,9 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import optuna
 import torch
-from optuna.trial import TrialState
 
 from benchmark.config.devices import resolve_device
 from benchmark.config.errors import UserError
@@ -22,6 +20,8 @@ from benchmark.config.numerics import ensure_numerics
 from benchmark.config.options import check_seed
 from benchmark.config.profiles import Profile
 from benchmark.config.setups import Setup, get_setup
+from benchmark.orchestration.experiments import Job
+from benchmark.orchestration.probe_runs import run_probes
 from benchmark.orchestration.profile_resolution import resolve_profile
 from benchmark.orchestration.run_record import StageTimer, common_fields
 from benchmark.orchestration.selection import search_rule
@@ -29,7 +29,9 @@ from benchmark.services.embedding import embed_target_test
 from benchmark.services.pretrain import PretrainedBackbone, get_pretrained_backbone
 from benchmark.services.source import SourceModel, SplitTensors, get_source_model, split_tensors
 from benchmark.store.identity import job_recipe, trial_key
-from benchmark.store.storage import TrialRequest, complete, open_storage, trial_for_run
+from benchmark.store.storage import open_storage
+from benchmark.store.study_scan import Storage, TrialStatus, iter_trials
+from benchmark.store.trial_runs import ClaimedTrial, TrialRequest, trial_for_run
 from datasets.progress import log
 from methods import registry
 from methods.api import Method, RunContext, Setting
@@ -123,18 +125,14 @@ def _ssl_service(
     return ssl_backbone
 
 
-def _note_earlier_trials(store: optuna.storages.RDBStorage, plan: RunPlan, attrs: dict[str, Any]) -> None:
+def _note_earlier_trials(store: Storage, plan: RunPlan, attrs: dict[str, Any]) -> None:
     """Say so when the job this run answers already has completed trials: the run adds another (leaderboards
     use the newest; a sweep counts the job as done either way)."""
     key = trial_key({**attrs, "hparams": plan.hparams})
-    try:
-        study = optuna.load_study(study_name=plan.study_name, storage=store)
-    except KeyError:
-        return
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if trial_key(t.user_attrs) == key]
+    done = [t for t in iter_trials(store, (TrialStatus.COMPLETE,), (plan.study_name,)) if t.key == key]
     if done:
         log(f"note: this job already has {len(done)} completed trial(s) in {plan.study_name} (newest "
-            f"#{done[-1].number}, accuracy {done[-1].user_attrs.get('record', {}).get('accuracy', float('nan')):.2f}%); "
+            f"#{done[-1].number}, accuracy {done[-1].attrs.get('record', {}).get('accuracy', float('nan')):.2f}%); "
             "this run adds another, and leaderboards will show the newest")
 
 
@@ -144,13 +142,13 @@ class EpochCurves:
     curves").
 
     Each ``report(epoch, values)`` sends ``values["loss"]`` (the primary series) to ``trial.report(loss,
-    step=epoch)``, Optuna's intermediate values that optuna-dashboard plots, and stores every series in
+    epoch)``, Optuna's intermediate values that optuna-dashboard plots, and stores every series in
     ``series`` ({name: [value per epoch]}, None where an epoch lacks one), written to the trial's ``curves``
     attribute at once (a live or failed run keeps what it reported) and to the run record. Epochs must increase;
     a repeated or earlier epoch is ignored with one note, as Optuna ignores a repeated step.
     """
 
-    trial: optuna.trial.Trial | None = None
+    trial: ClaimedTrial | None = None
     series: dict[str, list[float | None]] = field(default_factory=dict)
     epochs: int = 0
     noted: bool = False
@@ -171,8 +169,8 @@ class EpochCurves:
             column.append(values.get(name))
         if self.trial is not None:
             if "loss" in values and not math.isnan(values["loss"]):
-                self.trial.report(values["loss"], step=epoch)
-            self.trial.set_user_attr("curves", self.series)
+                self.trial.report(values["loss"], epoch)
+            self.trial.set_attr("curves", self.series)
 
 
 @dataclass
@@ -269,7 +267,7 @@ def run_method(
     profile_overrides: Mapping[str, Any] | None = None,
     device: str = "auto",
     storage_url: str | None = None,
-    claimed: tuple[optuna.Study, optuna.trial.Trial] | None = None,
+    claimed: ClaimedTrial | None = None,
     objective: str = "accuracy",
     embedding: bool = False,
 ) -> dict[str, Any]:
@@ -300,11 +298,31 @@ def run_method(
         _note_earlier_trials(store, plan, attrs)
     declared = {name: hp.distribution for name, hp in plan.method.hparams_spec.items()}
     timer = StageTimer()
-    with trial_for_run(store, TrialRequest(plan.study_name, plan.hparams, declared, attrs), claimed) as (study, trial):
+    with trial_for_run(store, TrialRequest(plan.study_name, plan.hparams, declared, attrs), claimed) as trial:
         curves = EpochCurves(trial)
         adapted = _adapt(plan, torch_device, timer, curves)
         scores = _evaluate(plan, adapted, timer, embedding)
         record = _record(plan, adapted, scores, recipe=attrs["recipe"], timer=timer, device=torch_device,
                          curves=curves)
-        complete(study, trial, record, search_rule(objective).value(record))
+        trial.complete(record, search_rule(objective).value(record))
     return record
+
+
+def run_job(job: Job, claimed: ClaimedTrial, *, storage_url: str, device: str) -> None:
+    """Run one sweep job inside the trial a worker claimed for it (which it finishes COMPLETE, PRUNED or FAIL): a
+    probe through ``run_probes``, a run or a search trial through ``run_method`` (a search trial's ``searched``
+    hyperparameters drawn first, by a sampler seeded per slot: ``Job.sampler_seed``)."""
+    if job.kind == "probe":
+        run_probes(job.setup, backbones=(job.probe_backbone,), seed=job.seed, profile=job.profile,
+                   profile_overrides=dict(job.profile_overrides), device=device, storage_url=storage_url,
+                   claimed=claimed)
+        return
+    overrides = dict(job.overrides)
+    if job.kind == "search":
+        claimed = claimed.seeded(job.sampler_seed)
+        spec = registry.get(job.method).hparams_spec
+        for name in job.searched:
+            overrides[name] = claimed.suggest(name, spec[name].distribution)
+    run_method(job.method, job.setup, seed=job.seed, profile=job.profile, overrides=overrides,
+               profile_overrides=dict(job.profile_overrides), device=device, storage_url=storage_url,
+               claimed=claimed, objective=job.objective, embedding=job.embedding)

@@ -12,9 +12,9 @@ name), written as ``<name>_<setup>.{png,pdf,csv}`` for each setup with results, 
 - confusion: row-normalised confusion matrices of the experiment's rows, mean over seeds.
 - embedding: 2-D embeddings of the target test features (first seed of each row that stored one).
 
-Beside them, ``write_figures`` draws the training curves of Table 1's rows (``training_curves_<setup>``): one
-panel per method, seeds overlaid, x = epoch, the training loss on the top row and each label-free validator the
-method reported (``im``) below it (docs/PROTOCOL.md, "Training curves"). Runs stored without curves are left out.
+Beside them, ``write_figures`` draws the training curves of Table 1's rows (``training_curves_<setup>``): a grid
+of methods four across, seeds overlaid, x = epoch; per method the training loss on top and each label-free
+validator it reported (``im``) below (docs/PROTOCOL.md, "Training curves"). Runs stored without curves are left out.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ import seaborn as sns  # noqa: E402
 
 from benchmark.orchestration.experiments import EXPERIMENTS, FIG4_Q, Experiment  # noqa: E402
 from benchmark.orchestration.report_specs import FigureKind, FigureSpec  # noqa: E402
-from benchmark.reporting.leaderboard import row_cell, setups_with_results  # noqa: E402
+from benchmark.reporting.cells import row_cell  # noqa: E402
+from benchmark.reporting.leaderboard import setups_with_results  # noqa: E402
 from benchmark.reporting.outputs import output_folder  # noqa: E402
 from benchmark.store.stored_trials import Storage, StoredTrials  # noqa: E402
 from datasets.labels import CLASS_NAMES  # noqa: E402
@@ -109,7 +110,8 @@ def embedding_data(stored: StoredTrials, setup: str, profile: str | None = None,
                 "method": row.label, "x": xy[:, 0], "y": xy[:, 1],
                 "label": [CLASS_NAMES[i] for i in e["labels"]], "predicted": [CLASS_NAMES[i] for i in e["predictions"]],
             }))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["method", "x", "y", "label", "predicted"])
+    empty = pd.DataFrame(columns=["method", "x", "y", "label", "predicted"])
+    return pd.concat(frames, ignore_index=True) if frames else empty
 
 
 #: The experiment whose rows' training curves ``write_figures`` draws.
@@ -136,32 +138,51 @@ def curves_data(stored: StoredTrials, setup: str, profile: str | None = None,
     return pd.DataFrame(rows, columns=CURVES_COLUMNS)
 
 
+#: Methods per row of the training-curves grid (so the figure reads at page width).
+CURVES_COLUMNS_PER_ROW = 4
+
+
 def plot_curves(data: pd.DataFrame, setup: str) -> plt.Figure:
-    """One column per method, one row per series (``loss`` first), one line per seed."""
+    """A grid of methods, ``CURVES_COLUMNS_PER_ROW`` across: per method one panel per series (``loss`` on top),
+    one line per seed; the seeds' legend in the first spare cell (else below the grid)."""
     methods = list(dict.fromkeys(data.method))
     series = sorted(set(data.series), key=lambda name: (name != "loss", name))
-    figure, axes = plt.subplots(len(series), len(methods), figsize=(2.6 * len(methods), 2.2 * len(series)),
-                                squeeze=False, sharex="col")
+    columns = min(CURVES_COLUMNS_PER_ROW, len(methods))
+    grid_rows = -(-len(methods) // columns)
+    figure = plt.figure(figsize=(2.0 * columns, 1.3 * len(series) * grid_rows + 0.6), layout="constrained")
+    grid = figure.add_gridspec(grid_rows, columns)
     seeds = sorted(set(data.seed))
     colours = dict(zip(seeds, sns.color_palette("colorblind", len(seeds))))
-    for column, method in enumerate(methods):
+    handles: list[Any] = []
+    for index, method in enumerate(methods):
+        cell = grid[divmod(index, columns)].subgridspec(len(series), 1)
+        top = None
         for line, name in enumerate(series):
-            axis = axes[line, column]
+            axis = figure.add_subplot(cell[line], sharex=top)
+            top = top or axis
             part = data[(data.method == method) & (data.series == name)]
             for seed, points in part.groupby("seed"):
-                axis.plot(points.epoch, points.value, marker=".", color=colours[seed], label=f"seed {seed}")
+                axis.plot(points.epoch, points.value, marker=".", markersize=3, linewidth=1, color=colours[seed],
+                          label=f"seed {seed}")
             if line == 0:
                 axis.set_title(method, fontsize=8)
-            if column == 0:
-                axis.set_ylabel("training loss" if name == "loss" else f"{name} (target train, no labels)", fontsize=7)
+            if index % columns == 0:
+                axis.set_ylabel("training loss" if name == "loss" else f"{name}\n(target train, no labels)", fontsize=7)
             if line == len(series) - 1:
                 axis.set_xlabel("epoch", fontsize=7)
+            else:
+                axis.tick_params(labelbottom=False)
             axis.tick_params(labelsize=6)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
+            handles = handles or axis.get_legend_handles_labels()[0]
     if len(seeds) > 1 and handles:
-        figure.legend(handles, labels, loc="upper right", fontsize=6, frameon=False)
+        labels = [handle.get_label() for handle in handles]
+        if len(methods) < grid_rows * columns:
+            spare = figure.add_subplot(grid[divmod(len(methods), columns)])
+            spare.axis("off")
+            spare.legend(handles, labels, loc="center", fontsize=7, frameon=False)
+        else:
+            figure.legend(handles, labels, loc="outside lower center", ncol=len(seeds), fontsize=7, frameon=False)
     figure.suptitle(f"training curves, {setup}", fontsize=9)
-    figure.tight_layout()
     return figure
 
 
@@ -192,6 +213,7 @@ def plot_fig4(data: pd.DataFrame, setup: str) -> plt.Figure:
 
 
 def plot_class_recall(data: pd.DataFrame, setup: str) -> plt.Figure:
+    """Per-class recall of each row, grouped bars (error bars: std over seeds)."""
     figure, axis = plt.subplots(figsize=(8, 3.6))
     sns.barplot(data=data, x="class", y="recall", hue="method", errorbar="sd", ax=axis, order=list(CLASS_NAMES))
     axis.set(xlabel="", ylabel="recall (%)", title=f"per-class recall, {setup}")
@@ -201,6 +223,7 @@ def plot_class_recall(data: pd.DataFrame, setup: str) -> plt.Figure:
 
 
 def plot_confusions(matrices: dict[str, np.ndarray], setup: str) -> plt.Figure:
+    """One row-normalised confusion heatmap per row, four across."""
     columns = min(4, len(matrices))
     rows = int(np.ceil(len(matrices) / columns))
     figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.0 * rows), squeeze=False)
@@ -218,6 +241,7 @@ def plot_confusions(matrices: dict[str, np.ndarray], setup: str) -> plt.Figure:
 
 
 def plot_embeddings(data: pd.DataFrame, setup: str) -> plt.Figure:
+    """One 2-D embedding scatter per row, coloured by true class; the legend beside the last panel."""
     methods = list(dict.fromkeys(data.method))
     figure, axes = plt.subplots(1, len(methods), figsize=(4 * len(methods), 4), squeeze=False)
     for axis, method in zip(axes.flat, methods):

@@ -10,8 +10,9 @@ third split, fresh identities), it is the measurement that chooses protocol sett
 epochs (docs/SSL.md, "Which split chose what"); such a probe is never stored, so no table can read it.
 
 Backbones: ``random`` (an untrained network: the floor), ``imagenet`` (a local weights file, when given),
-``source`` (the source model's backbone), ``deepclusterv2`` and ``swav`` (pretrained on the unlabelled target
-train split). Each probe is one trial in the results storage (study ``probe/<setup>/<profile>``).
+``source`` (the source model's backbone), and each self-supervised objective of ``methods.ssl.ssl_registry``
+(``deepclusterv2``, ``swav``: pretrained on the unlabelled target train split). Each probe is one trial in the
+results storage (study ``probe/<setup>/<profile>``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ from methods.core.models import build_backbone, imagenet_backbone
 from methods.core.seeding import derive_seed, seed_everything
 from methods.ssl.ssl_registry import ssl_names
 
-PROBE_BACKBONES = ("random", "imagenet", "source", "deepclusterv2", "swav")
+#: The probed backbones, in the order probes run: the floor, ImageNet, the source model's, then every SSL objective's
+#: (``ssl_names()``: sorted). Part of probe job keys: keep the order.
+PROBE_BACKBONES = ("random", "imagenet", "source", *ssl_names())
 #: The split every reported probe (Table 3) is scored on.
 REPORTED_SPLIT = "test"
 #: The splits a probe may be scored on: the reported one, and ``val`` for choosing settings (never stored).

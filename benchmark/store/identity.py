@@ -29,6 +29,8 @@ from methods.ssl.ssl_registry import recipe_record, ssl_names
 # hyperparameters it scales are in the resolved hyperparameters, the SSL recipes count only for the
 # objectives a job uses, and the overrides' values are already in the fields they set.
 _NOT_RECIPE = ("name", "hparams", "ssl", "ssl_overrides", "overrides")
+#: The probe backbone that is the source model's (``benchmark.services.linear_probe.PROBE_BACKBONES``).
+SOURCE_BACKBONE = "source"
 
 
 def ssl_recipe_values(profile_values: Mapping[str, Any], ssl: str) -> dict[str, Any]:
@@ -57,11 +59,21 @@ def probe_backbone(method: str) -> str | None:
 
 
 def ssl_objectives(method: str, hparams: Mapping[str, Any]) -> tuple[str, ...]:
-    """The self-supervised objectives a run of ``method`` (or a probe, ``probe:<backbone>``) uses."""
+    """The self-supervised objectives a run of ``method`` (or a probe, ``probe:<backbone>``) uses: the method's
+    declaration (``Method.ssl_objectives``), or the probed backbone when it is a registered objective's."""
     backbone = probe_backbone(method)
     if backbone is not None:
         return (backbone,) if backbone in ssl_names() else ()
     return tuple(registry.get(method).ssl_objectives(dict(hparams)))
+
+
+def needs_source_model(method: str) -> bool:
+    """Whether a run of ``method`` needs its setup's source model (the method's declaration,
+    ``Method.needs_source_model``), or a probe (``probe:<backbone>``) does: the probe of the source backbone."""
+    backbone = probe_backbone(method)
+    if backbone is not None:
+        return backbone == SOURCE_BACKBONE
+    return registry.get(method).needs_source_model
 
 
 def job_recipe(method: str, profile: Profile, hparams: Mapping[str, Any]) -> str:

@@ -1,7 +1,7 @@
 """The one place that relies on Optuna internals (private attributes and internal conventions).
 
 The harness claims, creates and heartbeats trials itself instead of going through ``Study.optimize``/``ask``
-(see ``benchmark.store.storage`` and ``benchmark.orchestration.sweep``). Optuna 5 offers no public way to
+(see ``benchmark.store.trial_runs`` and ``benchmark.store.work_queue``). Optuna 5 offers no public way to
 name a trial to its storage or to reach a study's storage, so these few functions read
 ``Trial._trial_id``/``FrozenTrial._trial_id`` and ``Study._storage``, and use Optuna's ``fixed_params``
 system attribute (what ``Study.enqueue_trial`` stores and ``Trial.suggest_*`` returns). Everything else is
@@ -50,8 +50,9 @@ def storage_of(study: optuna.Study) -> BaseStorage:
         raise OptunaInternalsChanged("Study._storage") from None
 
 
-def live_trial(study: optuna.Study, stored: FrozenTrial) -> Trial:
-    """The ``Trial`` (to suggest, set attributes and ``tell``) of a trial of ``study`` read from its storage."""
+def live_trial(study: optuna.Study, stored: Trial | FrozenTrial) -> Trial:
+    """The ``Trial`` (to suggest, set attributes and ``tell``) of a trial of ``study`` (read from its storage, or
+    another study object's ``Trial`` of it)."""
     return Trial(study, trial_id(stored))
 
 

@@ -44,6 +44,7 @@ from benchmark.config.errors import UserError
 from benchmark.store.configuration import record_configuration
 from benchmark.store.identity import trial_key
 from benchmark.store.record_schema import schema_error
+from benchmark.store.study_scan import Storage, iter_trials
 
 #: The file of trials that no sweep's experiment claims (``run``, ``probe``).
 RUNS_FILE = "runs.jsonl"
@@ -104,14 +105,11 @@ def experiment_file(user_attrs: dict[str, Any]) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", name.strip()).lstrip(".") + ".jsonl"
 
 
-def _stored_lines(storage: optuna.storages.BaseStorage,
-                  states: tuple[TrialState, ...] | None = None) -> Iterable[tuple[dict[str, Any], str]]:
-    """Each stored trial (of ``states``; None: all) as (line, text)."""
-    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
-        study = optuna.load_study(study_name=summary.study_name, storage=storage)
-        for trial in study.get_trials(deepcopy=False, states=states):
-            line = trial_line(summary.study_name, study.directions, trial)
-            yield line, dumps(line)
+def _stored_lines(storage: Storage) -> Iterable[tuple[dict[str, Any], str]]:
+    """Each stored trial as (line, text)."""
+    for trial in iter_trials(storage):
+        line = trial_line(trial.study_name, trial.directions, trial.frozen)
+        yield line, dumps(line)
 
 
 @dataclass
@@ -134,7 +132,7 @@ def _looks_like_records(path: Path) -> bool:
     return isinstance(line, dict) and {"study", "directions", "state"} <= line.keys()
 
 
-def export_records(storage: optuna.storages.BaseStorage, out: Path) -> ExportReport:
+def export_records(storage: Storage, out: Path) -> ExportReport:
     """Write the COMPLETE trials of ``storage`` into ``out`` (one ``.jsonl`` per experiment, see the module
     doc), each file replaced atomically; records files in ``out`` that no trial goes to any more are removed.
     UserError when the storage has no COMPLETE trial (nothing is written or removed then)."""
@@ -257,7 +255,7 @@ def _configuration(user_attrs: dict[str, Any]) -> str:
     return record_configuration(record) if isinstance(record, dict) else "-"
 
 
-def import_records(storage: optuna.storages.BaseStorage, paths: Sequence[Path]) -> ImportReport:
+def import_records(storage: Storage, paths: Sequence[Path]) -> ImportReport:
     """Add the trials of the records files (or folders) to ``storage`` (see the module doc); returns what it did.
 
     Every line is validated, and every study's directions checked against the storage, before anything is

@@ -1,40 +1,28 @@
 """Results storage: every run is one Optuna trial in an RDB storage (SQLite by default, any SQLAlchemy URL).
 
-A trial is created RUNNING when the run starts (its params are the run's hyperparameters), kept alive by a
-heartbeat thread, and finished COMPLETE with the accuracy as its value and the whole run record as the
-user attribute ``record``, or FAIL on any exception or interrupt. A run killed hard (SIGKILL, power loss)
-stops its heartbeat; the next run on the same study marks that trial FAIL (``fail_stale_trials``), so no
-trial is ever lost or left half-written.
+This module opens it (``open_storage``: URL checks, one-line errors, heartbeats, atomic claims on SQLite).
+How a run writes its trial is ``benchmark.store.trial_runs``; how a sweep queues jobs, ``benchmark.store.work_queue``;
+how trials are read, ``benchmark.store.study_scan``.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
-import threading
 import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import optuna
 import sqlalchemy.exc
-from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
-from optuna.storages import BaseStorage
-from optuna.trial import Trial, TrialState
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 
 from benchmark.config.errors import UserError
-from benchmark.store.optuna_adapter import create_running_trial, fixed_params_of, record_heartbeat, storage_of
-from benchmark.store.search_space import optuna_distribution
+from benchmark.store.study_scan import Storage, TrialStatus, iter_trials
 from datasets.errors import DatasetError
 from datasets.registry import writable_home
-from methods.api import SearchSpace
 
 
 def heartbeat_seconds() -> int:
@@ -167,7 +155,7 @@ def _storage_error(error: sqlalchemy.exc.DBAPIError, url: URL) -> UserError | No
     return UserError(f"the PostgreSQL server at {where} refused the connection: {reason}")
 
 
-def open_storage(storage_url: str | None = None) -> optuna.storages.RDBStorage:
+def open_storage(storage_url: str | None = None) -> Storage:
     """The Optuna RDB storage at ``storage_url`` (default ``default_storage_url()``), with heartbeats (SQLite
     waits up to 60 s on a locked database).
 
@@ -207,147 +195,6 @@ def open_storage(storage_url: str | None = None) -> optuna.storages.RDBStorage:
     return storage
 
 
-@dataclass(frozen=True)
-class TrialRequest:
-    """What a trial is for: its study and the run's hyperparameters and attributes.
-
-    Attributes:
-        study_name: ``run/<method>/<setup>/<profile>``, ``probe/<setup>/<profile>`` or a search's study.
-        hparams: the fully resolved hyperparameters (stored as params where ``declared`` gives a distribution,
-            and in full as the ``hparams`` user attribute).
-        declared: each hyperparameter's declared search space (None: kept only in the record).
-        attrs: further user attributes (method, setup, profile, seed, ...).
-    """
-
-    study_name: str
-    hparams: dict[str, Any]
-    declared: dict[str, SearchSpace | None] = field(default_factory=dict)
-    attrs: dict[str, Any] = field(default_factory=dict)
-
-
-def _param_distribution(value: Any, space: SearchSpace | None) -> BaseDistribution | None:
-    """How ``value`` is stored as a trial param: under its declared space's distribution, a numeric range widened
-    to contain it if needed (Optuna requires one distribution kind per name within a study); None (kept only in
-    the record) for a hyperparameter declared without a search space or a value outside categorical choices.
-    """
-    declared = None if space is None else optuna_distribution(space)
-    if isinstance(declared, FloatDistribution) and isinstance(value, (int, float)) and not isinstance(value, bool):
-        low, high = min(declared.low, value), max(declared.high, value)
-        if declared.log and low <= 0:
-            return None
-        return FloatDistribution(low, high, log=declared.log) if declared.step is None else declared
-    if isinstance(declared, IntDistribution) and isinstance(value, int) and not isinstance(value, bool):
-        return IntDistribution(min(declared.low, value), max(declared.high, value), log=declared.log, step=declared.step)
-    if isinstance(declared, CategoricalDistribution) and value in declared.choices:
-        return declared
-    return None
-
-
-def suggest(trial: Trial, name: str, space: SearchSpace) -> Any:
-    """The value a sampler draws for ``name`` from ``space`` (or a fixed trial's value)."""
-    return _suggest(trial, name, optuna_distribution(space))
-
-
-def _suggest(trial: Trial, name: str, distribution: BaseDistribution) -> Any:
-    """``trial.suggest_*`` for ``distribution``'s kind."""
-    if isinstance(distribution, FloatDistribution):
-        return trial.suggest_float(name, distribution.low, distribution.high, log=distribution.log, step=distribution.step)
-    if isinstance(distribution, IntDistribution):
-        return trial.suggest_int(name, distribution.low, distribution.high, log=distribution.log, step=distribution.step)
-    return trial.suggest_categorical(name, distribution.choices)
-
-
-def fixed_params(hparams: dict[str, Any], declared: dict[str, SearchSpace | None]) -> dict[str, Any]:
-    """The hyperparameters stored as trial params (those with a distribution; see ``_param_distribution``),
-    for ``Study.enqueue_trial``."""
-    return {name: value for name, value in hparams.items() if _param_distribution(value, declared.get(name)) is not None}
-
-
-def _suggest_fixed(trial: Trial, hparams: dict[str, Any], declared: dict[str, SearchSpace | None]) -> None:
-    """Record the params of a trial created with ``fixed_params`` (the suggestions return the fixed values)."""
-    for name in fixed_params(hparams, declared):
-        _suggest(trial, name, _param_distribution(hparams[name], declared.get(name)))
-
-
-def _heartbeat(storage: BaseStorage, trial: Trial, stop: threading.Event) -> None:
-    while not stop.wait(heartbeat_seconds()):
-        record_heartbeat(storage, trial)
-
-
-def claim_new_trial(storage: optuna.storages.RDBStorage, request: TrialRequest) -> tuple[optuna.Study, Trial]:
-    """Create a RUNNING trial in ``request.study_name`` whose params are ``request.hparams`` and whose user
-    attributes are ``request.attrs`` plus ``hparams`` (the full dict, including values that have no distribution)."""
-    hparams, declared = request.hparams, request.declared
-    study = optuna.create_study(study_name=request.study_name, storage=storage, direction="maximize", load_if_exists=True)
-    optuna.storages.fail_stale_trials(study)
-    # The trial is created RUNNING with its own fixed params, not enqueued + ``study.ask()``: ask() takes the
-    # study's oldest WAITING trial, which with several workers on one study is often another worker's.
-    trial = create_running_trial(study, fixed_params(hparams, declared))
-    _suggest_fixed(trial, hparams, declared)
-    trial.set_user_attr("hparams", hparams)
-    for key, value in request.attrs.items():
-        trial.set_user_attr(key, value)
-    return study, trial
-
-
-@contextmanager
-def running(study: optuna.Study, trial: Trial) -> Iterator[None]:
-    """Keep ``trial`` (RUNNING) alive with a heartbeat thread; mark it FAIL if the body raises or is
-    interrupted. The body finishes it with ``complete``."""
-    storage = storage_of(study)
-    record_heartbeat(storage, trial)
-    stop = threading.Event()
-    beat = threading.Thread(target=_heartbeat, args=(storage, trial, stop), daemon=True)
-    beat.start()
-    try:
-        yield
-    except BaseException as error:
-        stop.set()
-        trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:2000])
-        study.tell(trial, state=TrialState.FAIL)
-        raise
-    finally:
-        stop.set()
-        beat.join(timeout=5)
-
-
-@contextmanager
-def trial_for_run(
-    storage: optuna.storages.RDBStorage, request: TrialRequest, claimed: tuple[optuna.Study, Trial] | None = None
-) -> Iterator[tuple[optuna.Study, Trial]]:
-    """A RUNNING trial whose params are ``request.hparams``; marked FAIL if the body raises (or is interrupted).
-
-    ``claimed``: a trial a sweep worker already claimed (``benchmark.orchestration.sweep``) instead of a new one. The caller
-    finishes it with ``complete(study, trial, record)`` inside the ``with`` block.
-    """
-    if claimed is None:
-        study, trial = claim_new_trial(storage, request)
-    else:
-        study, trial = claimed
-        if fixed_params_of(study, trial):
-            _suggest_fixed(trial, request.hparams, request.declared)  # a sweep's grid point, enqueued with its params
-        for key, value in {"hparams": request.hparams, **request.attrs}.items():
-            trial.set_user_attr(key, value)
-    with running(study, trial):
-        yield study, trial
-
-
-def complete(study: optuna.Study, trial: Trial, record: dict[str, Any], value: float | None = None) -> None:
-    """Attach the run record and finish the trial COMPLETE with ``value`` (default: the accuracy) as its value.
-
-    A search study's value is its objective (an unsupervised validator, or the accuracy for an oracle search).
-    """
-    record["trial"] = {"study": study.study_name, "number": trial.number}
-    trial.set_user_attr("record", json.loads(json.dumps(record, default=str)))
-    study.tell(trial, record["accuracy"] if value is None else value)
-
-
-def completed_records(storage: optuna.storages.RDBStorage) -> list[dict[str, Any]]:
+def completed_records(storage: Storage) -> list[dict[str, Any]]:
     """Every completed run record in the storage, across studies."""
-    records = []
-    for summary in optuna.get_all_study_summaries(storage):
-        study = optuna.load_study(study_name=summary.study_name, storage=storage)
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if "record" in trial.user_attrs:
-                records.append(trial.user_attrs["record"])
-    return records
+    return [trial.attrs["record"] for trial in iter_trials(storage, (TrialStatus.COMPLETE,)) if "record" in trial.attrs]

@@ -6,13 +6,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-import optuna
-from optuna.trial import TrialState
+from benchmark.store.study_scan import Storage, TrialStatus, iter_trials
 
-from benchmark.store.identity import trial_key
-
-#: A results storage as ``benchmark.store.storage.open_storage`` returns it (callers never need Optuna's name).
-Storage = optuna.storages.BaseStorage
+__all__ = ["Storage", "StoredTrials"]
 
 
 @dataclass(frozen=True)
@@ -30,18 +26,17 @@ class StoredTrials:
     seeds: tuple[int, ...]
 
     @classmethod
-    def load(cls, storage: optuna.storages.BaseStorage) -> StoredTrials:
+    def load(cls, storage: Storage) -> StoredTrials:
+        """Read every COMPLETE trial that holds a run record (``benchmark.store.study_scan.iter_trials``)."""
         by_key: dict[str, dict[str, Any]] = {}
         by_study: dict[str, list[tuple[float, dict[str, Any], str | None]]] = defaultdict(list)
-        for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
-            study = optuna.load_study(study_name=summary.study_name, storage=storage)
-            for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-                record = trial.user_attrs.get("record")
-                if record is None:
-                    continue
-                key = trial_key(trial.user_attrs)
-                by_study[summary.study_name].append((trial.value, record, key))
-                if key is not None:
-                    by_key[key] = record
+        for trial in iter_trials(storage, (TrialStatus.COMPLETE,)):
+            record = trial.attrs.get("record")
+            if record is None:
+                continue
+            key = trial.key
+            by_study[trial.study_name].append((trial.value, record, key))
+            if key is not None:
+                by_key[key] = record
         seeds = sorted({record["seed"] for trials in by_study.values() for _, record, _ in trials})
         return cls(by_key, dict(by_study), tuple(seeds))

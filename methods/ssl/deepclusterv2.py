@@ -16,6 +16,8 @@ import torch.nn.functional as F
 
 from benchmark.config.errors import UserError
 from benchmark.config.profiles import SSLRecipe
+from methods.api import CostTerm
+from methods.core.cost import EpochWork
 from methods.core.precision import full_precision
 from methods.ssl.objective import SSLObjective
 from methods.ssl.spherical_kmeans import spherical_kmeans
@@ -40,6 +42,27 @@ class DeepClusterV2(SSLObjective):
     name = "deepclusterv2"
     recipe_type = DeepClusterV2Recipe
     recipe: DeepClusterV2Recipe
+
+    @classmethod
+    def pretraining_cost(cls, recipe: DeepClusterV2Recipe, n_train: int) -> list[CostTerm]:
+        """The steps, and the spherical k-means of every head at every epoch start: ``kmeans_iterations`` + 1
+        passes over the bank (the final assignment is one more)."""
+        passes = recipe.epochs * HEADS * (recipe.kmeans_iterations + 1)
+        return [*super().pretraining_cost(recipe, n_train), CostTerm("ssl_kmeans", n_train, passes)]
+
+    @classmethod
+    def bench_epoch_work(cls, recipe: DeepClusterV2Recipe, rows: int, device: torch.device) -> EpochWork:
+        """One Lloyd iteration of the spherical k-means (plus its final assignment: 2 passes) on
+        ``max(rows, prototypes)`` random unit rows of the projector's width."""
+        rows = max(rows, recipe.prototypes)
+        x = F.normalize(torch.randn(rows, recipe.projector_out, device=device), dim=1)
+        shape = f"{rows:,} x {recipe.projector_out}"
+        label = f"DeepClusterV2 spherical k-means pass ({recipe.prototypes} prototypes, {shape})"
+
+        def run() -> None:
+            spherical_kmeans(x, recipe.prototypes, iterations=1, generator=torch.Generator().manual_seed(0))
+
+        return EpochWork(label, 2 * rows, run)
 
     def __init__(self, feature_dim: int, recipe: DeepClusterV2Recipe, n_samples: int) -> None:
         super().__init__(feature_dim, recipe, n_samples)

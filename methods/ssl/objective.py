@@ -10,6 +10,9 @@ epoch start, for collapse detection.
 An objective's recipe is the shared ``SSLRecipe`` plus the fields the objective declares itself, with their
 defaults, in a frozen dataclass subclass of it (its ``recipe_type``); a profile may set both kinds of field
 (``Profile.ssl``, ``Profile.ssl_overrides``), and ``resolve_recipe`` merges them.
+
+An objective also declares its cost for ``bench`` and ``sweep --plan`` (``pretraining_cost``) and, when it does
+per-epoch work besides its steps, how ``bench`` times that work (``bench_epoch_work``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from torch import nn
 
 from benchmark.config.errors import UserError
 from benchmark.config.profiles import SSLRecipe
+from methods.api import CostTerm
+from methods.core.cost import EpochWork
 
 
 class Projector(nn.Sequential):
@@ -65,6 +70,19 @@ class SSLObjective(nn.Module, metaclass=ABCMeta):
             raise UserError(f"{cls.name} has no recipe field {', '.join(unknown)}; known: {', '.join(known)}")
         values = {f.name: getattr(shared, f.name) for f in fields(SSLRecipe)}
         return cls.recipe_type(**{**values, **overrides})
+
+    @classmethod
+    def pretraining_cost(cls, recipe: SSLRecipe, n_train: int) -> list[CostTerm]:
+        """The device time of pretraining with ``recipe`` on ``n_train`` images, as ``CostTerm`` s: its steps at the
+        ``ssl`` stage's speed (every objective's step is taken to cost the timed one's: the backbone dominates),
+        then any per-epoch work of the objective's own."""
+        return [CostTerm("ssl", n_train, recipe.epochs, recipe.batch_size)]
+
+    @classmethod
+    def bench_epoch_work(cls, recipe: SSLRecipe, rows: int, device: torch.device) -> EpochWork | None:
+        """The per-epoch work that ``bench`` times (stage ``ssl_kmeans``) on at least ``rows`` random rows on
+        ``device``; None (the default): the objective has none."""
+        return None
 
     def __init__(self, feature_dim: int, recipe: SSLRecipe, n_samples: int) -> None:
         if not isinstance(recipe, self.recipe_type):

@@ -24,6 +24,12 @@ def ssl_names() -> tuple[str, ...]:
     return tuple(sorted(OBJECTIVES))
 
 
+def timed_ssl() -> str:
+    """The objective whose step ``bench``'s ``ssl`` stage times (SwAV's; every objective's step is taken to cost
+    the same: the backbone dominates)."""
+    return SwAV.name
+
+
 def get_ssl(name: str) -> type[SSLObjective]:
     """The objective called ``name``; a UserError listing the known ones otherwise."""
     if name not in OBJECTIVES:

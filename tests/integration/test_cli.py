@@ -31,10 +31,27 @@ def test_list_json_has_every_section(capsys):
     assert main(["list", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert {"methods", "setups", "datasets", "backbones", "profiles"} <= set(payload)
+    assert all("clup_backbone" not in profile for profile in payload["profiles"])  # a profile names no method
     settings = {m["name"]: m["setting"] for m in payload["methods"]}
     assert settings["source_only"] == "source" and settings["oracle"] == "oracle" and settings["clup"] == "sfda"
     assert {"rafdb", "fer2013", "expw", "afe", "synth-lab", "synth-wild"} <= set(payload["datasets"])
     assert {s["name"] for s in payload["setups"]} >= {"synth", "raf_fer2013", "afe_expw", "raf_expw", "afe_fer2013"}
+
+
+def test_list_fits_80_columns_and_names_no_method_default(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80, "\n".join(line for line in lines if len(line) > 80)
+    assert lines[0] == "methods:" and "profiles:" in lines and "CluP backbone" not in out
+
+
+def test_one_error_root_caught_once():
+    from benchmark.config.errors import CheckpointError, UserError
+    from datasets import errors
+
+    assert UserError is errors.UserError and issubclass(errors.DatasetError, UserError)
+    assert issubclass(CheckpointError, UserError)
 
 
 @pytest.mark.parametrize(
@@ -71,3 +88,18 @@ def test_debug_reraises_user_errors(capsys, monkeypatch):
         main(["results", "--storage", "notaurl"])
     monkeypatch.setenv("FERBENCH_DEBUG", "0")
     assert main(["results", "--storage", "notaurl"]) == 2
+
+
+def test_leaderboard_writes_the_results_page_with_the_default_out_only(tmp_path, monkeypatch, capsys):
+    storage = f"sqlite:///{tmp_path / 'results.db'}"
+    assert main(["results", "import", str(ROOT / "leaderboards/records/table4.jsonl"), "--storage", storage]) == 0
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["leaderboard", "--storage", storage, "--experiments", "table4"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["wrote leaderboards/table4.md", "wrote docs/RESULTS.md"]
+    assert "Table 4" in (tmp_path / "docs/RESULTS.md").read_text(encoding="utf-8")
+    assert main(["leaderboard", "--storage", storage, "--experiments", "table4", "--out", "boards"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["wrote boards/table4.md"]
+    assert main(["leaderboard", "--storage", storage, "--experiments", "table4", "--out", "boards",
+                 "--results-page", "page.md"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["wrote boards/table4.md", "wrote page.md"]

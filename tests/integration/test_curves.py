@@ -21,7 +21,8 @@ from benchmark.config.profiles import PROFILES
 from benchmark.orchestration.experiments import EXPERIMENTS, Job
 from benchmark.orchestration.run import EpochCurves, run_method
 from benchmark.reporting.figures import CURVES_NAME, write_figures
-from benchmark.store.storage import TrialRequest, complete, open_storage, trial_for_run
+from benchmark.store.storage import open_storage
+from benchmark.store.trial_runs import TrialRequest, trial_for_run
 from datasets.labels import CLASS_NAMES
 from methods import registry
 from methods.api import RunContext, Setting
@@ -137,8 +138,8 @@ def _record(job: Job, curves: Mapping[str, list[float]] | None) -> dict[str, Any
 def _store(url: str, job: Job, curves: Mapping[str, list[float]] | None) -> None:
     attrs = {"method": job.method, "setup": job.setup, "profile": job.profile, "seed": job.seed, "recipe": job.recipe,
              "job_key": job.key}
-    with trial_for_run(open_storage(url), TrialRequest(job.study_name, job.hparams(), attrs=attrs)) as (study, trial):
-        complete(study, trial, _record(job, curves))
+    with trial_for_run(open_storage(url), TrialRequest(job.study_name, job.hparams(), attrs=attrs)) as trial:
+        trial.complete(_record(job, curves))
 
 
 def test_figures_draw_the_training_curves_of_table1_and_skip_runs_without(storage: str, tmp_path: Path):

@@ -18,7 +18,8 @@ from benchmark.orchestration.report_specs import FigureKind, FigureSpec, TableKi
 from benchmark.reporting.figures import draw, write_figures
 from benchmark.reporting.leaderboard import StoredTrials, render, write_leaderboards
 from benchmark.reporting.paper import SOURCE_ACCURACY
-from benchmark.store.storage import TrialRequest, complete, open_storage, trial_for_run
+from benchmark.store.storage import open_storage
+from benchmark.store.trial_runs import TrialRequest, trial_for_run
 from datasets.labels import CLASS_NAMES
 from methods.core.evaluation import encode_digits
 
@@ -70,12 +71,12 @@ def _store(url: str, job: Job, accuracy: float, value: float | None = None, mach
     attrs = {"method": job.method, "setup": job.setup, "profile": job.profile, "seed": job.seed, "recipe": job.recipe,
              "job_key": job.key}  # as a sweep stores them
     hparams = job.hparams() if job.kind != "search" else {"lr": 0.01 * (1 + job.slot)}
-    with trial_for_run(open_storage(url), TrialRequest(job.study_name, hparams, attrs=attrs)) as (study, trial):
+    with trial_for_run(open_storage(url), TrialRequest(job.study_name, hparams, attrs=attrs)) as trial:
         record = _record(job, accuracy)
         record["hparams"] = hparams
         if machine is not None:
             record["machine"] = {"label": machine, "id": machine.lower()}
-        complete(study, trial, record, value)
+        trial.complete(record, value)
 
 
 def _accuracy(job: Job) -> float:

@@ -15,7 +15,8 @@ import pytest
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
-from benchmark.store.storage import TrialRequest, complete, completed_records, open_storage, trial_for_run
+from benchmark.store.storage import completed_records, open_storage
+from benchmark.store.trial_runs import TrialRequest, trial_for_run
 from methods.api import SearchFloat
 from tests.postgres import create_database
 
@@ -49,8 +50,8 @@ def test_record_round_trips(postgres_url):
     store = open_storage(url)
     assert store.engine.dialect.name == "postgresql"
     for accuracy, lr in ((50.0, 0.01), (60.0, 0.02)):
-        with trial_for_run(store, TrialRequest(STUDY, {"lr": lr, "score": "purity"}, DECLARED, {"seed": 0})) as (study, trial):
-            complete(study, trial, _record(accuracy, lr))
+        with trial_for_run(store, TrialRequest(STUDY, {"lr": lr, "score": "purity"}, DECLARED, {"seed": 0})) as trial:
+            trial.complete(_record(accuracy, lr))
     trials = _trials(url)
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE]
     assert [t.value for t in trials] == [50.0, 60.0]
@@ -69,7 +70,8 @@ _WORKER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from benchmark.store.storage import TrialRequest, complete, open_storage, trial_for_run
+    from benchmark.store.storage import open_storage
+    from benchmark.store.trial_runs import TrialRequest, trial_for_run
     from methods.api import SearchFloat
     url, worker, count, go = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
     print("ready", flush=True)
@@ -79,9 +81,9 @@ _WORKER = textwrap.dedent(
     for i in range(count):
         lr, accuracy = round(0.001 * (1 + worker * count + i), 6), float(worker * 100 + i)
         declared = {"lr": SearchFloat(1e-3, 1e-1, log=True)}
-        with trial_for_run(store, TrialRequest("run/m/s/quick", {"lr": lr}, declared, {"worker": worker})) as (study, trial):
-            complete(study, trial, {"method": "m", "setup": "s", "seed": 0, "accuracy": accuracy,
-                                    "hparams": {"lr": lr}, "worker": worker})
+        with trial_for_run(store, TrialRequest("run/m/s/quick", {"lr": lr}, declared, {"worker": worker})) as trial:
+            trial.complete({"method": "m", "setup": "s", "seed": 0, "accuracy": accuracy,
+                            "hparams": {"lr": lr}, "worker": worker})
     """
 )
 
@@ -121,7 +123,8 @@ def test_concurrent_workers_share_one_study(postgres_url, tmp_path):
 _SLEEPER = textwrap.dedent(
     """
     import sys, time
-    from benchmark.store.storage import TrialRequest, open_storage, trial_for_run
+    from benchmark.store.storage import open_storage
+    from benchmark.store.trial_runs import TrialRequest, trial_for_run
     with trial_for_run(open_storage(sys.argv[1]), TrialRequest("run/m/s/quick", {"lr": 0.01})):
         print("started", flush=True)
         time.sleep(120)
@@ -142,8 +145,8 @@ def test_killed_worker_trial_fails_by_heartbeat(postgres_url, monkeypatch):
     monkeypatch.setenv("FERBENCH_HEARTBEAT_SECONDS", "1")
     time.sleep(3.5)  # past the grace period (3 heartbeats)
     store = open_storage(url)
-    with trial_for_run(store, TrialRequest(STUDY, {"lr": 0.01}, DECLARED)) as (study, trial):
-        complete(study, trial, _record(55.0))
+    with trial_for_run(store, TrialRequest(STUDY, {"lr": 0.01}, DECLARED)) as trial:
+        trial.complete(_record(55.0))
     assert [t.state for t in _trials(url)] == [TrialState.FAIL, TrialState.COMPLETE]
 
 

@@ -16,7 +16,8 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from benchmark.store.storage import TrialRequest, complete, completed_records, open_storage, trial_for_run
+from benchmark.store.storage import completed_records, open_storage
+from benchmark.store.trial_runs import TrialRequest, trial_for_run
 from methods.api import SearchFloat
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,8 +37,8 @@ def test_runs_add_trials_with_params_and_record(tmp_path):
     url = f"sqlite:///{tmp_path / 'r.db'}"
     store = open_storage(url)
     for accuracy in (50.0, 60.0):
-        with trial_for_run(store, TrialRequest("run/m/s/quick", {"lr": 0.01, "score": "purity"}, DECLARED, {"seed": 0})) as (study, trial):
-            complete(study, trial, _record(accuracy))
+        with trial_for_run(store, TrialRequest("run/m/s/quick", {"lr": 0.01, "score": "purity"}, DECLARED, {"seed": 0})) as trial:
+            trial.complete(_record(accuracy))
     trials = optuna.load_study(study_name="run/m/s/quick", storage=store).trials
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE]
     assert [t.value for t in trials] == [50.0, 60.0]
@@ -50,8 +51,8 @@ def test_runs_add_trials_with_params_and_record(tmp_path):
 def test_out_of_range_value_widens_the_stored_range(tmp_path):
     store = open_storage(f"sqlite:///{tmp_path / 'r.db'}")
     for lr in (0.01, 0.5):
-        with trial_for_run(store, TrialRequest("run/m/s/quick", {"lr": lr}, DECLARED)) as (study, trial):
-            complete(study, trial, _record(50.0))
+        with trial_for_run(store, TrialRequest("run/m/s/quick", {"lr": lr}, DECLARED)) as trial:
+            trial.complete(_record(50.0))
     trials = optuna.load_study(study_name="run/m/s/quick", storage=store).trials
     assert [t.params["lr"] for t in trials] == [0.01, 0.5]
     assert trials[1].distributions["lr"] == FloatDistribution(1e-3, 0.5, log=True)
@@ -73,7 +74,8 @@ _CHILD = textwrap.dedent(
     """
     import signal, sys, time
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    from benchmark.store.storage import TrialRequest, open_storage, trial_for_run
+    from benchmark.store.storage import open_storage
+    from benchmark.store.trial_runs import TrialRequest, trial_for_run
     with trial_for_run(open_storage(sys.argv[1]), TrialRequest("run/m/s/quick", {"lr": 0.01})):
         print("started", flush=True)
         time.sleep(120)
@@ -109,6 +111,6 @@ def test_killed_run_fails_at_next_start_and_storage_stays_valid(tmp_path, monkey
     monkeypatch.setenv("FERBENCH_HEARTBEAT_SECONDS", "1")
     time.sleep(3.5)  # past the grace period (3 heartbeats)
     store = open_storage(url)
-    with trial_for_run(store, TrialRequest("run/m/s/quick", {"lr": 0.01}, DECLARED)) as (study, trial):
-        complete(study, trial, _record(55.0))
+    with trial_for_run(store, TrialRequest("run/m/s/quick", {"lr": 0.01}, DECLARED)) as trial:
+        trial.complete(_record(55.0))
     assert _states(url) == [TrialState.FAIL, TrialState.COMPLETE]

@@ -19,9 +19,10 @@ from optuna.trial import TrialState
 
 from benchmark.orchestration.experiments import EXPERIMENTS, Experiment, Row, Search
 from benchmark.orchestration.sweep import survey, sweep, unique_jobs
-from benchmark.reporting.leaderboard import search_cell
+from benchmark.reporting.cells import search_cell
 from benchmark.store.storage import open_storage
 from benchmark.store.stored_trials import StoredTrials
+from benchmark.store.study_scan import TrialStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,7 +40,7 @@ ONE = Experiment("test_one", "one job", rows=(Row("Source", "source_only"),))
 def _completed_keys(url: str, experiment: Experiment, seeds: int) -> Counter:
     jobs = experiment.jobs(("synth",), seeds, "tiny")
     found = survey(open_storage(url), jobs)
-    return Counter({key: sum(t.state == TrialState.COMPLETE for t in trials) for key, trials in found.items()})
+    return Counter({key: sum(t.status is TrialStatus.COMPLETE for t in trials) for key, trials in found.items()})
 
 
 @pytest.mark.slow

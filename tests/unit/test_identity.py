@@ -12,7 +12,7 @@ import torch
 from benchmark.config.errors import UserError
 from benchmark.config.profiles import PROFILES
 from benchmark.orchestration.experiments import EXPERIMENTS, Job
-from benchmark.reporting.leaderboard import search_cell
+from benchmark.reporting.cells import search_cell
 from benchmark.services.pretrain import pretrain_key
 from benchmark.store.identity import job_recipe, trial_key
 from benchmark.store.stored_trials import StoredTrials
@@ -41,7 +41,8 @@ def test_an_ssl_recipe_change_rekeys_exactly_the_jobs_that_use_that_backbone(mon
     overrides = PROFILES["quick"].ssl_overrides
     epochs = ssl_recipe(PROFILES["quick"], ssl).epochs
     _with_overrides(monkeypatch, {**overrides, ssl: {**overrides.get(ssl, {}), "epochs": epochs + 1}})
-    changed = {job for job, old in zip(jobs, before, strict=True) if job.key != old}
+    # A job computes its key once: the jobs made now, equal to the earlier ones field by field, have the new keys.
+    changed = {job for job, old in zip(_jobs(), before, strict=True) if job.key != old}
     users = {job for job in jobs if _uses(job, ssl)}
     assert users and changed == users
 
@@ -51,6 +52,7 @@ def test_a_source_recipe_change_rekeys_every_run(monkeypatch):
     before = [job.key for job in jobs]
     quick = PROFILES["quick"]
     monkeypatch.setitem(PROFILES, "quick", replace(quick, source=replace(quick.source, epochs=quick.source.epochs + 1)))
+    jobs = _jobs()  # a job computes its key once: made again, with the changed profile
     assert all(job.key != old for job, old in zip(jobs, before, strict=True))
     assert any(job.kind == "search" for job in jobs)  # search trials too: their key ends with the recipe
 
