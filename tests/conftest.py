@@ -26,6 +26,20 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["FERBENCH_HOME"] = _SESSION_HOME
     os.environ.pop("FERBENCH_DATA", None)
     os.environ.setdefault("FERBENCH_QUIET", "1")
+    if worker:
+        _share_the_cores(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+
+
+def _share_the_cores(workers: int) -> None:
+    """Give each xdist worker (and the CLI processes its tests start) its share of the cores. OpenMP threads spin
+    while they wait, so two workers each running torch on every core are several times slower than one: on 2
+    cores, one thread each. A thread count set by the caller (``OMP_NUM_THREADS``) is kept."""
+    threads = str(max(1, (os.cpu_count() or 1) // max(workers, 1)))
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(name, threads)
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -37,6 +51,17 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto``: one worker per core, at least 2 (CI has 2 cores) and at most 4 (each worker's torch uses
     several threads; more workers only contend)."""
     return min(max(os.cpu_count() or 1, 2), 4)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Modules with the most ``slow`` test functions first (stable otherwise): under ``--dist loadscope`` a worker
+    takes a whole module, so the long end-to-end modules start at once and the quick ones fill the other workers."""
+    slow: dict[str, set[str]] = {}
+    for item in items:
+        functions = slow.setdefault(item.module.__name__, set())
+        if item.get_closest_marker("slow") is not None:
+            functions.add(getattr(item, "originalname", item.name))
+    items.sort(key=lambda item: -len(slow[item.module.__name__]))
 
 
 def tiny_variant(name: str = "tiny") -> Profile:

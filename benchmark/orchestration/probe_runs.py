@@ -27,6 +27,7 @@ from benchmark.store.storage import open_storage
 from benchmark.store.study_scan import Storage
 from benchmark.store.trial_runs import ClaimedTrial, TrialRequest, trial_for_run
 from datasets.progress import log
+from methods.api import Setting
 from methods.core.evaluation import encode_digits
 from methods.core.inference import backbone_features
 
@@ -51,7 +52,7 @@ def _probe_record(name: str, backbone: torch.nn.Module, *, base: dict[str, Any],
     with timer.stage("probe"):
         evaluation = _fit_and_score(backbone, splits, base["seed"])
     return {**base, "available": True, **extra,
-            **common_fields(method=base["method"], setting="oracle", setup=base["setup"], profile=profile,
+            **common_fields(method=base["method"], setting=Setting.ORACLE.value, setup=base["setup"], profile=profile,
                             seed=base["seed"], hparams={"backbone": name}, recipe=recipe),
             **evaluation, **timer.environment(device)}
 
@@ -66,7 +67,7 @@ def _probe_one(name: str, backbone: torch.nn.Module, *, base: dict[str, Any], pr
     if store is None:
         return _probe_record(name, backbone, base=base, profile=profile, splits=splits, recipe=recipe,
                              device=device, split=split, stored=False)
-    attrs = {"method": base["method"], "setting": "oracle", "setup": base["setup"], "profile": profile.name,
+    attrs = {"method": base["method"], "setting": Setting.ORACLE.value, "setup": base["setup"], "profile": profile.name,
              "seed": base["seed"], "recipe": recipe}
     request = TrialRequest(f"probe/{base['setup']}/{profile.name}", {"backbone": name}, attrs=attrs)
     with trial_for_run(store, request, claimed) as trial:
@@ -122,7 +123,7 @@ def run_probes(
     records = []
     for name in backbones:
         backbone, note = frozen_backbone(name, setup, the_profile, seed, torch_device)
-        base = {"kind": "probe", "backbone": name, "method": f"probe:{name}", "setting": "oracle", "setup": setup,
+        base = {"kind": "probe", "backbone": name, "method": f"probe:{name}", "setting": Setting.ORACLE.value, "setup": setup,
                 "target_dataset": the_setup.target, "profile": the_profile.name, "seed": seed, "note": note}
         if backbone is None:
             records.append(_unavailable(base, claimed))

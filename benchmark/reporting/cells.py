@@ -17,6 +17,7 @@ from benchmark.orchestration.selection import SelectionRule
 from benchmark.store.identity import search_key_recipe
 from benchmark.store.stored_trials import StoredTrials
 from methods import registry
+from methods.api import Setting
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float] | None:
@@ -85,7 +86,7 @@ def search_cell(search: Search, setup: str, stored: StoredTrials, profile: str |
 
 def _setting(method: str, rule: SelectionRule) -> str:
     """sfda | uda | source | oracle: oracle where the rule saw target labels, else the method's setting."""
-    return "oracle" if rule.oracle else registry.get(method).setting.value
+    return Setting.ORACLE.value if rule.oracle else registry.get(method).setting.value
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,10 @@ import pandas as pd
 
 from benchmark.config.machine import record_machine
 from benchmark.store.configuration import record_configuration
+from methods.api import Setting
 
 #: Row order within a setup: lower bound, source-free methods, UDA methods, upper bound.
-SETTING_ORDER = {"source": 0, "sfda": 1, "uda": 2, "oracle": 3}
+SETTING_ORDER = {s.value: order for order, s in enumerate((Setting.SOURCE, Setting.SFDA, Setting.UDA, Setting.ORACLE))}
 
 
 def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:

@@ -21,6 +21,7 @@ from jsonschema import Draft202012Validator, ValidationError, validators
 from jsonschema.exceptions import best_match
 
 from benchmark.config.setups import SETUPS
+from methods.api import Setting
 from methods.registry import available
 
 #: Every key of a line (no other is accepted).
@@ -29,7 +30,7 @@ LINE_KEYS = ("datetime_complete", "datetime_start", "directions", "distributions
 #: The trial states a line may have (finished ones; ``Study.add_trial`` takes no other).
 IMPORTABLE_STATES = ("COMPLETE", "PRUNED", "FAIL")
 #: The settings a record may name (``methods.core.inputs``; ``oracle`` also for probes).
-SETTINGS = ("source", "sfda", "uda", "oracle")
+SETTINGS = tuple(setting.value for setting in (Setting.SOURCE, Setting.SFDA, Setting.UDA, Setting.ORACLE))
 #: A probe record's method: ``probe:<backbone>``.
 PROBE_METHOD = r"probe:[a-z][a-z0-9_]*"
 #: The longest problem text kept (a schema message quotes the bad value, which may be large).
