@@ -43,7 +43,7 @@ def _completed_keys(url: str, experiment: Experiment, seeds: int) -> Counter:
     return Counter({key: sum(t.status is TrialStatus.COMPLETE for t in trials) for key, trials in found.items()})
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=80)
 def test_four_workers_finish_a_24_job_grid_with_exactly_24_completed_trials(storage):
     report = sweep(GRID, ("synth",), seeds=2, profile="tiny", workers=4, storage_url=storage, device="cpu")
     assert report.jobs == 24 and report.ran == 24 and not report.failed
