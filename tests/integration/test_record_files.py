@@ -24,6 +24,7 @@ from benchmark.orchestration.run import run_method
 from benchmark.orchestration.sweep import sweep
 from benchmark.reporting.figures import write_figures
 from benchmark.reporting.leaderboard import write_leaderboards
+from benchmark.reporting.results_page import write_results_page
 from benchmark.store.record_files import RUNS_FILE, experiment_file, export_records, import_records
 from benchmark.store.storage import open_storage
 
@@ -211,9 +212,9 @@ def test_the_results_command_shows_exports_and_imports(swept: str, tmp_path: Pat
 
 @pytest.mark.skipif(not RECORDS.is_dir(), reason="leaderboards/records/ is absent: no committed records to check yet")
 def test_the_committed_records_regenerate_every_committed_leaderboard_and_figure_data(tmp_path: Path):
-    """Import into an empty storage, then ``leaderboard`` and ``figures``: every committed table and every
-    committed figure's data (the CSV beside each PNG/PDF; the images embed matplotlib's build metadata) is
-    byte-identical, and no committed file is left without its regenerated twin."""
+    """Import into an empty storage, then ``leaderboard`` and ``figures``: every committed table, the results page
+    (docs/RESULTS.md) and every committed figure's data (the CSV beside each PNG/PDF; the images embed
+    matplotlib's build metadata) is byte-identical, and no committed file is left without its regenerated twin."""
     url = f"sqlite:///{tmp_path / 'results.db'}"
     import_records(open_storage(url), [RECORDS])
     written = write_leaderboards(open_storage(url), tmp_path / "leaderboards")
@@ -224,3 +225,6 @@ def test_the_committed_records_regenerate_every_committed_leaderboard_and_figure
         assert regenerated == [path.name for path in committed]
         for path in committed:
             assert (tmp_path / folder / path.name).read_bytes() == path.read_bytes(), path.name
+    boards = [path for path in written if path.suffix == ".md"]
+    page = write_results_page(boards, tmp_path / "RESULTS.md")
+    assert page.read_bytes() == (ROOT / "docs" / "RESULTS.md").read_bytes()  # never edited by hand
