@@ -24,17 +24,14 @@ import torch
 from benchmark.config.devices import resolve_device
 from benchmark.config.profiles import Profile
 from benchmark.orchestration.cost_model import (
-    DATASET_SIZES,
     Projection,
     job_seconds,
     paper_projections,
     source_seconds,
-    split_sizes,
     ssl_seconds,
 )
 from benchmark.orchestration.profile_resolution import resolve_profile
 from benchmark.orchestration.stage_timing import (
-    CPU_BATCH,
     TIMED_STEPS,
     Stages,
     StageTime,
@@ -46,9 +43,9 @@ from datasets.progress import progress_bar
 from datasets.registry import home
 
 __all__ = [
-    "BENCH_ADVICE", "CPU_BATCH", "DATASET_SIZES", "TIMED_STEPS", "BenchResult", "Projection", "StageTime", "Stages",
+    "BENCH_ADVICE", "TIMED_STEPS", "BenchResult", "Projection", "StageTime", "Stages",
     "bench_path", "device_name", "device_slug", "figures_key", "format_bench", "format_duration", "job_seconds",
-    "load_bench", "paper_projections", "run_bench", "save_bench", "source_seconds", "split_sizes", "ssl_seconds",
+    "load_bench", "paper_projections", "run_bench", "save_bench", "source_seconds", "ssl_seconds",
     "stage_measures",
 ]
 
