@@ -1,15 +1,15 @@
 """Experiments as data: the CluP paper's Tables 1-4 and Figures 3-4 as grids of jobs.
 
 An ``Experiment`` is a list of rows (a method with fixed hyperparameters, or a backbone probe) and of
-searches (a method whose hyperparameters a seeded sampler draws, scored by an unsupervised validator or,
-in a row labelled oracle, by target test accuracy). ``Experiment.jobs(setups, seeds, profile)`` expands it
+searches (a method whose hyperparameters a seeded random sampler draws; each selection rule, an unsupervised
+validator or, in a row labelled oracle, the target test accuracy, then picks its trial from the same trials). ``Experiment.jobs(setups, seeds, profile)`` expands it
 into ``Job`` s, the unit a sweep worker runs; leaderboards and figures read the same definitions to find
 each cell's trials in the storage, so a table is a pure function of the storage. An experiment also says what
 reporting draws from it: its table (``TableSpec``) and its figures (``FigureSpec``).
 
 How a row's or a search's hyperparameters were chosen is a ``SelectionRule`` (DomainBed's ``SelectionMethod``):
 ``FixedHyperparameters``, ``LinearProbe``, ``BestValidator(name)`` (unsupervised) or ``BestTestAccuracy``
-(an oracle). The rule gives the text of the tables' selection column and the objective a search's trials report.
+(an oracle). The rule gives the text of the tables' selection column and picks a search's trial.
 
 A job's identity (``Job.key``, ``benchmark.store.identity``) is what determines its result: method, setup, profile,
 seed, the fully resolved hyperparameters (defaults <- profile <- setup <- overrides) and the profile recipes the
@@ -20,7 +20,7 @@ reuses it instead of running it again.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property, lru_cache
 from typing import Any
 
@@ -30,14 +30,7 @@ from benchmark.config.profiles import Profile
 from benchmark.config.setups import PAPER_SETUPS, get_setup
 from benchmark.orchestration.profile_resolution import frozen_overrides, resolve_profile
 from benchmark.orchestration.report_specs import FigureKind, FigureSpec, TableKind, TableSpec
-from benchmark.orchestration.selection import (
-    BestTestAccuracy,
-    BestValidator,
-    FixedHyperparameters,
-    LinearProbe,
-    SelectionRule,
-    search_rule,
-)
+from benchmark.orchestration.selection import SEARCH_RULES, FixedHyperparameters, LinearProbe, SelectionRule
 from benchmark.store.identity import job_recipe, probe_backbone, run_key, search_key
 from methods import registry
 from methods.api import SearchSpace
@@ -88,39 +81,27 @@ class Row:
 
 @dataclass(frozen=True)
 class Search:
-    """A hyperparameter search of one method: ``trials[profile]`` trials per setup and seed.
+    """A hyperparameter search of one method: ``trials[profile]`` trials per setup and seed, run once.
 
-    ``rule`` selects among them: ``BestValidator(NAME)`` (an unsupervised validator on the unlabelled target
-    train split; an honest selection) or ``BestTestAccuracy()`` (an oracle, always labelled so); an objective
-    string (``validator:NAME``, ``accuracy``) is taken for its rule. Only the ``searched`` hyperparameters are
-    drawn (from the method's declared distributions); the rest stay fixed.
+    Only the ``searched`` hyperparameters are drawn, by a random sampler seeded per trial (from the method's
+    declared distributions; the draws never depend on a result); the rest stay fixed. Each of ``rules`` then
+    picks one trial from the same stored trials (DomainBed's ``SelectionMethod``): by default every unsupervised
+    validator on the unlabelled target train split (honest) and the best target test accuracy (an oracle,
+    always labelled so). The oracle's line minus a validator's is the selection gap.
     """
 
     label: str
     method: str
-    rule: SelectionRule
     searched: tuple[str, ...]
     trials: dict[str, int]
     overrides: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if isinstance(self.rule, str):
-            object.__setattr__(self, "rule", search_rule(self.rule))
-
-    @property
-    def objective(self) -> str:
-        """What its trials report (``accuracy`` or ``validator:NAME``)."""
-        return self.rule.objective
-
-    @property
-    def oracle(self) -> bool:
-        return self.rule.oracle
+    rules: tuple[SelectionRule, ...] = SEARCH_RULES
 
     def job(self, experiment: str, setup: str, seed: int, profile: ProfileArg = None, slot: int = 0) -> Job:
         """Trial ``slot`` of the search on ``setup`` for ``seed`` (``profile``: default the setup's); all slots
         of one setup and seed share a study."""
         return Job(experiment, self.label, "search", self.method, setup, seed, setup_profile(setup, profile),
-                   _frozen(self.overrides), objective=self.objective, searched=self.searched, slot=slot,
+                   _frozen(self.overrides), searched=self.searched, slot=slot,
                    profile_overrides=_choice(profile).overrides)
 
 
@@ -153,7 +134,7 @@ class Experiment:
         name: CLI key (``table1`` ... ``fig4``).
         title: what it reproduces.
         rows: fixed configurations.
-        searches: hyperparameter searches (honest and oracle).
+        searches: hyperparameter searches (each run once; its rules pick honest and oracle lines from it).
         paper_setups: the setups it runs on real data (``--setups`` default when the data is there).
         first_seed_only: run one seed whatever ``--seeds`` says (a figure of one run, Fig. 3).
         table: what its leaderboard shows.
@@ -220,7 +201,6 @@ class Job:
         profile_overrides: dotted profile overrides (``benchmark.config.overrides``; sorted pairs).
         overrides: hyperparameters set by the row (sorted pairs).
         embedding: store the target test embedding (Fig. 3).
-        objective: what the trial reports (``accuracy`` or ``validator:NAME``); searches maximise it.
         searched: hyperparameters a search draws.
         slot: index of a search trial within its (search, setup, seed).
     """
@@ -234,7 +214,6 @@ class Job:
     profile: str
     overrides: tuple[tuple[str, Any], ...] = ()
     embedding: bool = False
-    objective: str = "accuracy"
     searched: tuple[str, ...] = ()
     slot: int = 0
     profile_overrides: tuple[tuple[str, Any], ...] = ()
@@ -245,7 +224,7 @@ class Job:
         if self.kind == "probe":
             return f"probe/{self.setup}/{self.profile}"
         if self.kind == "search":
-            return f"search/{self.objective}/{self.method}/{self.setup}/{self.profile}/seed{self.seed}"
+            return f"search/{self.method}/{self.setup}/{self.profile}/seed{self.seed}"
         return f"run/{self.method}/{self.setup}/{self.profile}"
 
     @property
@@ -299,8 +278,10 @@ class Job:
 
     @classmethod
     def from_attrs(cls, values: dict[str, Any]) -> Job:
-        """The job of a trial's ``job`` user attribute (``as_attrs``, read back from JSON)."""
-        values = dict(values)
+        """The job of a trial's ``job`` user attribute (``as_attrs``, read back from JSON); fields an older
+        release wrote (a search's ``objective``) are ignored."""
+        names = {f.name for f in fields(cls)}
+        values = {name: value for name, value in values.items() if name in names}
         values["overrides"] = _frozen(values["overrides"])
         values["profile_overrides"] = frozen_overrides(values.get("profile_overrides", {}))
         values["searched"] = tuple(values["searched"])
@@ -333,10 +314,7 @@ EXPERIMENTS: dict[str, Experiment] = {
                 CLUP_SWAV,
                 *_method_rows("nrc", "aad", "adacontrast", "dann", "cdan", "oracle"),
             ),
-            searches=(
-                Search("SHOT", "shot", BestValidator("im"), SHOT_SEARCHED, SEARCH_TRIALS),
-                Search("SHOT", "shot", BestTestAccuracy(), SHOT_SEARCHED, SEARCH_TRIALS),
-            ),
+            searches=(Search("SHOT", "shot", SHOT_SEARCHED, SEARCH_TRIALS),),
             table=TableSpec(paper="Table 1", paper_average=True),
             figures=(FigureSpec(FigureKind.CONFUSION, "confusion"),),
         ),

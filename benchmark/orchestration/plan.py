@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import textwrap
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -45,6 +46,8 @@ from datasets.cache import is_complete, read_manifest
 from datasets.registry import cache_dir
 
 STORED, BENCH, UNKNOWN = "stored", "bench", "unknown"
+#: The columns ``format_plan`` fills (an 80-column terminal).
+PLAN_WIDTH = 80
 
 
 @dataclass
@@ -82,7 +85,7 @@ class PlannedArtifact:
 
 @dataclass
 class PlannedJob:
-    """A job of the plan: where it shows (``trial``: a search trial's objective and slot, e.g. ``accuracy #3``), its
+    """A job of the plan: where it shows (``trial``: a search trial's slot, e.g. ``#3``), its
     state (``done``, ``running`` or ``missing``), the artifacts it needs (``PlannedArtifact.name``), and its
     projected device seconds without building them (None when done or unknown) with their ``basis``."""
 
@@ -270,7 +273,7 @@ class _Planner:
         profile = job.resolved_profile
         stages = _bench_stages(profile, self.device)
         needed = [self.artifact(need, profile, job.seed, stages).name for need in _needs(job)]
-        trial = f"{job.objective} #{job.slot}" if job.kind == "search" else ""
+        trial = f"#{job.slot}" if job.kind == "search" else ""
         planned = PlannedJob(job.experiment, job.row, job.setup, job.seed, job.method, job.profile, job.key,
                              _state(trials), trial, needed)
         if planned.state != "done":
@@ -306,29 +309,46 @@ def plan_sweep(
     return SweepPlan("+".join(e.name for e in resolved), str(torch_device), planned, list(planner.artifacts.values()))
 
 
+def _short_basis(basis: str) -> str:
+    """A projection's basis in at most 8 columns: ``3 runs`` (stored), ``bench``, ``unknown``, ``no model``."""
+    if basis.startswith(STORED):
+        return basis[len(STORED):].strip(" ()")
+    return "no model" if basis == "not modelled" else basis
+
+
 def format_plan(plan: SweepPlan) -> str:
-    """The plan as ``sweep --plan`` prints it: jobs, artifacts (numbered A1, A2 ... in the jobs' needs), totals."""
+    """The plan as ``sweep --plan`` prints it, within 80 columns: jobs by experiment, artifacts (numbered A1,
+    A2 ... in the jobs' needs) each with its folder under ``$FERBENCH_HOME/artifacts/<kind>``, then totals."""
     duration = bench.format_duration
     ids = {artifact.name: f"A{i}" for i, artifact in enumerate(plan.artifacts, 1)}
-    header = (f"{'state':<8} {'experiment':<10} {'row':<26} {'setup':<12} {'seed':>4} {'projected':>10} "
-              f"{'basis':<16} needs")
-    lines = [f"plan of sweep {plan.experiment} (projected device time on {plan.device}; nothing is run)", "", header]
-    for job in plan.jobs:
-        done, row = job.state == "done", job.row + (f" [{job.trial}]" if job.trial else "")
-        lines.append(f"{job.state:<8} {job.experiment:<10} {row[:26]:<26} {job.setup:<12} {job.seed:>4} "
-                     f"{'-' if done else duration(job.seconds):>10} {'-' if done else job.basis:<16} "
-                     f"{', '.join(ids[name] for name in job.artifacts) or '-'}")
-    lines += ["", f"{'':<3} {'artifact':<52} {'state':<9} {'projected':>10} {'basis':<16} folder"]
+    lines = [f"plan of sweep {plan.experiment} (projected device time on {plan.device}; nothing is run)"]
+    header = f"  {'state':<7} {'row':<22} {'setup':<11} {'seed':>4} {'projected':>9} {'basis':<8} needs"
+    for experiment in dict.fromkeys(job.experiment for job in plan.jobs):
+        lines += ["", f"{experiment}:", header]
+        for job in (j for j in plan.jobs if j.experiment == experiment):
+            done, row = job.state == "done", job.row + (f" {job.trial}" if job.trial else "")
+            lines.append(f"  {job.state:<7} {row[:22]:<22} {job.setup[:11]:<11} {job.seed:>4} "
+                         f"{'-' if done else duration(job.seconds):>9} {'-' if done else _short_basis(job.basis):<8} "
+                         f"{', '.join(ids[name] for name in job.artifacts) or '-'}")
+    lines += ["", "artifacts:"]
     for artifact in plan.artifacts:
         built = artifact.built
-        lines.append(f"{ids[artifact.name]:<3} {artifact.name[:52]:<52} {'built' if built else 'to build':<9} "
-                     f"{'-' if built else duration(artifact.seconds):>10} {'-' if built else artifact.basis:<16} "
-                     f"{artifact.folder or f'(key unknown: {artifact.note})'}")
+        cost = (f"cost {artifact.basis}" if artifact.seconds is None
+                else f"{duration(artifact.seconds)} ({_short_basis(artifact.basis)})")
+        state = "built" if built else f"to build, {cost}"
+        lines.append(f"  {ids[artifact.name]:<4}{artifact.name}")
+        text = f"{state}; folder {artifact.folder or f'unknown: {artifact.note}'}"
+        lines += textwrap.wrap(text, width=PLAN_WIDTH, initial_indent=" " * 6, subsequent_indent=" " * 6,
+                               break_on_hyphens=False)
     totals = plan.totals()
     unknown = totals["jobs_unknown"] + totals["artifacts_unknown"]
     lines += ["", f"totals: {totals['jobs']} jobs ({totals['done']} done, {totals['missing']} to run: "
-              f"{totals['job_hours']:.2f} device-hours); {totals['artifacts']} artifacts ({totals['to_build']} to "
-              f"build: {totals['artifact_hours']:.2f} device-hours); in all {totals['device_hours']:.2f} device-hours"
+              f"{totals['job_hours']:.2f} device-hours)",
+              f"        {totals['artifacts']} artifacts ({totals['to_build']} to build: "
+              f"{totals['artifact_hours']:.2f} device-hours)",
+              f"        in all {totals['device_hours']:.2f} device-hours"
               + (f" + {unknown} item(s) of unknown cost" if unknown else "")]
-    lines += [f"to project the unknown ones: {advice}" for advice in plan.advice()]
+    for advice in plan.advice():
+        lines += textwrap.wrap(f"for the unknown costs, {advice}", width=PLAN_WIDTH, subsequent_indent="  ",
+                               break_on_hyphens=False)
     return "\n".join(lines)

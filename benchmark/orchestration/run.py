@@ -24,7 +24,6 @@ from benchmark.orchestration.experiments import Job
 from benchmark.orchestration.probe_runs import run_probes
 from benchmark.orchestration.profile_resolution import resolve_profile
 from benchmark.orchestration.run_record import StageTimer, common_fields
-from benchmark.orchestration.selection import search_rule
 from benchmark.services.embedding import embed_target_test
 from benchmark.services.pretrain import PretrainedBackbone, get_pretrained_backbone
 from benchmark.services.source import SourceModel, SplitTensors, get_source_model, split_tensors
@@ -268,7 +267,6 @@ def run_method(
     device: str = "auto",
     storage_url: str | None = None,
     claimed: ClaimedTrial | None = None,
-    objective: str = "accuracy",
     embedding: bool = False,
 ) -> dict[str, Any]:
     """Run ``method`` on ``setup`` as one trial of the results storage and return its run record.
@@ -283,8 +281,6 @@ def run_method(
         storage_url: results storage URL (default SQLite under ``FERBENCH_HOME``).
         claimed: a RUNNING trial a sweep worker claimed for this run (default: a new trial in the study
             ``run/<method>/<setup>/<profile>``).
-        objective: what the trial reports as its value (``accuracy``, or ``validator:NAME`` for a search
-            selected by an unsupervised validator; ``benchmark.orchestration.selection.search_rule``).
         embedding: also store a 2-D t-SNE embedding of the adapted model's target test features (Fig. 3).
     """
     plan = plan_run(method, setup, seed=seed, profile=profile, overrides=overrides or {},
@@ -304,7 +300,7 @@ def run_method(
         scores = _evaluate(plan, adapted, timer, embedding)
         record = _record(plan, adapted, scores, recipe=attrs["recipe"], timer=timer, device=torch_device,
                          curves=curves)
-        trial.complete(record, search_rule(objective).value(record))
+        trial.complete(record)
     return record
 
 
@@ -325,4 +321,4 @@ def run_job(job: Job, claimed: ClaimedTrial, *, storage_url: str, device: str) -
             overrides[name] = claimed.suggest(name, spec[name].distribution)
     run_method(job.method, job.setup, seed=job.seed, profile=job.profile, overrides=overrides,
                profile_overrides=dict(job.profile_overrides), device=device, storage_url=storage_url,
-               claimed=claimed, objective=job.objective, embedding=job.embedding)
+               claimed=claimed, embedding=job.embedding)

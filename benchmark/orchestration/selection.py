@@ -1,17 +1,20 @@
 """Selection rules: how a table line's hyperparameters were chosen (DomainBed's ``SelectionMethod``).
 
 ``FixedHyperparameters`` (the paper's, or a grid's departures from them), ``LinearProbe`` (a backbone probe),
-``BestValidator(name)`` (a search selected by an unsupervised validator on the target train split) and
-``BestTestAccuracy`` (a search selected by target test labels: an oracle). A rule gives the text of the
-tables' selection column and the objective its trials report; ``search_rule`` is the one parser of objective
-strings (``accuracy``, ``validator:NAME``).
+``BestValidator(name)`` (the trial of a search that an unsupervised validator on the target train split rates
+highest) and ``BestTestAccuracy`` (the trial with the best target test accuracy: an oracle). A search runs once;
+every rule of its table is applied afterwards to the same stored trials (``SelectionRule.select``), so the rows a
+validator and the oracle pick differ by selection alone, never by sampling luck.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
+
+from methods.core.validators import VALIDATORS
 
 
 class SelectionRule(ABC):
@@ -29,14 +32,24 @@ class SelectionRule(ABC):
         """The rule as the tables' selection column prints it."""
 
     @property
-    def objective(self) -> str:
-        """What each trial reports to its study (``run_method``'s ``objective``: ``accuracy`` or
-        ``validator:NAME``); a search selects the trial that maximises it."""
-        return "accuracy"
+    def tag(self) -> str:
+        """A word for the rule in a search line's label (``SHOT (search, IM)``)."""
+        return "oracle" if self.oracle else "fixed"
 
     def value(self, record: dict[str, Any]) -> float:
-        """The objective of a run record: the number its trial reports."""
+        """What the rule maximises over a search's run records (default: the target test accuracy, %)."""
         return float(record["accuracy"])
+
+    def select(self, records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+        """The record of ``records`` (one search's trials) that maximises ``value``; on a tie the earliest
+        trial (lowest ``record["trial"]["number"]``); None when there is none."""
+        if not records:
+            return None
+        return max(sorted(records, key=_trial_number), key=self.value)
+
+
+def _trial_number(record: dict[str, Any]) -> int:
+    return int(record.get("trial", {}).get("number", 0))
 
 
 @dataclass(frozen=True)
@@ -65,28 +78,30 @@ class LinearProbe(SelectionRule):
 
 @dataclass(frozen=True)
 class BestValidator(SelectionRule):
-    """A search selected by the unsupervised validator ``name`` on the unlabelled target train split (honest)."""
+    """The trial that the unsupervised validator ``name`` rates highest on the unlabelled target train split
+    (``methods.core.validators``; honest)."""
 
     name: str
 
-    @property
-    def objective(self) -> str:
-        return f"validator:{self.name}"
+    def __post_init__(self) -> None:
+        if self.name not in VALIDATORS:
+            raise ValueError(f"unknown validator {self.name!r}; known: {', '.join(VALIDATORS)}")
 
     @property
     def display(self) -> str:
         return f"search: best {self.name.upper()} (unsupervised)"
 
+    @property
+    def tag(self) -> str:
+        return self.name.upper()
+
     def value(self, record: dict[str, Any]) -> float:
-        if self.name not in record["validators"]:
-            raise ValueError(f"unknown objective {self.objective!r}; expected accuracy or "
-                             f"validator:{'|'.join(record['validators'])}")
         return float(record["validators"][self.name])
 
 
 @dataclass(frozen=True)
 class BestTestAccuracy(SelectionRule):
-    """A search selected by target test accuracy: an oracle, an upper bound on what selection can leak."""
+    """The trial with the best target test accuracy: an oracle, an upper bound on what selection can leak."""
 
     oracle: ClassVar[bool] = True
 
@@ -95,11 +110,5 @@ class BestTestAccuracy(SelectionRule):
         return "oracle: best target test accuracy"
 
 
-def search_rule(objective: str) -> SelectionRule:
-    """The rule of a search whose trials report ``objective`` (``accuracy`` or ``validator:NAME``)."""
-    if objective == "accuracy":
-        return BestTestAccuracy()
-    kind, _, name = objective.partition(":")
-    if kind != "validator" or not name:
-        raise ValueError(f"unknown objective {objective!r}; expected accuracy or validator:NAME")
-    return BestValidator(name)
+#: The rules a search's table lines apply, in order: every unsupervised validator, then the oracle.
+SEARCH_RULES: tuple[SelectionRule, ...] = (*(BestValidator(name) for name in VALIDATORS), BestTestAccuracy())

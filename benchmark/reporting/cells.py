@@ -1,7 +1,8 @@
 """The cells of a leaderboard: per table line and setup, the run records (one per seed) it is computed from.
 
 A fixed row's cell is found by job key, so only runs with exactly the row's resolved hyperparameters count; a
-search's cell holds, per seed, the run its study selected (the best objective).
+search line's cell holds, per seed, the trial its selection rule picks from the search's one study (every rule of
+a search picks from the same trials).
 """
 
 from __future__ import annotations
@@ -70,16 +71,23 @@ def row_cell(experiment: Experiment, row: Row, setup: str, stored: StoredTrials,
     return Cell(records)
 
 
-def search_cell(search: Search, setup: str, stored: StoredTrials, profile: str | None = None) -> Cell:
-    """Per seed, the run its search selected (highest objective among the completed trials made with the
-    search's current recipe)."""
+def search_trials(search: Search, setup: str, seed: int, stored: StoredTrials,
+                  profile: str | None = None) -> list[dict[str, Any]]:
+    """The records of ``search``'s completed trials on ``setup`` for ``seed`` made with its current recipe (its
+    one study, whatever rule later picks from them)."""
+    job = search.job("", setup, seed, profile)
+    return [record for _, record, key in stored.by_study.get(job.study_name, [])
+            if key is not None and search_key_recipe(key) == job.recipe]
+
+
+def search_cell(search: Search, rule: SelectionRule, setup: str, stored: StoredTrials,
+                profile: str | None = None) -> Cell:
+    """Per seed, the trial ``rule`` picks from the search's trials (``search_trials``)."""
     chosen, sizes = [], []
     for seed in stored.seeds:
-        job = search.job("", setup, seed, profile)
-        trials = [(value, record) for value, record, key in stored.by_study.get(job.study_name, [])
-                  if key is not None and search_key_recipe(key) == job.recipe]
+        trials = search_trials(search, setup, seed, stored, profile)
         if trials:
-            chosen.append(max(trials, key=lambda pair: pair[0])[1])
+            chosen.append(rule.select(trials))
             sizes.append(len(trials))
     return Cell(chosen, min(sizes) if sizes else 0)
 
@@ -94,12 +102,13 @@ class TableLine:
     """One line of a table: what it shows and, per setup, the cell it is computed from.
 
     Attributes:
-        label: the line's name (a search's ends in "(search)").
+        label: the line's name (a search's ends in "(search, <rule tag>)": ``SHOT (search, IM)``).
         setting: sfda | uda | source | oracle.
         selection: how its hyperparameters were chosen (fixed, or the search's rule and trial count).
         cells: setup -> the cell (records, one per seed).
         paper_label: the paper's row to print beside it; None for searches (the paper reports fixed
             hyperparameters only).
+        search, rule: for a search's line, the search and the rule that picked its trials (None otherwise).
     """
 
     label: str
@@ -107,6 +116,8 @@ class TableLine:
     selection: str
     cells: dict[str, Cell]
     paper_label: str | None
+    search: Search | None = None
+    rule: SelectionRule | None = None
 
     @property
     def records(self) -> list[dict[str, Any]]:
@@ -116,17 +127,19 @@ class TableLine:
 
 def table_lines(experiment: Experiment, setups: tuple[str, ...], stored: StoredTrials,
                 profile: str | None = None) -> list[TableLine]:
-    """The experiment's rows, then its searches, each with its cells on ``setups`` (computed once here)."""
+    """The experiment's rows, then a line per search and selection rule, each with its cells on ``setups``
+    (computed once here)."""
     lines = [
         TableLine(row.label, _setting(row.method, row.rule), row.rule.display,
                   {s: row_cell(experiment, row, s, stored, profile) for s in setups}, row.label)
         for row in experiment.rows
     ]
     for search in experiment.searches:
-        cells = {s: search_cell(search, s, stored, profile) for s in setups}
-        n = min((c.trials_per_seed for c in cells.values() if c.records), default=0)
-        lines.append(TableLine(f"{search.label} (search)", _setting(search.method, search.rule),
-                               f"{search.rule.display} over {n} trials", cells, None))
+        for rule in search.rules:
+            cells = {s: search_cell(search, rule, s, stored, profile) for s in setups}
+            n = min((c.trials_per_seed for c in cells.values() if c.records), default=0)
+            lines.append(TableLine(f"{search.label} (search, {rule.tag})", _setting(search.method, rule),
+                                   f"{rule.display} over {n} trials", cells, None, search, rule))
     return lines
 
 

@@ -2,8 +2,9 @@
 
 For each experiment (``benchmark.orchestration.experiments``) and setup, each row's cell is the mean +- std (ddof 1)
 over the seeds found in the storage of the row's runs, found by job key, so only runs with exactly the row's
-resolved hyperparameters count (``benchmark.reporting.cells``). Search rows report, per seed, the run their study
-selected (the best objective) and then the mean over seeds. The CluP paper's number is printed beside ours, with the
+resolved hyperparameters count (``benchmark.reporting.cells``). A search gives a line per selection rule: per seed,
+the trial the rule picks from the search's one study, then the mean over seeds; and the selection gap (oracle
+minus each validator, paired). The CluP paper's number is printed beside ours, with the
 difference, where the paper has one for that row and setup, and a footnote says how the paper's numbers and
 ours were obtained (``benchmark.reporting.table_notes``). Every table also gives the source models' accuracy on their
 source test split, beside the authors' released source models'. What a table shows (its columns, the paper's table
@@ -22,7 +23,13 @@ from benchmark.orchestration.experiments import EXPERIMENTS, Experiment, get_exp
 from benchmark.orchestration.report_specs import TableKind
 from benchmark.reporting.cells import row_cell, table_lines, table_seeds
 from benchmark.reporting.outputs import output_folder
-from benchmark.reporting.paired_tables import check_reference, paired_comparisons, paired_notes
+from benchmark.reporting.paired_tables import (
+    check_reference,
+    paired_comparisons,
+    paired_notes,
+    selection_gap_markdown,
+    selection_gaps,
+)
 from benchmark.reporting.table_frames import FRAMES, frame_markdown
 from benchmark.reporting.table_notes import (
     configuration_notes,
@@ -64,11 +71,15 @@ def render(experiment: Experiment, setups: tuple[str, ...], stored: StoredTrials
         frame_markdown(frame, paired),
         "",
         *[part for note in paired_notes(setups, table, paired) for part in (note, "")],
+        *(selection_gap_markdown(selection_gaps(experiment, setups, table))
+          if experiment.table.kind is TableKind.ACCURACY else []),
         source_line(setups, used),
         "",
         "Selection rules: *fixed* = the paper's (or the method's published) hyperparameters, no selection; "
-        "*search: best IM* = a search scored by an unsupervised validator on the unlabelled target train split; "
-        "*oracle* = selected with target test labels: an upper bound on what selection can leak, never a result.",
+        "*search: best IM* (ENTROPY, SND) = the trial of a search that an unsupervised validator rates highest on "
+        "the unlabelled target train split; *oracle* = the trial of the same search with the best target test "
+        "accuracy: an upper bound on what selection can leak, never a result. A search runs once, its "
+        "hyperparameters drawn at random; every rule picks from its trials.",
     ]
     if synthetic_context(experiment, setups):
         lines.append("The paper column gives the paper's average over its 4 real setups for context; synthetic and "

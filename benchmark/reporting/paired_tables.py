@@ -5,6 +5,10 @@ CluP (SwAV)), paired by seed and target test image, with a bootstrap interval (`
 Per-image correctness is each run record's ``test_correct`` (one digit per target test image), so a leaderboard
 needs the records only, never the data. Records without it (written before runs stored it) are compared over
 seeds only, and the table says so.
+
+A search's lines also give its **selection gap**: the oracle's pick minus each unsupervised validator's, paired
+the same way. All of a search's lines pick from the same trials, so the gap is what selection without labels
+gives up, with no sampling luck in it.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from benchmark.config.errors import UserError
 from benchmark.orchestration.experiments import Experiment
 from benchmark.orchestration.report_specs import TableKind
 from benchmark.reporting.cells import Cell, TableLine, source_model
+from benchmark.reporting.results import to_markdown
 from benchmark.reporting.statistics import (
     LEVEL,
     RESAMPLES,
@@ -118,6 +124,14 @@ def check_reference(reference: str, experiments: list[Experiment]) -> None:
                         f"label; rows: {', '.join(labels)}")
 
 
+def _average(per_setup: list[Comparison]) -> Comparison:
+    """The stratified average over setups of per-setup comparisons, or why there is none."""
+    if all(c.paired is not None for c in per_setup):
+        interval = stratified_average([c.paired for c in per_setup])  # type: ignore[misc]
+        return Comparison(Paired(interval, np.empty(0)))
+    return Comparison(None, "a setup has no paired difference")
+
+
 def paired_comparisons(experiment: Experiment, setups: tuple[str, ...], lines: list[TableLine], *,
                        reference: str | None = None, resamples: int = RESAMPLES, seed: int = SEED) -> PairedTable:
     """Every line against each compared row (``compared_rows``) per setup, and on average over the setups
@@ -136,14 +150,48 @@ def paired_comparisons(experiment: Experiment, setups: tuple[str, ...], lines: l
                 cells[i, setup, label] = compare_cells(line.cells[setup], lines[j].cells[setup], rng, resamples)
             if len(setups) > 1:
                 per_setup = [cells[i, setup, label] for setup in setups]
-                if i == j:
-                    averages[i, label] = Comparison(None, itself=True)
-                elif all(c.paired is not None for c in per_setup):
-                    interval = stratified_average([c.paired for c in per_setup])  # type: ignore[misc]
-                    averages[i, label] = Comparison(Paired(interval, np.empty(0)))
-                else:
-                    averages[i, label] = Comparison(None, "a setup has no paired difference")
+                averages[i, label] = Comparison(None, itself=True) if i == j else _average(per_setup)
     return PairedTable(compared, cells, averages, resamples, seed)
+
+
+def selection_gaps(experiment: Experiment, setups: tuple[str, ...], lines: list[TableLine], *,
+                   resamples: int = RESAMPLES, seed: int = SEED) -> pd.DataFrame:
+    """Per search and unsupervised validator, the oracle's pick minus the validator's (points) on each setup
+    and on average, with paired intervals (``compare_cells``); an empty frame when no search has an oracle."""
+    rows = []
+    for search in experiment.searches:
+        picks = [line for line in lines if line.search is search]
+        oracle = next((line for line in picks if line.rule is not None and line.rule.oracle), None)
+        if oracle is None:
+            continue
+        for line in picks:
+            if line is oracle:
+                continue
+            row: dict[str, Any] = {"search": search.label, "oracle minus": line.rule.display}
+            per_setup = []
+            for setup in setups:
+                rng = stream(seed, experiment.name, setup, "selection gap", search.label, line.selection)
+                per_setup.append(compare_cells(oracle.cells[setup], line.cells[setup], rng, resamples))
+                row[f"{setup} gap"] = per_setup[-1].text()
+            if len(setups) > 1:
+                row["average gap"] = _average(per_setup).text()
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def selection_gap_markdown(gaps: pd.DataFrame) -> list[str]:
+    """The selection-gap table with its title and note (no lines when ``gaps`` is empty)."""
+    if gaps.empty:
+        return []
+    return [
+        f"Selection gap (points) with its {100 * LEVEL:.0f}% interval: per search, the trial the oracle picks "
+        "minus the trial each unsupervised validator picks, from the same trials (one search, every rule applied "
+        "afterwards), paired and resampled as the differences above. It is what choosing hyperparameters without "
+        "target labels gives up on this search space.",
+        "",
+        to_markdown(gaps),
+        "",
+    ]
 
 
 def _line_names(lines: list[TableLine]) -> list[str]:

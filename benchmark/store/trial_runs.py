@@ -129,9 +129,16 @@ class ClaimedTrial:
         return self.trial.number
 
     def seeded(self, seed: int) -> ClaimedTrial:
-        """This trial, its ``suggest`` drawn by a TPE sampler seeded with ``seed`` (a search trial's slot)."""
-        sampler = optuna.samplers.TPESampler(seed=seed)
+        """This trial, its ``suggest`` drawn by a random sampler seeded with ``seed`` (a search trial's slot).
+
+        Random search (DomainBed's): no draw depends on a stored result, so every selection rule, honest or
+        oracle, can be applied afterwards to the same trials without the search having been steered by one.
+        """
+        sampler = optuna.samplers.RandomSampler(seed=seed)
         study = optuna.load_study(study_name=self.study.study_name, storage=self.storage, sampler=sampler)
+        # Optuna's cached RDB storage learns a trial's study when it reads the study's trials; a random sampler
+        # reads none, and a suggest on a trial the cache has not seen fails (KeyError): read them once.
+        study.get_trials(deepcopy=False)
         return replace(self, study=study, trial=live_trial(study, self.trial))
 
     def suggest(self, name: str, space: SearchSpace) -> Any:
@@ -149,7 +156,7 @@ class ClaimedTrial:
     def complete(self, record: dict[str, Any], value: float | None = None) -> None:
         """Attach the run record and finish COMPLETE with ``value`` (default: the accuracy) as its value.
 
-        A search study's value is its objective (an unsupervised validator, or the accuracy for an oracle search).
+        No selection reads a trial's value: a search's rules read the records (``orchestration.selection``).
         ``record`` gains ``trial`` (its study and number).
         """
         record["trial"] = {"study": self.study.study_name, "number": self.trial.number}

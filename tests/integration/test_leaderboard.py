@@ -42,17 +42,19 @@ def _correct(job: Job, accuracy: float) -> str:
 
 def _record(job: Job, accuracy: float) -> dict:
     """A run record with the fields tables and figures read (accuracy-driven per-class recall and confusion,
-    per-image correctness on the target test images); an oracle search's records are old ones, without it."""
+    per-image correctness on the target test images); a search's trials rate with IM the lower accuracy higher
+    (slot 0 has the lower accuracy), and on raf_fer2013 they are old ones, without per-image correctness."""
     correct = round(accuracy)
     confusion = [[correct if i == j else (100 - correct) // 6 for j in range(7)] for i in range(7)]
-    old = job.kind == "search" and job.objective == "accuracy"
+    old = job.kind == "search" and job.setup == "raf_fer2013"
+    im = 1.0 - job.slot if job.kind == "search" else accuracy / 100.0
     target = SETUPS[job.setup].target
     return {
         "method": job.method, "setting": "sfda", "setup": job.setup, "profile": job.profile, "seed": job.seed,
         "target_dataset": target,
         "hparams": job.hparams(), "accuracy": accuracy, "mean_class_accuracy": accuracy - 1.0,
         "class_accuracy": {name: accuracy + i - 3.0 for i, name in enumerate(CLASS_NAMES)},
-        "confusion": confusion, "n_test": N_TEST, "validators": {"im": accuracy / 100.0, "entropy": 0.5, "snd": 0.1},
+        "confusion": confusion, "n_test": N_TEST, "validators": {"im": im, "entropy": 0.5, "snd": 0.1},
         **({} if old else {"test_correct": _correct(job, accuracy)}),
         "versions": {"git": "0123abc"}, **_source(job),
     }
@@ -94,7 +96,7 @@ def small_storage(tmp_path_factory: pytest.TempPathFactory) -> str:
             continue
         if job.kind == "search":
             accuracy = _accuracy(job) + job.slot
-            _store(storage, job, accuracy, accuracy if job.objective == "accuracy" else 1.0 - job.slot)
+            _store(storage, job, accuracy)
         elif job.slot == 0:
             _store(storage, job, _accuracy(job))
     for job in EXPERIMENTS["fig4"].jobs(("synth",), 2, "quick"):
@@ -130,7 +132,8 @@ def _markdown_tables(markdown: str) -> list[pd.DataFrame]:
 
 def test_the_markdown_shows_every_column_of_the_frame_once_with_the_same_cells(stored: StoredTrials):
     markdown, frame = render(EXPERIMENTS["table1"], ("raf_fer2013", "synth"), stored, "quick")
-    main, deltas = _markdown_tables(markdown)
+    main, deltas, gaps = _markdown_tables(markdown)  # the third: the search's selection gap
+    assert list(gaps.columns) == ["search", "oracle minus", "raf_fer2013 gap", "synth gap", "average gap"]
     assert list(deltas.columns[:2]) == ["method", "setting"]
     assert list(main.columns) + list(deltas.columns[2:]) == list(frame.columns)
     shown = pd.concat([main, deltas.iloc[:, 2:]], axis=1)
@@ -158,10 +161,10 @@ def test_paired_differences_are_the_mean_differences_over_shared_seeds(stored: S
 
 def test_old_records_fall_back_to_seeds_and_say_so(stored: StoredTrials):
     markdown, frame = render(EXPERIMENTS["table1"], ("raf_fer2013", "synth"), stored, "quick")
-    oracle_search = frame[(frame.method == "SHOT (search)") & (frame.setting == "oracle")].iloc[0]
-    assert oracle_search["raf_fer2013 Δ Source only"].endswith("†")  # records without test_correct
+    oracle_search = frame[frame.method == "SHOT (search, oracle)"].iloc[0]
+    assert oracle_search.setting == "oracle" and oracle_search["raf_fer2013 Δ Source only"].endswith("†")
     assert "† Seeds only (test images not resampled), records without per-image correctness" in markdown
-    assert "SHOT (search) [oracle] on raf_fer2013" in markdown
+    assert "SHOT (search, oracle) on raf_fer2013" in markdown
     assert "'-' where 1 seed paired (2 needed): Oracle (target labels) on synth" in markdown
     assert "2000 resamples, seed 0" in markdown and "target test images with replacement" in markdown
 
@@ -235,11 +238,16 @@ def test_the_authors_source_accuracy_is_shown_exactly_where_the_source_is_theirs
 
 def test_search_rows_show_the_selected_trial_and_oracle_is_labelled(small_storage: str, tmp_path: Path):
     text = write_leaderboards(open_storage(small_storage), tmp_path, profile="quick", experiments=("table1",))[0].read_text()
-    search_lines = [line for line in text.splitlines() if line.startswith("| SHOT (search)") and "trials" in line]
-    assert len(search_lines) == 2
-    honest, oracle = search_lines
+    search_lines = [line for line in text.splitlines() if line.startswith("| SHOT (search") and "trials" in line]
+    assert [line.split(" | ")[0] for line in search_lines] == [
+        "| SHOT (search, ENTROPY)", "| SHOT (search, IM)", "| SHOT (search, SND)", "| SHOT (search, oracle)"]
+    honest, oracle = search_lines[1], search_lines[3]
     assert "search: best IM (unsupervised) over 2 trials" in honest and "| sfda |" in honest
     assert "oracle: best target test accuracy over 2 trials" in oracle and "| oracle |" in oracle
+    # IM rates slot 0 (the lower accuracy) higher, the oracle picks slot 1 (one point more): a gap of +1.00 on
+    # every seed and setup, paired over the same trials (on raf_fer2013 over seeds only: old records).
+    gap = next(line for line in text.splitlines() if line.startswith("| SHOT | search: best IM"))
+    assert gap.count("| +1.00 [") == 3 and "| +1.00 [+1.00, +1.00]*† |" in gap  # raf_fer2013, synth, average
 
 
 def test_fig4_is_drawn_from_stored_trials_with_both_curves(small_storage: str, tmp_path: Path):

@@ -106,7 +106,7 @@ def test_hand_made_table1_with_searches_and_fig4_round_trip_byte_identically(tmp
     url = f"sqlite:///{tmp_path / 'made.db'}"
     for job in EXPERIMENTS["table1"].jobs(("synth",), 2, "quick"):
         accuracy = _accuracy(job) + job.slot
-        _store(url, job, accuracy, (1.0 - job.slot) if job.objective.startswith("validator") else None)
+        _store(url, job, accuracy)
     for job in EXPERIMENTS["fig4"].jobs(("synth",), 2, "quick"):
         _store(url, job, 50.0 + 10 * job.seed + dict(job.overrides)["q"] * (10 if "purity" in job.row else 5))
     export_records(open_storage(url), tmp_path / "records")

@@ -1,5 +1,5 @@
 """Sweeps on one storage: concurrent workers run each job exactly once; a killed sweep resumes and finishes;
-completed runs and artifacts are reused; searches select by their objective; the SLURM path runs through
+completed runs and artifacts are reused; a search runs once and every selection rule picks from its trials; the SLURM path runs through
 submitit's local executor. All at the built-in ``tiny`` profile on ``synth``."""
 
 from __future__ import annotations
@@ -19,10 +19,13 @@ from optuna.trial import TrialState
 
 from benchmark.orchestration.experiments import EXPERIMENTS, Experiment, Row, Search
 from benchmark.orchestration.sweep import survey, sweep, unique_jobs
-from benchmark.reporting.cells import search_cell
+from benchmark.orchestration.selection import BestTestAccuracy, BestValidator
+from benchmark.reporting.cells import search_trials, table_lines
 from benchmark.store.storage import open_storage
 from benchmark.store.stored_trials import StoredTrials
 from benchmark.store.study_scan import TrialStatus
+from benchmark.store.trial_runs import suggest
+from methods import registry
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -104,22 +107,34 @@ def test_experiments_swept_together_run_each_shared_job_once():
     assert at_default_q == {"purity": 3, "confidence": 3}  # one per seed each
 
 
-def test_a_search_reports_its_objective_and_the_leaderboard_selects_by_it(storage):
-    honest = Search("SHOT", "shot", "validator:im", ("lr", "cls_par"), {"tiny": 2})
-    oracle = Search("SHOT", "shot", "accuracy", ("lr", "cls_par"), {"tiny": 2})
-    experiment = Experiment("test_search", "searches", rows=(), searches=(honest, oracle))
+def test_one_search_serves_every_selection_rule_from_the_same_trials_drawn_without_looking_at_results(storage):
+    search = Search("SHOT", "shot", ("lr", "cls_par"), {"tiny": 3})
+    experiment = Experiment("test_search", "searches", rows=(), searches=(search,))
+    assert len(experiment.jobs(("synth",), 1, "tiny")) == 3  # one job per trial: no search per rule
     report = sweep(experiment, ("synth",), seeds=1, profile="tiny", storage_url=storage, device="cpu")
-    assert report.jobs == 4 and report.ran == 4
+    assert report.jobs == 3 and report.ran == 3
     stored = StoredTrials.load(open_storage(storage))
-    for search in (honest, oracle):
-        trials = [(value, record) for value, record, _ in stored.by_study[f"search/{search.objective}/shot/synth/tiny/seed0"]]
-        assert len(trials) == 2
-        for value, record in trials:
-            expected = record["accuracy"] if search.oracle else record["validators"]["im"]
-            assert value == pytest.approx(expected)
-        assert len({record["hparams"]["lr"] for _, record in trials}) == 2  # each slot drew its own values
-        chosen = search_cell(search, "synth", stored, "tiny").records[0]
-        assert chosen is max(trials, key=lambda pair: pair[0])[1]
+    assert [name for name in stored.by_study if name.startswith("search/")] == ["search/shot/synth/tiny/seed0"]
+    trials = search_trials(search, "synth", 0, stored, "tiny")
+    ids = {(record["trial"]["study"], record["trial"]["number"]) for record in trials}
+    assert len(ids) == 3
+
+    # Every line of the search (each validator's, the oracle's) picks one of the same trial ids.
+    lines = [line for line in table_lines(experiment, ("synth",), stored, "tiny") if line.search is search]
+    assert [line.rule for line in lines] == list(search.rules) and search.rules[-1].oracle
+    picks = {line.rule: line.cells["synth"].records[0] for line in lines}
+    assert all((pick["trial"]["study"], pick["trial"]["number"]) in ids for pick in picks.values())
+    assert picks[BestTestAccuracy()]["accuracy"] == max(record["accuracy"] for record in trials)
+    assert picks[BestValidator("im")]["validators"]["im"] == max(record["validators"]["im"] for record in trials)
+
+    # Each slot's values are what a random sampler seeded with the slot's seed draws in an empty study: they
+    # depend on no stored result (so no rule, honest or oracle, steered the search).
+    spec = registry.get("shot").hparams_spec
+    for slot in range(3):
+        job = search.job("test_search", "synth", 0, "tiny", slot)
+        fresh = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=job.sampler_seed)).ask()
+        drawn = {name: suggest(fresh, name, spec[name].distribution) for name in search.searched}
+        assert {name: stored.by_key[job.key]["hparams"][name] for name in search.searched} == drawn
 
 
 def test_the_slurm_launcher_path_runs_through_submitits_local_executor(storage):

@@ -5,6 +5,7 @@ a FERBENCH_HOME of its own (artifacts) that shares the session's prepared synthe
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import optuna
 import pytest
@@ -71,3 +72,24 @@ def test_plan_lists_missing_jobs_and_artifacts_then_sees_a_run_and_never_creates
     assert seed1["basis"] == "stored (1 run)" and seed1["seconds"] > 0
     assert after["totals"]["done"] == 1 and after["totals"]["missing"] == 21
     assert _trials(storage) == 1
+
+
+def test_the_plan_of_table1_has_one_search_per_method_setup_and_seed(own_home, storage, capsys):
+    # quick runs 2 trials per search; every selection rule (validators, oracle) picks from them afterwards.
+    plan = json.loads(_quick_plan(capsys, storage))
+    trials = [job for job in plan["jobs"] if job["trial"]]
+    assert {(job["row"], job["method"]) for job in trials} == {("SHOT", "shot")}
+    per_search = Counter((job["setup"], job["seed"]) for job in trials)
+    assert per_search == {("synth", 0): 2, ("synth", 1): 2}
+    assert sorted(job["trial"] for job in trials) == ["#0", "#0", "#1", "#1"]
+
+
+def test_the_printed_plan_fits_80_columns(own_home, storage, capsys):
+    printed = _quick_plan(capsys, storage, json_output=False)
+    assert "SHOT #1" in printed and max(map(len, printed.splitlines())) <= 80
+
+
+def _quick_plan(capsys, storage: str, json_output: bool = True) -> str:
+    quick = [*PLAN[:PLAN.index("--profile")], "--profile", "quick", *PLAN[PLAN.index("--profile") + 2:]]
+    assert main([*quick, "--seeds", "2", "--storage", storage, *(["--json"] if json_output else [])]) == 0
+    return capsys.readouterr().out

@@ -12,7 +12,8 @@ import torch
 from benchmark.config.errors import UserError
 from benchmark.config.profiles import PROFILES
 from benchmark.orchestration.experiments import EXPERIMENTS, Job
-from benchmark.reporting.cells import search_cell
+from benchmark.orchestration.selection import BestTestAccuracy
+from benchmark.reporting.cells import search_cell, search_trials
 from benchmark.services.pretrain import pretrain_key
 from benchmark.store.identity import job_recipe, trial_key
 from benchmark.store.stored_trials import StoredTrials
@@ -66,7 +67,8 @@ def test_a_search_selects_only_among_trials_made_with_its_current_recipe(monkeyp
     assert old_key.startswith(f"{new.study_name}#0@") and old_key != new.key
     stale, current = {"seed": 0, "accuracy": 90.0}, {"seed": 0, "accuracy": 60.0}
     stored = StoredTrials({}, {new.study_name: [(0.9, stale, old_key), (0.6, current, new.key)]}, (0,))
-    assert search_cell(search, "synth", stored, "quick").records == [current]
+    assert search_trials(search, "synth", 0, stored, "quick") == [current]
+    assert search_cell(search, BestTestAccuracy(), "synth", stored, "quick").records == [current]
 
 
 def test_an_override_for_one_objective_leaves_the_other_objectives_artifact_key(monkeypatch):

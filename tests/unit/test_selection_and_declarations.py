@@ -1,7 +1,7 @@
 """Selection rules, method labels and what experiments declare for reporting.
 
 Selection rules are classes (DomainBed's ``SelectionMethod``): each prints the text the tables always printed
-and reports the objective ``run_method`` is given; its value is the record's accuracy or validator. Method labels
+and picks, from a search's records, the one that maximises its value (the accuracy or a validator). Method labels
 live on the method classes. Leaderboards and figures dispatch on what an experiment declares (its ``TableSpec``
 and ``FigureSpec`` s), so every declared kind has a renderer. One markdown renderer serves every table.
 """
@@ -11,14 +11,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from benchmark.orchestration.experiments import EXPERIMENTS, Row, Search
+from benchmark.orchestration.experiments import EXPERIMENTS, Row
 from benchmark.orchestration.report_specs import FigureKind, TableKind
 from benchmark.orchestration.selection import (
     BestTestAccuracy,
     BestValidator,
     FixedHyperparameters,
     LinearProbe,
-    search_rule,
 )
 from benchmark.reporting.figures import DRAWERS, drawing
 from benchmark.reporting.leaderboard import FRAMES
@@ -30,41 +29,50 @@ from methods.api import Method, Setting
 RECORD = {"accuracy": 61.5, "validators": {"im": 0.25, "entropy": 0.5, "snd": 0.125}}
 
 
-@pytest.mark.parametrize(("rule", "display", "objective", "oracle"), [
-    (FixedHyperparameters(), "fixed: paper hyperparameters", "accuracy", False),
-    (FixedHyperparameters((("q", 0.5),)), "fixed: paper hyperparameters but q=0.5", "accuracy", False),
+@pytest.mark.parametrize(("rule", "display", "value", "oracle"), [
+    (FixedHyperparameters(), "fixed: paper hyperparameters", 61.5, False),
+    (FixedHyperparameters((("q", 0.5),)), "fixed: paper hyperparameters but q=0.5", 61.5, False),
     (FixedHyperparameters((("q", 0.5), ("score", "purity"))),
-     "fixed: paper hyperparameters but q=0.5, score=purity", "accuracy", False),
-    (LinearProbe(), "linear probe (target train labels)", "accuracy", True),
-    (BestValidator("im"), "search: best IM (unsupervised)", "validator:im", False),
-    (BestValidator("snd"), "search: best SND (unsupervised)", "validator:snd", False),
-    (BestTestAccuracy(), "oracle: best target test accuracy", "accuracy", True),
+     "fixed: paper hyperparameters but q=0.5, score=purity", 61.5, False),
+    (LinearProbe(), "linear probe (target train labels)", 61.5, True),
+    (BestValidator("im"), "search: best IM (unsupervised)", 0.25, False),
+    (BestValidator("snd"), "search: best SND (unsupervised)", 0.125, False),
+    (BestTestAccuracy(), "oracle: best target test accuracy", 61.5, True),
 ])
-def test_each_rule_prints_its_text_and_reports_the_objective_run_method_computes(rule, display, objective, oracle):
-    assert (rule.display, rule.objective, rule.oracle) == (display, objective, oracle)
-    expected = RECORD["accuracy"] if objective == "accuracy" else RECORD["validators"][objective.split(":")[1]]
-    assert rule.value(RECORD) == expected == search_rule(objective).value(RECORD)
+def test_each_rule_prints_its_text_and_values_a_record(rule, display, value, oracle):
+    assert (rule.display, rule.value(RECORD), rule.oracle) == (display, value, oracle)
 
 
-def test_a_search_objective_string_is_parsed_once_into_its_rule():
-    assert search_rule("validator:im") == BestValidator("im") and search_rule("accuracy") == BestTestAccuracy()
-    for bad in ("validator:", "loss", "validators:im"):
-        with pytest.raises(ValueError, match="unknown objective"):
-            search_rule(bad)
-    with pytest.raises(ValueError, match="unknown objective 'validator:nope'"):
-        BestValidator("nope").value(RECORD)
-    # A search given an objective string (as before rules were classes) holds the rule; its jobs get the string.
-    by_string = Search("SHOT", "shot", "validator:im", ("lr",), {"tiny": 1})
-    assert by_string == Search("SHOT", "shot", BestValidator("im"), ("lr",), {"tiny": 1})
-    assert by_string.objective == by_string.job("x", "synth", 0).objective == "validator:im"
-    assert Search("SHOT", "shot", BestTestAccuracy(), ("lr",), {}).oracle
+def _trial(number: int, accuracy: float, im: float, entropy: float = 0.0) -> dict:
+    return {"trial": {"study": "search/shot/synth/tiny/seed0", "number": number}, "accuracy": accuracy,
+            "validators": {"im": im, "entropy": entropy, "snd": 0.0}}
+
+
+def test_each_rule_picks_from_the_same_trials_the_one_it_values_most_and_the_earliest_on_a_tie():
+    trials = [_trial(0, 50.0, 0.9), _trial(1, 70.0, 0.1, entropy=1.0), _trial(2, 70.0, 0.9)]
+    assert BestValidator("im").select(trials) is trials[0]  # 0 and 2 tie on IM: the earlier trial
+    assert BestValidator("entropy").select(trials) is trials[1]
+    assert BestTestAccuracy().select(trials) is trials[1]
+    assert BestTestAccuracy().select(list(reversed(trials))) is trials[1]  # the order given does not matter
+    assert BestValidator("im").select([]) is None
+
+
+def test_an_unknown_validator_is_refused_when_the_rule_is_made():
+    with pytest.raises(ValueError, match="unknown validator 'nope'; known: entropy, im, snd"):
+        BestValidator("nope")
+
+
+def test_a_search_has_no_objective_its_rules_are_every_validator_then_the_oracle():
+    search = EXPERIMENTS["table1"].searches[0]
+    assert search.rules == (BestValidator("entropy"), BestValidator("im"), BestValidator("snd"), BestTestAccuracy())
+    job = search.job("table1", "synth", 0, "quick", slot=3)
+    assert job.study_name == "search/shot/synth/quick/seed0" and not hasattr(job, "objective")
 
 
 def test_rows_select_by_fixed_hyperparameters_or_a_probe():
     assert Row("a", "clup", {"q": 0.7, "score": "purity"}, swept=("q",)).rule == FixedHyperparameters((("q", 0.7),))
     assert Row("b", "probe:swav").rule == LinearProbe()
-    table1 = EXPERIMENTS["table1"]
-    assert [s.rule for s in table1.searches] == [BestValidator("im"), BestTestAccuracy()]
+    assert len(EXPERIMENTS["table1"].searches) == 1  # one search serves every selection line
 
 
 def test_method_labels_live_on_the_classes():
