@@ -288,7 +288,8 @@ def _open_image(path: Path, mode: str) -> Image.Image:
 
 
 def load_image(
-    path: Path, *, size: int, channels: int, annotation: Path, line: int | None, box: Box | None = None
+    path: Path, *, size: int, channels: int, annotation: Path, line: int | None, box: Box | None = None,
+    shorter_side: bool = False,
 ) -> np.ndarray:
     """Open an image, crop ``box`` (clamped to the image), resize to size x size (BILINEAR).
 
@@ -298,6 +299,9 @@ def load_image(
         channels: 1 (grey, PIL mode L) or 3 (RGB; alpha dropped, palettes expanded, 16-bit grey scaled).
         annotation, line: the annotation record naming the image, for error messages.
         box: crop box (left, top, right, bottom) in pixels, or None for the whole image.
+        shorter_side: resize the shorter side to ``size`` keeping the aspect ratio, then take the centre
+            size x size (torchvision's ``Resize(size)`` then ``CenterCrop(size)``; the same as the plain resize
+            for a square crop); False: resize both sides to ``size``.
 
     Returns:
         uint8 array (size, size, channels).
@@ -319,16 +323,35 @@ def load_image(
                 f"crop box {box} lies outside the {image.width}x{image.height} image {path}", annotation, line
             )
         image = image.crop(clamped)
+    if shorter_side and image.width != image.height:
+        image = _centre_crop(_resize_shorter_side(image, size), size)
     if image.size != (size, size):
         image = image.resize((size, size), RESAMPLE)
     return np.asarray(image, dtype=np.uint8).reshape(size, size, channels)
 
 
-def decode_image_sample(sample: RawSample, size: int, channels: int) -> np.ndarray:
-    """Decode an image-file sample whose ``ref`` is an ``ImageRef``: uint8 (size, size, channels)."""
+def _resize_shorter_side(image: Image.Image, size: int) -> Image.Image:
+    """``image`` with its shorter side ``size`` (BILINEAR), the longer ``int(size * long / short)`` as
+    torchvision's ``Resize(int)`` computes it."""
+    width, height = image.size
+    if width <= height:
+        return image.resize((size, int(size * height / width)), RESAMPLE)
+    return image.resize((int(size * width / height), size), RESAMPLE)
+
+
+def _centre_crop(image: Image.Image, size: int) -> Image.Image:
+    """The centre ``size`` x ``size`` of ``image`` (offsets rounded as torchvision's ``CenterCrop``)."""
+    left, top = int(round((image.width - size) / 2.0)), int(round((image.height - size) / 2.0))
+    return image.crop((left, top, left + size, top + size))
+
+
+def decode_image_sample(sample: RawSample, size: int, channels: int, shorter_side: bool = False) -> np.ndarray:
+    """Decode an image-file sample whose ``ref`` is an ``ImageRef``: uint8 (size, size, channels)
+    (``shorter_side``: as ``load_image``)."""
     ref: ImageRef = sample.ref
     return load_image(
-        sample.source, size=size, channels=channels, annotation=ref.annotation, line=sample.line, box=ref.box
+        sample.source, size=size, channels=channels, annotation=ref.annotation, line=sample.line, box=ref.box,
+        shorter_side=shorter_side,
     )
 
 

@@ -5,8 +5,9 @@ Raw layout::
     <root>/label/label.lst       lines `image_name face_id top left right bottom confidence label`
     <root>/image/origin/<image_name>
 
-The crop box is (left, top, right, bottom), clamped to the photo, resized to 160 x 160 RGB (BILINEAR), the
-CluP authors' input size, so the ``paper`` profile never upsamples a smaller cache.
+The crop box is (left, top, right, bottom), clamped to the photo; its shorter side is resized to 160 (BILINEAR)
+and the centre 160 x 160 RGB kept: the CluP authors' ``T.Resize(160)`` (their ``src/data/image.py``; a square box
+comes out as a plain resize), at their input size, so the ``paper`` profile never upsamples a smaller cache.
 Label 0..6 = angry, disgust, fear, happy, sad, surprise, neutral, mapped by ``FER2013_TO_CANONICAL``.
 
 ExpW has no official split (the CluP authors drew an unseeded 20% with replacement). Ours, see
@@ -83,7 +84,7 @@ class ExpW(SingleAnnotationDataset):
     name = "expw"
     image_size = 160
     channels = 3
-    version = 2  # 1: cached at 112 px
+    version = 3  # 1: cached at 112 px; 2: boxes squashed to 160 x 160
     annotation = ANNOTATION
     layout = (
         f"<root>/{ANNOTATION} (lines `image_name face_id top left right bottom confidence label`) and "
@@ -113,8 +114,9 @@ class ExpW(SingleAnnotationDataset):
         }
 
     def decode(self, root: Path, sample: RawSample) -> np.ndarray:
-        """uint8 (160, 160, 3): the face box, clamped to the photo, resized with BILINEAR."""
-        return decode_image_sample(sample, self.image_size, self.channels)
+        """uint8 (160, 160, 3): the face box, clamped to the photo, shorter side resized to 160 (BILINEAR), centre
+        crop."""
+        return decode_image_sample(sample, self.image_size, self.channels, shorter_side=True)
 
     def manifest_extras(self, written: Mapping[str, Sequence[RawSample]]) -> dict[str, Any]:
         """The split's seed and method, and the hash and photo count of the test faces in ``written``."""

@@ -52,6 +52,8 @@ class AdaContrast(Method):
     name = "adacontrast"
     label = "AdaContrast"
     setting = Setting.SFDA
+    #: SHOT's network (bottleneck 256 + BN + weight-normed classifier), label-smoothed source: docs/METHODS.md.
+    source_recipe = "shot"
     hparams_spec = {
         **sgd_hparams(2e-3, (2e-4, 2e-2), (1, 30), 128, lr_help="lr of B and C (F: x backbone_lr_mult)",
                       backbone="backbone (F)"),

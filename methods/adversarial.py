@@ -7,8 +7,12 @@ unlabelled target batches::
     loss = CE(source logits, source labels) + trade_off * domain loss
 
 The domain loss is the discriminator's binary cross-entropy (source = 1, target = 0); the discriminator sees
-its input through a gradient-reversal layer whose coefficient follows ``grl_coefficient(progress)``, so the
-discriminator learns to tell the domains apart while the features learn to make that impossible.
+its input through a gradient-reversal layer whose coefficient follows ``grl_coefficient(progress, alpha)``, so the
+discriminator learns to tell the domains apart while the features learn to make that impossible. The progress
+is ``step / grl_horizon``: at ``paper`` each release's own (CDAN's ``calc_coeff``: alpha 10 over 10000 iterations;
+TLlib's DANN ``WarmStartGradientReverseLayer``: alpha 1 over 1000), at ``quick`` the fraction of the run done
+(``grl_horizon`` 0, alpha 10: the DANN paper's rule; an absolute horizon of thousands of steps would leave a
+run of a few hundred steps with the adversarial term nearly off; docs/METHODS.md).
 
 - DANN (Ganin et al., JMLR 2016): the discriminator sees the bottleneck features f (B, 256).
 - CDAN (Long et al., NeurIPS 2018; "CADA" in the CluP paper's table): it sees the multilinear map
@@ -64,8 +68,15 @@ def reverse_gradient(x: torch.Tensor, coeff: float) -> torch.Tensor:
 
 
 def grl_coefficient(progress: float, alpha: float = 10.0) -> float:
-    """DANN's schedule ``2 / (1 + exp(-alpha * p)) - 1`` for training progress p in [0, 1]: 0 -> ~1."""
+    """DANN's schedule ``2 / (1 + exp(-alpha * p)) - 1`` for training progress p >= 0: 0 -> ~1 (CDAN's
+    ``calc_coeff`` and TLlib's ``WarmStartGradientReverseLayer`` with lo 0, hi 1 are the same function)."""
     return 2.0 / (1.0 + math.exp(-alpha * progress)) - 1.0
+
+
+def grl_progress(step: int, total: int, horizon: int) -> float:
+    """The ramp's p at ``step`` (from 0) of ``total``: ``step / horizon`` (an absolute horizon of steps, as the
+    releases count iterations; past it p > 1), or the fraction of the run done for ``horizon`` 0."""
+    return step / (horizon if horizon > 0 else max(total, 1))
 
 
 def multilinear_map(features: torch.Tensor, probabilities: torch.Tensor) -> torch.Tensor:
@@ -139,7 +150,7 @@ class AdversarialAdaptation(Method):
 
     One step: B source + B target images (same ``supervised_augmentation`` for both) -> one forward pass
     -> CE on the source logits + ``trade_off`` x domain loss, the discriminator input passing through the
-    gradient-reversal layer at ``grl_coefficient(step / total steps)``. An epoch is one pass over the
+    gradient-reversal layer at ``grl_coefficient(grl_progress(step, total steps, grl_horizon), grl_alpha)``. An epoch is one pass over the
     target train split; source batches come from their own generator seeded from the method's seed.
     Optimiser: SHOT's SGD (momentum 0.9, Nesterov, weight decay 1e-3) with the backbone at
     ``lr * backbone_lr_mult`` and head and discriminator at ``lr``, under SHOT's decaying schedule.
@@ -158,6 +169,10 @@ class AdversarialAdaptation(Method):
         "trade_off": HParam(
             1.0, SearchFloat(0.1, 3.0, log=True), "weight of the adversarial domain loss", Range.at_least(0)
         ),
+        "grl_alpha": HParam(10.0, None, "steepness of the gradient-reversal ramp 2 / (1 + exp(-alpha p)) - 1",
+                            Range.above(0)),
+        "grl_horizon": HParam(0, None, "steps for the ramp's p to reach 1 (p = step / horizon); 0: the run's length",
+                              Range.at_least(0)),
     }
 
     @classmethod
@@ -205,7 +220,7 @@ class AdversarialAdaptation(Method):
             images = torch.cat([normalise(source.images[source_indices]), normalise(target[target_indices])])
             features = model.embed(augment(images))
             logits = model.head.classifier(features)
-            coeff = grl_coefficient(index / max(total, 1))
+            coeff = grl_coefficient(grl_progress(index, total, hp["grl_horizon"]), hp["grl_alpha"])
             reversed_input = reverse_gradient(self.discriminator_input(features, logits), coeff)
             domain_logits = discriminator(reversed_input).squeeze(1)
             classification = F.cross_entropy(logits[:n_source], source.labels[source_indices])
@@ -236,6 +251,7 @@ class Dann(AdversarialAdaptation):
 
     name = "dann"
     label = "DANN"
+    source_recipe = "dann"
 
     def discriminator_input_dim(self, feature_dim: int, num_classes: int) -> int:
         return feature_dim
@@ -254,6 +270,7 @@ class Cdan(AdversarialAdaptation):
 
     name = "cdan"
     label = "CDAN"
+    source_recipe = "cdan"
     hparams_spec = {
         **AdversarialAdaptation.hparams_spec,
         "entropy_conditioning": HParam(

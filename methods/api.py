@@ -244,6 +244,10 @@ class Method(ABC):
     version: ClassVar[int] = 1
     #: Whether a run needs the source model of its setup (the harness trains it once, then caches it).
     needs_source_model: ClassVar[bool] = True
+    #: The named source recipe (``benchmark.config.profiles.SOURCE_RECIPES``: network and training) of the
+    #: method's release, used where a profile runs each method on its own published recipe
+    #: (``Profile.source_per_method``, the ``paper`` profile); None: the profile's own recipe.
+    source_recipe: ClassVar[str | None] = None
     #: Whether ``bench`` projects a run of this method on each paper setup, at the profile's hyperparameters.
     bench_projected: ClassVar[bool] = False
 

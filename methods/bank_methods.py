@@ -56,6 +56,8 @@ class NeighbourConsistencyMethod(Method):
     """
 
     setting = Setting.SFDA
+    #: NRC and AaD train on SHOT's source models (their VisDA code is SHOT's): docs/METHODS.md.
+    source_recipe = "shot"
     version = 2  # 2: weight decay 1e-3 (was 5e-4)
     hparams_spec = {
         **sgd_hparams(1e-3, (1e-4, 1e-2), (5, 40), 64, lr_help="lr of B and C (F: x backbone_lr_mult)", backbone="backbone (F)"),

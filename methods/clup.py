@@ -4,8 +4,9 @@ Stage 1 (source model, frozen): k-means on the source backbone's features of the
 split; each sample takes its cluster's majority teacher label and purity; per class, only samples at or
 above the Q-th percentile of purity are kept (``score="confidence"``: rank by the teacher's max softmax
 instead). Stage 2: the target backbone's initialisation (``backbone``: source, imagenet, swav, deepclusterv2 or a
-solo-learn checkpoint). Stage 3: that backbone + a fresh
-Linear(D -> 7) trained on the kept subset with mixup, SGD and cosine annealing.
+solo-learn checkpoint). Stage 3: that backbone + a fresh Linear(D -> 7) (for ``backbone="source"``, by default the
+source model's own trained classifier, as the authors' code keeps it: ``source_head="keep"``) trained on the kept
+subset with mixup, SGD and cosine annealing.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from methods.ssl.solo import load_solo_backbone
 
 SSL_BACKBONES = ("swav", "deepclusterv2")
 BACKBONES = ("source", "imagenet", *SSL_BACKBONES, "solo")
+#: ``source_head`` for ``backbone="source"``: the source model's trained classifier, or a fresh linear head.
+SOURCE_HEADS = ("keep", "fresh")
 
 
 def target_backbone(hp: dict, source_model: Classifier, ctx: RunContext) -> nn.Module:
@@ -160,9 +163,12 @@ class CluP(Method):
     name = "clup"
     label = "CluP"
     setting = Setting.SFDA
+    source_recipe = "authors"
     bench_projected = True
     hparams_spec = {
         "backbone": HParam("source", SearchChoice(BACKBONES), "initial target backbone"),
+        "source_head": HParam("keep", SearchChoice(SOURCE_HEADS), "backbone=source: keep the source model's trained "
+                              "classifier (the authors') or train a fresh linear head; other backbones: always fresh"),
         "score": HParam("purity", SearchChoice(("purity", "confidence")), "pseudo-label score"),
         "clusters": HParam(1000, SearchInt(10, 2000, log=True), "k-means clusters K", Range.at_least(2)),
         # Compute settings of stage 1's k-means, not searched; the defaults are CluP's k-means before they were
@@ -217,8 +223,11 @@ class CluP(Method):
             n_iter=hp["kmeans_iters"], n_redo=hp["kmeans_restarts"], init=hp["kmeans_init"],
         )
         ctx.stats["pseudo_labels"] = selection
-        backbone = target_backbone(hp, source_model, ctx)
-        model = Classifier(backbone, LinearHead(feature_dim(backbone, images)))
+        if hp["backbone"] == "source" and hp["source_head"] == "keep":
+            model = copy.deepcopy(source_model).train()
+        else:
+            backbone = target_backbone(hp, source_model, ctx)
+            model = Classifier(backbone, LinearHead(feature_dim(backbone, images)))
         prepare_for_training(model.to(images.device), ctx.profile)  # a fresh backbone (imagenet, solo) too
         train_on_pseudo_labels(model, images, selection, hp, ctx)
         return model

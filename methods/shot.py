@@ -25,36 +25,41 @@ from methods.core.schedules import shot_lr_step
 from methods.core.training import optimise, run_epochs, shot_optimizer
 
 
-def _nearest_centroid(features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Labels by max cosine similarity to centroids ``c_k = sum_i w_ik f_i / (1e-8 + sum_i w_ik)``.
-
-    Classes whose total weight is zero get no centroid (and so no sample).
-    """
-    mass = weights.sum(dim=0)
-    centroids = (weights.T @ features) / (1e-8 + mass[:, None])
+def _nearest_centroid(features: torch.Tensor, weights: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    """Labels by max cosine similarity to centroids ``c_k = sum_i w_ik f_i / (1e-8 + sum_i w_ik)`` of the
+    ``kept`` classes ((C,) bool); the others get no centroid (and so no sample)."""
+    centroids = (weights.T @ features) / (1e-8 + weights.sum(dim=0)[:, None])
     similarity = F.normalize(features, dim=1) @ F.normalize(centroids, dim=1).T
-    similarity[:, mass <= 0] = -float("inf")
+    similarity[:, ~kept] = -float("inf")
     return similarity.argmax(dim=1)
 
 
+def _predicted(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(C,) bool: the classes that label at least one sample (SHOT's ``labelset``, ``cls_count > 0``)."""
+    return torch.bincount(labels, minlength=num_classes) > 0
+
+
 def shot_pseudo_labels(embeddings: torch.Tensor, probabilities: torch.Tensor) -> torch.Tensor:
-    """SHOT's self-supervised pseudo-labels.
+    """SHOT's self-supervised pseudo-labels (``obtain_label`` of SHOT's ``object/image_target.py``, threshold 0).
 
     Args:
         embeddings: (N, E) bottleneck features of the target train split (eval mode).
         probabilities: (N, C) softmax outputs of the same pass.
 
     Returns:
-        (N,) int64 labels: round 1 with soft centroids from the probabilities, round 2 with hard centroids
-        from the round-1 labels over the classes that received at least one sample. The centroid and
-        similarity matmuls run with autocast disabled, in the inputs' dtype (float32 from ``infer``).
+        (N,) int64 labels: round 1 with soft centroids from the probabilities over the classes that are some
+        sample's argmax, round 2 with hard centroids from the round-1 labels over the classes that received at
+        least one sample. The centroid and similarity matmuls run with autocast disabled, in the inputs' dtype
+        (float32 from ``infer``).
     """
+    num_classes = probabilities.shape[1]
     ones = torch.ones(len(embeddings), 1, device=embeddings.device, dtype=embeddings.dtype)
     with full_precision(embeddings):
         features = F.normalize(torch.cat([embeddings, ones], dim=1), dim=1)
-        labels = _nearest_centroid(features, probabilities)
-        one_hot = F.one_hot(labels, probabilities.shape[1]).to(features.dtype)
-        return _nearest_centroid(features, one_hot)
+        kept = _predicted(probabilities.argmax(dim=1), num_classes)
+        labels = _nearest_centroid(features, probabilities, kept)
+        one_hot = F.one_hot(labels, num_classes).to(features.dtype)
+        return _nearest_centroid(features, one_hot, _predicted(labels, num_classes))
 
 
 class Shot(Method):
@@ -63,6 +68,9 @@ class Shot(Method):
     name = "shot"
     label = "SHOT"
     setting = Setting.SFDA
+    source_recipe = "shot"
+    #: 2: round 1 of the pseudo-labels keeps only the classes that are some sample's argmax, as SHOT's code does.
+    version = 2
     bench_projected = True
     hparams_spec = {
         **sgd_hparams(1e-2, (1e-3, 1e-1), (1, 30), 64, lr_help="lr of the bottleneck (backbone: x backbone_lr_mult)"),
@@ -118,5 +126,6 @@ class ShotIM(Shot):
 
     name = "shot_im"
     label = "SHOT-IM"
+    version = 1  # no pseudo-labels: SHOT's version 2 changed nothing it runs
     bench_projected = False
     hparams_spec = {**Shot.hparams_spec, "cls_par": HParam(0.0, None, "fixed at 0: no pseudo-labels", Range(0, 0))}

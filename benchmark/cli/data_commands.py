@@ -33,9 +33,14 @@ def _list_payload() -> dict[str, Any]:
     from benchmark.config.profiles import PROFILES
     from benchmark.config.setups import SETUPS
     from benchmark.orchestration.experiments import EXPERIMENTS
+    from benchmark.orchestration.profile_resolution import method_source
     from datasets.registry import dataset_names
-    from methods.core.models import ARCHS, HEADS, STEMS
+    from methods.core.models import ARCHS, HEADS, STEMS, bottleneck_width
     from methods.registry import available
+
+    def network(name: str, profile: Any) -> dict[str, Any]:
+        source = method_source(profile, name).source
+        return {"source_recipe": source.name, "head": source.head, "bottleneck": bottleneck_width(source.head)}
 
     methods = [
         {
@@ -43,6 +48,7 @@ def _list_payload() -> dict[str, Any]:
             "setting": cls.setting.value,
             "module": cls.__module__,
             "hparams": {k: hp.default for k, hp in cls.hparams_spec.items()},
+            "network": {profile.name: network(name, profile) for profile in PROFILES.values()},
         }
         for name, cls in sorted(available().items())
     ]

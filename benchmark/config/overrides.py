@@ -33,7 +33,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "numerics": ("native", "portable"),
     "source.schedule": ("shot", "exponential"),
     "source.augmentation": ("mild", "strong"),
-    "source.head": ("shot", "linear", "linear_wn"),
+    "source.head": ("shot", "linear", "linear_wn", "dann", "cdan"),
     "ssl.optimizer": ("lars", "sgd"),
 }
 

@@ -16,14 +16,16 @@ from benchmark.config.errors import UserError
 
 @dataclass(frozen=True)
 class SourceRecipe:
-    """Supervised training of the source model (docs/METHODS.md, "The source model"). Two named recipes:
-    ``SOURCE_RECIPES["shot"]`` (SHOT's) and ``SOURCE_RECIPES["authors"]`` (the CluP authors').
+    """Supervised training of the source model (docs/METHODS.md, "The source model"). The named recipes are
+    ``SOURCE_RECIPES``: ``shot`` (SHOT's), ``authors`` (the CluP authors'), ``dann`` and ``cdan`` (SHOT's
+    training on the adversarial releases' networks).
 
     Attributes:
-        name: the recipe it started from (``shot`` or ``authors``; recorded, not used in training).
+        name: the recipe it started from (a key of ``SOURCE_RECIPES``; recorded, not used in training).
         epochs: passes over the source train split.
         head: ``shot`` (bottleneck 256 + BN + weight-normalised linear), ``linear`` or ``linear_wn``
-            (a weight-normalised Linear(D -> 7), the CluP authors' ``--weight_norm``).
+            (a weight-normalised Linear(D -> 7), the CluP authors' ``--weight_norm``), ``dann`` (TLlib's DANN:
+            bottleneck 256 + BN + ReLU + linear) or ``cdan`` (thuml/CDAN's: bottleneck 256 + linear).
         batch_size: images per step.
         lr: learning rate of the bottleneck and classifier at step 0.
         backbone_lr_mult: backbone lr = ``lr * backbone_lr_mult`` (SHOT: 0.1 with ImageNet weights).
@@ -69,6 +71,11 @@ SOURCE_RECIPES: dict[str, SourceRecipe] = {
         epochs=100, name="authors", head="linear_wn", lr=1e-2, backbone_lr_mult=1.0, momentum=0.0, weight_decay=0.0,
         nesterov=False, label_smoothing=0.1, schedule="exponential", exp_gamma=0.99, augmentation="strong",
     ),
+    # DANN and CDAN train from ImageNet on source and target at once in their releases (TLlib, thuml/CDAN); here
+    # they start from a source model of their own network trained as SHOT's is, with the plain cross-entropy of
+    # their source loss (docs/METHODS.md, "Networks and source recipes").
+    "dann": SourceRecipe(epochs=20, name="dann", head="dann", label_smoothing=0.0),
+    "cdan": SourceRecipe(epochs=20, name="cdan", head="cdan", label_smoothing=0.0),
 }
 
 
@@ -134,7 +141,11 @@ class Profile:
         width: channels of the first stage (64 = torchvision's ResNet; smaller is faster).
         image_size: side in pixels that images are resized to before the network.
         imagenet_init: start the source backbone from ImageNet weights (a local file; see models.py).
-        source: the source-training recipe.
+        source: the source-training recipe (of every method when ``source_per_method`` is False).
+        source_per_method: each method adapts a source model trained with its release's recipe
+            (``Method.source_recipe``, a name of ``SOURCE_RECIPES``; a method that names none gets ``source``).
+            False: every method adapts the same source model (``source``), an identical start. Written into
+            records and keys only when True, so the keys of the other profiles are those made before it existed.
         ssl: the self-supervised pretraining recipe's shared fields (those of every objective).
         ssl_overrides: per-objective values, ``{ssl name: {field: value}}`` (solo-learn keeps one config per
             method too): departures from ``ssl`` and values of the objective's own fields (declared with their
@@ -160,6 +171,7 @@ class Profile:
     image_size: int
     imagenet_init: bool
     source: SourceRecipe
+    source_per_method: bool = False
     ssl: SSLRecipe = field(default_factory=lambda: SSLRecipe(epochs=1000))
     ssl_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     eval_batch_size: int = 512
@@ -189,10 +201,13 @@ class Profile:
         """Every value of the profile, JSON-ready (stored in run records as ``profile_values``). The SSL values are
         the profile's own (``ssl`` and ``ssl_overrides``); an objective's declared defaults are not among them
         (``methods.ssl.ssl_registry.recipe_record`` gives an objective's whole recipe); ``numerics`` only when not
-        native (the records and keys of native jobs are those made before the field existed)."""
+        native (the records and keys of native jobs are those made before the field existed); ``source_per_method``
+        only when True (likewise)."""
         record = asdict(self)
         if self.numerics == "native":
             del record["numerics"]
+        if not self.source_per_method:
+            del record["source_per_method"]
         return record
 
 
@@ -204,12 +219,19 @@ PROFILES: dict[str, Profile] = {
         width=64,
         image_size=160,
         imagenet_init=True,
-        # Why each value: docs/PAPER.md, "The paper profile".
+        # Why each value: docs/PAPER.md, "The paper profile". Each method on its release's source recipe
+        # (docs/METHODS.md, "Networks and source recipes"); ``authors`` for those that name none.
         source=SOURCE_RECIPES["authors"],
+        source_per_method=True,
         ssl=SSLRecipe(epochs=1000),
         ssl_overrides={"swav": {"prototypes": 5000}},
         ssl_stem="clup",
-        hparams={"clup": {"backbone": "swav", "kmeans_iters": 20, "kmeans_restarts": 1, "kmeans_init": "random"}},
+        hparams={
+            "clup": {"backbone": "swav", "kmeans_iters": 20, "kmeans_restarts": 1, "kmeans_init": "random"},
+            # Each release's gradient-reversal ramp (docs/METHODS.md): TLlib's DANN, thuml/CDAN's calc_coeff.
+            "dann": {"grl_alpha": 1.0, "grl_horizon": 1000},
+            "cdan": {"grl_horizon": 10000},
+        },
         precision="auto",
         channels_last=True,
     ),

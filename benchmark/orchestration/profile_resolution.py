@@ -3,25 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from benchmark.config.errors import UserError
 from benchmark.config.overrides import apply_overrides
-from benchmark.config.profiles import Profile, get_profile
+from benchmark.config.profiles import SOURCE_RECIPES, Profile, get_profile
 from methods import registry
 from methods.ssl.ssl_registry import recipe_field_types
 
 
-def resolve_profile(name: str, overrides: Mapping[str, Any] | None = None) -> Profile:
-    """The profile ``name`` with ``overrides`` (``{dotted path: value}``; ``benchmark.config.overrides``) applied;
-    ``hparams.<method or *>.<name>`` paths must name a registered method (or ``*``) and a hyperparameter it
-    declares (for ``*``: one some method declares)."""
-    profile = get_profile(name)
+def resolve_profile(name: str, overrides: Mapping[str, Any] | None = None, method: str | None = None) -> Profile:
+    """The profile ``name`` at which ``method`` runs (``method_source``), with ``overrides`` (``{dotted path:
+    value}``; ``benchmark.config.overrides``) applied after; ``hparams.<method or *>.<name>`` paths must name a
+    registered method (or ``*``) and a hyperparameter it declares (for ``*``: one some method declares)."""
+    profile = method_source(get_profile(name), method)
     if not overrides:
         return profile
     typed = {path: typed_hparam(path, value) if path.startswith("hparams.") else value
              for path, value in overrides.items()}
     return apply_overrides(profile, typed, recipe_field_types())
+
+
+def method_source(profile: Profile, method: str | None) -> Profile:
+    """``profile`` with ``method``'s own source recipe (``Method.source_recipe``) where the profile runs each
+    method on its release's recipe (``Profile.source_per_method``); else (or for None: a probe, a source model
+    alone) ``profile`` itself."""
+    if method is None or not profile.source_per_method:
+        return profile
+    recipe = registry.get(method).source_recipe
+    return profile if recipe is None else replace(profile, source=SOURCE_RECIPES[recipe])
 
 
 def frozen_overrides(values: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:

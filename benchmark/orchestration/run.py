@@ -6,6 +6,7 @@ and the target test labels are used only after ``adapt`` returns, to score the m
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from methods.api import Method, RunContext, Setting
 from methods.core.evaluation import encode_digits, score_predictions
 from methods.core.inference import infer
 from methods.core.inputs import LabelledImages, OracleData, SourceFreeData, UdaData, UnlabelledImages
+from methods.core.models import changed_parts
 from methods.core.precision import autocast_dtype, full_precision, prepare_for_training, training_numerics
 from methods.core.pseudo_labels import Selection, pseudo_label_stats
 from methods.core.seeding import derive_seed, preserved_rng, seed_everything
@@ -71,8 +73,8 @@ def plan_run(method: str, setup: str, *, seed: int, profile: str | None, overrid
     runs)."""
     check_seed(seed)
     the_setup = get_setup(setup)
-    the_profile = resolve_profile(profile or the_setup.profile, profile_overrides)
     cls = registry.get(method)
+    the_profile = resolve_profile(profile or the_setup.profile, profile_overrides, method)
     return RunPlan(cls, the_setup, the_profile, seed, registry.resolve_hparams(cls, the_setup.hparams, overrides,
                                                                               the_profile))
 
@@ -182,6 +184,7 @@ class Adapted:
     target_test: SplitTensors
     ctx: RunContext
     built: dict[str, bool]
+    parts: dict[str, str]
 
 
 def _adapt(plan: RunPlan, device: torch.device, timer: StageTimer, curves: EpochCurves) -> Adapted:
@@ -199,8 +202,9 @@ def _adapt(plan: RunPlan, device: torch.device, timer: StageTimer, curves: Epoch
     with timer.stage("adapt"), training_numerics(plan.profile, device):
         ctx = RunContext(device, plan.profile, method_seed, seed_everything(method_seed),
                          ssl_backbone=_ssl_service(plan, device, built), report=curves)
+        before = copy.deepcopy(source.model)  # what the method was given, whatever it does to its argument
         model = plan.method(plan.hparams).adapt(prepare_for_training(source.model, plan.profile), data, ctx)
-    return Adapted(model, source, target_train, target_test, ctx, built)
+    return Adapted(model, source, target_train, target_test, ctx, built, changed_parts(before, model))
 
 
 def _evaluate(plan: RunPlan, run: Adapted, timer: StageTimer, embedding: bool) -> dict[str, Any]:
@@ -236,6 +240,7 @@ def _record(plan: RunPlan, run: Adapted, scores: dict[str, Any], *, recipe: str,
         **scores,
         "pseudo_labels": _pseudo_label_stats(stats.pop("pseudo_labels", None), run.target_train.labels),
         "method_stats": stats,
+        "source_parts": run.parts,
         "curves": curves.series,
         "source_test_accuracy": source.info["source_test"]["accuracy"],
         "artifacts": {

@@ -95,8 +95,10 @@ def compare_cells(cell: Cell, against: Cell, rng: np.random.Generator, resamples
     """``cell`` minus ``against`` on ``setup``, paired by seed (same source model); per test image where the
     both records hold per-image correctness, else over seeds only; ``-`` with fewer than 2 paired seeds."""
     by_seed = {r["seed"]: r for r in against.records}
-    pairs = [(r, by_seed[r["seed"]]) for r in cell.records
-             if r["seed"] in by_seed and source_model(r) == source_model(by_seed[r["seed"]])]
+    shared = [(r, by_seed[r["seed"]]) for r in cell.records if r["seed"] in by_seed]
+    pairs = [(a, b) for a, b in shared if source_model(a) == source_model(b)]
+    if shared and not pairs:
+        return Comparison(None, "different source models (each method on its release's source recipe)")
     if len(pairs) < 2:
         return Comparison(None, f"{len(pairs)} seed{'' if len(pairs) == 1 else 's'} paired (2 needed)")
     found = _correctness(pairs)

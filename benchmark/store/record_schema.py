@@ -88,6 +88,7 @@ def record_schema(methods: tuple[str, ...], setups: tuple[str, ...]) -> dict[str
             "profile_values": _OBJECT,
             "versions": _OBJECT,
             "machine": _OBJECT,
+            "source_parts": {"type": "object", "additionalProperties": {"enum": ["trained", "frozen", "replaced"]}},
             "pseudo_labels": {"anyOf": [{"type": "null"}, {
                 "type": "object",
                 "properties": {"kept": _COUNT, "kept_fraction": _FRACTION, "accuracy_vs_truth": _PERCENT}}]},

@@ -147,7 +147,42 @@ class LinearHead(nn.Module):
         return self.classifier(features)
 
 
-HEADS = {"shot": ShotHead, "linear": LinearHead, "linear_wn": partial(LinearHead, weight_normalised=True)}
+class BottleneckHead(nn.Module):
+    """The adversarial releases' heads: Linear(D -> 256) [-> BatchNorm1d -> ReLU] -> Linear(256 -> C).
+
+    ``batch_norm_relu`` True: TLlib's DANN ``ImageClassifier`` (PyTorch's default init); False: CDAN's ``ResNetFc``
+    (bottleneck weights N(0, 0.005), classifier N(0, 0.01), zero biases, as thuml/CDAN initialises them).
+    """
+
+    def __init__(self, in_dim: int, num_classes: int = NUM_CLASSES, bottleneck_dim: int = BOTTLENECK_DIM,
+                 batch_norm_relu: bool = True) -> None:
+        super().__init__()
+        linear, classifier = nn.Linear(in_dim, bottleneck_dim), nn.Linear(bottleneck_dim, num_classes)
+        if batch_norm_relu:
+            self.bottleneck = nn.Sequential(linear, nn.BatchNorm1d(bottleneck_dim), nn.ReLU())
+        else:
+            for layer, std in ((linear, 0.005), (classifier, 0.01)):
+                nn.init.normal_(layer.weight, 0.0, std)
+                nn.init.zeros_(layer.bias)
+            self.bottleneck = nn.Sequential(linear)
+        self.classifier = classifier
+        self.feature_dim = bottleneck_dim
+
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, D) backbone features -> (B, 256) bottleneck features."""
+        return self.bottleneck(features)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.embed(features))
+
+
+HEADS = {
+    "shot": ShotHead,
+    "linear": LinearHead,
+    "linear_wn": partial(LinearHead, weight_normalised=True),
+    "dann": partial(BottleneckHead, batch_norm_relu=True),
+    "cdan": partial(BottleneckHead, batch_norm_relu=False),
+}
 
 
 class Classifier(nn.Module):
@@ -164,6 +199,31 @@ class Classifier(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(images))
+
+    def parts(self) -> dict[str, nn.Module]:
+        """The named parts a method may train or freeze: ``backbone``, then each child of the head
+        (``head.bottleneck``, ``head.classifier``)."""
+        return {"backbone": self.backbone, **{f"head.{name}": part for name, part in self.head.named_children()}}
+
+
+def changed_parts(before: Classifier, after: nn.Module) -> dict[str, str]:
+    """Per part of ``before`` (``Classifier.parts``), what adaptation did to it in ``after``: ``trained`` (a
+    parameter differs), ``frozen`` (every parameter equal) or ``replaced`` (``after`` has no such part, or one of
+    other shapes: e.g. a fresh head). Compares parameters, not buffers (BatchNorm statistics move in eval passes)."""
+    found = after.parts() if isinstance(after, Classifier) else {}
+    changes = {}
+    for name, part in before.parts().items():
+        old, new = dict(part.named_parameters()), dict(found[name].named_parameters()) if name in found else {}
+        if old.keys() != new.keys() or any(old[k].shape != new[k].shape for k in old):
+            changes[name] = "replaced"
+        else:
+            changes[name] = "frozen" if all(torch.equal(old[k], new[k].to(old[k].device)) for k in old) else "trained"
+    return changes
+
+
+def bottleneck_width(head: str) -> int | None:
+    """The bottleneck width of head ``head`` (a key of ``HEADS``), None when it has no bottleneck."""
+    return HEADS[head](8).feature_dim if hasattr(HEADS[head](8), "bottleneck") else None
 
 
 def build_classifier(

@@ -19,6 +19,11 @@ RECORD_FIELDS = {
     "confusion", "n_test", "validators", "pseudo_labels", "artifacts", "seconds", "versions", "data", "device", "threads",
     "machine",
 }
+#: What each method's adaptation does to the parts of the source model it is given, as each release does it
+#: (docs/METHODS.md, "Networks and source recipes"): only SHOT and SHOT-IM freeze the classifier.
+TRAINED = {"backbone": "trained", "head.bottleneck": "trained", "head.classifier": "trained"}
+PARTS = {"source_only": dict.fromkeys(TRAINED, "frozen"), "shot": {**TRAINED, "head.classifier": "frozen"},
+         "shot_im": {**TRAINED, "head.classifier": "frozen"}}
 #: Every method this repository ships (plugins from entry points are tested in test_plugins.py).
 BUILT_INS = tuple(sorted(name for name, cls in registry.available().items() if cls.__module__.startswith("methods.")))
 
@@ -40,6 +45,7 @@ def test_method_runs_on_synth_and_records_every_field(method: str, tiny: str, st
     assert all(math.isfinite(v) for v in record["validators"].values())
     assert {"data", "source", "adapt", "evaluate"} <= set(record["seconds"])
     assert record["artifacts"]["source"]
+    assert record["source_parts"] == PARTS.get(method, TRAINED)  # CluP: backbone=source keeps the source head
     if method == "clup":
         labels = record["pseudo_labels"]
         assert 0 < labels["kept"] <= 8000 and labels["kept_fraction"] == pytest.approx(labels["kept"] / 8000)
@@ -49,6 +55,13 @@ def test_method_runs_on_synth_and_records_every_field(method: str, tiny: str, st
         assert record["pseudo_labels"] is None
     stored = completed_records(open_storage(storage))
     assert [r["accuracy"] for r in stored] == [record["accuracy"]]
+
+
+def test_clup_with_a_fresh_head_replaces_the_source_classifier(tiny: str, storage: str):
+    record = run_method("clup", "synth", seed=0, profile=tiny, device="cpu", storage_url=storage,
+                        overrides={"source_head": "fresh"})
+    assert record["source_parts"] == {"backbone": "trained", "head.bottleneck": "replaced",
+                                      "head.classifier": "replaced"}
 
 
 def test_same_seed_same_configuration_same_accuracy(tiny: str, storage: str, monkeypatch):

@@ -2,7 +2,8 @@
 
 Only epochs are shrunk (``source.epochs``, ``ssl.epochs``, CluP's and SHOT's ``epochs``): image size (160), crops
 (2 x 160 + 6 x 80), SwAV's 5000 prototypes, K = 1000, the stems (ImageNet for the source model, ``clup`` for the
-SSL backbone) and the authors' source head stay at paper values. The target train split (40 FER2013 faces) is
+SSL backbone) and each method's source network (the authors' head for CluP, SHOT's bottleneck for SHOT) stay at
+paper values. The target train split (40 FER2013 faces) is
 smaller than K and P: CluP's k-means then makes one cluster per face and SwAV works; DeepClusterV2 cannot make
 5000 centroids from 40 faces and must say so, naming the setting (docs/PAPER.md, "The paper profile").
 """
@@ -76,8 +77,13 @@ def test_the_paper_path_from_raw_trees_to_a_leaderboard(paper_home: Path, capsys
     assert confidence["hparams"]["score"] == "confidence"
     assert confidence["pseudo_labels"]["kept"] > 0 and confidence["artifacts"]["backbone"] == clup["artifacts"]["backbone"]
 
+    # SHOT on its release's network and source recipe (a source model of its own), freezing what SHOT freezes.
     shot = _json(capsys, ["run", "--method", "shot", "--setup", "raf_fer2013", *SHRINK, "--set", "epochs=1"])
-    assert shot["artifacts"]["source"] == clup["artifacts"]["source"]  # one source model for every method
+    assert shot["artifacts"]["source"] != clup["artifacts"]["source"]
+    assert shot["profile_values"]["source"]["name"] == "shot" and shot["profile_values"]["source"]["head"] == "shot"
+    assert shot["profile_values"]["source"]["label_smoothing"] == 0.1
+    assert shot["source_parts"] == {"backbone": "trained", "head.bottleneck": "trained", "head.classifier": "frozen"}
+    assert clup["profile_values"]["source"]["name"] == "authors"
 
     probes = _json(capsys, ["probe", "--setup", "raf_fer2013", "--backbones", "random,imagenet,source,swav", *SHRINK])
     assert [p["backbone"] for p in probes] == ["random", "imagenet", "source", "swav"]
@@ -87,7 +93,7 @@ def test_the_paper_path_from_raw_trees_to_a_leaderboard(paper_home: Path, capsys
     assert main(["sweep", "--experiment", "table4", "--setups", "raf_fer2013", "--seeds", "1", *SHRINK,
                  "--set", "hparams.clup.epochs=1"]) == 0
     out = capsys.readouterr().out
-    assert "4 jobs" in out and "0 failed" in out
+    assert "5 jobs" in out and "0 failed" in out  # 4 backbone x score rows and the fresh-head variant
     board = paper_home / "boards"
     assert main(["leaderboard", "--out", str(board), "--experiments", "table4", *SHRINK,
                  "--set", "hparams.clup.epochs=1"]) == 0

@@ -14,6 +14,7 @@ from methods.adversarial import (
     DomainDiscriminator,
     domain_adversarial_loss,
     grl_coefficient,
+    grl_progress,
     multilinear_map,
     reverse_gradient,
 )
@@ -21,7 +22,7 @@ from methods.api import Method, RunContext, Setting
 from methods.core.inputs import LabelledImages, UdaData, UnlabelledImages
 from methods.core.models import build_classifier
 from methods.core.seeding import seed_everything
-from methods.registry import available
+from methods.registry import available, get, resolve_hparams
 
 
 @pytest.mark.parametrize("coeff", [0.0, 0.3, 1.0, 2.5])
@@ -56,6 +57,21 @@ def test_grl_coefficient_schedule():
     values = [grl_coefficient(p / 100) for p in range(101)]
     assert all(a < b for a, b in zip(values, values[1:]))
     assert grl_coefficient(0.5) == pytest.approx(2 / (1 + math.exp(-5)) - 1)
+
+
+def test_grl_progress_counts_absolute_steps_as_the_releases_do_or_the_fraction_of_the_run():
+    # thuml/CDAN's calc_coeff(i, alpha=10, max_iter=10000) and TLlib's DANN (alpha 1, max_iters 1000).
+    assert grl_progress(500, 200, 10000) == 0.05 and grl_progress(2000, 200, 1000) == 2.0
+    assert grl_coefficient(grl_progress(5000, 0, 10000), 10.0) == pytest.approx(2 / (1 + math.exp(-5)) - 1)
+    assert grl_progress(50, 200, 0) == 0.25  # horizon 0: the fraction of the run done (the quick profile)
+
+
+def test_the_paper_profile_follows_each_release_and_quick_the_fraction_of_the_run():
+    paper = {m: resolve_hparams(get(m), {}, {}, PROFILES["paper"]) for m in ("dann", "cdan")}
+    assert (paper["dann"]["grl_alpha"], paper["dann"]["grl_horizon"]) == (1.0, 1000)
+    assert (paper["cdan"]["grl_alpha"], paper["cdan"]["grl_horizon"]) == (10.0, 10000)
+    quick = resolve_hparams(get("cdan"), {}, {}, PROFILES["quick"])
+    assert (quick["grl_alpha"], quick["grl_horizon"]) == (10.0, 0)
 
 
 def test_multilinear_map_is_the_flattened_outer_product():
@@ -135,7 +151,8 @@ def test_dann_and_cdan_are_registered_as_uda():
     methods = available()
     assert methods["dann"] is Dann and methods["cdan"] is Cdan
     assert Dann.setting is Setting.UDA and Cdan.setting is Setting.UDA
-    assert set(Dann.hparams_spec) == {"lr", "backbone_lr_mult", "epochs", "batch_size", "trade_off"}
+    assert set(Dann.hparams_spec) == {"lr", "backbone_lr_mult", "epochs", "batch_size", "trade_off", "grl_alpha",
+                                      "grl_horizon"}
     assert set(Cdan.hparams_spec) == set(Dann.hparams_spec) | {"entropy_conditioning"}
     assert Dann.hparams_spec["batch_size"].default == 32 and Dann.hparams_spec["trade_off"].default == 1.0
 
@@ -162,7 +179,8 @@ def _adapt(method: Method, source_model: torch.nn.Module, seed: int = 0) -> tupl
     ids=["dann", "cdan+e", "cdan"],
 )
 def test_adapt_trains_a_copy_deterministically_and_reports_the_domain_game(method):
-    hparams = {"lr": 1e-2, "backbone_lr_mult": 0.1, "epochs": 2, "batch_size": 8, "trade_off": 1.0}
+    hparams = {"lr": 1e-2, "backbone_lr_mult": 0.1, "epochs": 2, "batch_size": 8, "trade_off": 1.0,
+               "grl_alpha": 10.0, "grl_horizon": 0}
     torch.manual_seed(0)
     source_model = build_classifier("resnet18", "imagenet", 8, "shot")
     before = {k: v.clone() for k, v in source_model.state_dict().items()}

@@ -29,6 +29,16 @@ def test_class_without_mass_gets_no_sample():
     assert labels.tolist() == [0, 0, 1]
 
 
+def test_round_one_keeps_only_the_classes_that_are_some_samples_argmax():
+    # Class 2 is never an argmax but holds soft mass, and its soft centroid is the nearest one for the last sample:
+    # SHOT's round 1 (labelset = classes with cls_count > 0) gives it no centroid, so no sample gets it.
+    embeddings = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    probabilities = torch.tensor([[0.6, 0.0, 0.4], [0.0, 0.6, 0.4], [0.45, 0.1, 0.45]])
+    assert probabilities.argmax(dim=1).tolist() == [0, 1, 0]
+    labels = shot_pseudo_labels(embeddings, probabilities)
+    assert 2 not in labels.tolist()
+
+
 def test_information_maximisation_values():
     uniform = torch.full((4, 7), 1 / 7)
     assert math.isclose(float(mean_entropy(uniform)), math.log(7), rel_tol=1e-4)
