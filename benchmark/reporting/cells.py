@@ -92,6 +92,11 @@ def search_cell(search: Search, rule: SelectionRule, setup: str, stored: StoredT
     return Cell(chosen, min(sizes) if sizes else 0)
 
 
+def search_line_label(search: Search, rule: SelectionRule) -> str:
+    """The label of the line ``rule`` picks from ``search``: ``SHOT (search, IM)``."""
+    return f"{search.label} (search, {rule.tag})"
+
+
 def _setting(method: str, rule: SelectionRule) -> str:
     """sfda | uda | source | oracle: oracle where the rule saw target labels, else the method's setting."""
     return Setting.ORACLE.value if rule.oracle else registry.get(method).setting.value
@@ -138,7 +143,7 @@ def table_lines(experiment: Experiment, setups: tuple[str, ...], stored: StoredT
         for rule in search.rules:
             cells = {s: search_cell(search, rule, s, stored, profile) for s in setups}
             n = min((c.trials_per_seed for c in cells.values() if c.records), default=0)
-            lines.append(TableLine(f"{search.label} (search, {rule.tag})", _setting(search.method, rule),
+            lines.append(TableLine(search_line_label(search, rule), _setting(search.method, rule),
                                    f"{rule.display} over {n} trials", cells, None, search, rule))
     return lines
 

@@ -23,7 +23,7 @@ import pandas as pd
 from benchmark.config.errors import UserError
 from benchmark.orchestration.experiments import Experiment
 from benchmark.orchestration.report_specs import TableKind
-from benchmark.reporting.cells import Cell, TableLine, source_model
+from benchmark.reporting.cells import Cell, TableLine, search_line_label, source_model
 from benchmark.reporting.results import to_markdown
 from benchmark.reporting.statistics import (
     LEVEL,
@@ -120,7 +120,9 @@ def compared_rows(experiment: Experiment, lines: list[TableLine], reference: str
 
 def check_reference(reference: str, experiments: list[Experiment]) -> None:
     """A UserError unless ``reference`` is the label of a row of one of the ``experiments`` (``--reference``)."""
-    labels = list(dict.fromkeys(row.label for e in experiments for row in (*e.rows, *e.searches)))
+    labels = list(dict.fromkeys([*(row.label for e in experiments for row in e.rows),
+                                 *(search_line_label(search, rule) for e in experiments for search in e.searches
+                                   for rule in search.rules)]))
     if reference not in labels:
         raise UserError(f"--reference {reference!r}: no row of {', '.join(e.name for e in experiments)} has this "
                         f"label; rows: {', '.join(labels)}")

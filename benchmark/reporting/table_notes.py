@@ -98,8 +98,10 @@ def paper_note(experiment: Experiment, lines: list[TableLine]) -> str:
     borrowed = [f"{label} (its {name})" for label, name in paper.CD_FER_ROWS.items()
                 if label in paper_numbers(experiment) and any(line.paper_label == label for line in lines)]
     return " ".join([
-        "The paper's numbers are the authors' best epoch on the target test split "
-        "(their code evaluates on it every epoch and logs the maximum).",
+        "The paper's numbers are, as the authors' released code (github.com/altndrr/clup) computes them, the best "
+        "epoch on the target test split: it validates on the test split every epoch (src/data/image.py: "
+        "val_set = test_set) and summarises the maximum (classification.py: "
+        "wandb.define_metric(\"val/accuracy\", summary=\"max\")); the paper does not say so (docs/PAPER.md).",
         *([f"The paper's {' and '.join(borrowed)} {'comes' if len(borrowed) == 1 else 'come'} from the CD-FER "
            "benchmark: ResNet-50, best epoch."] if borrowed else []),
         "Ours are the last iterate, with hyperparameters fixed or selected without target labels "
