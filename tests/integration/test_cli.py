@@ -92,14 +92,14 @@ def test_debug_reraises_user_errors(capsys, monkeypatch):
 
 def test_leaderboard_writes_the_results_page_with_the_default_out_only(tmp_path, monkeypatch, capsys):
     storage = f"sqlite:///{tmp_path / 'results.db'}"
-    assert main(["results", "import", str(ROOT / "leaderboards/records/table4.jsonl"), "--storage", storage]) == 0
+    assert main(["results", "import", str(ROOT / "leaderboards/records/table3.jsonl"), "--storage", storage]) == 0
     monkeypatch.chdir(tmp_path)
     capsys.readouterr()
-    assert main(["leaderboard", "--storage", storage, "--experiments", "table4"]) == 0
-    assert capsys.readouterr().out.splitlines() == ["wrote leaderboards/table4.md", "wrote docs/RESULTS.md"]
-    assert "Table 4" in (tmp_path / "docs/RESULTS.md").read_text(encoding="utf-8")
-    assert main(["leaderboard", "--storage", storage, "--experiments", "table4", "--out", "boards"]) == 0
-    assert capsys.readouterr().out.splitlines() == ["wrote boards/table4.md"]
-    assert main(["leaderboard", "--storage", storage, "--experiments", "table4", "--out", "boards",
+    assert main(["leaderboard", "--storage", storage, "--experiments", "table3"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["wrote leaderboards/table3.md", "wrote docs/RESULTS.md"]
+    assert "Table 3" in (tmp_path / "docs/RESULTS.md").read_text(encoding="utf-8")
+    assert main(["leaderboard", "--storage", storage, "--experiments", "table3", "--out", "boards"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["wrote boards/table3.md"]
+    assert main(["leaderboard", "--storage", storage, "--experiments", "table3", "--out", "boards",
                  "--results-page", "page.md"]) == 0
-    assert capsys.readouterr().out.splitlines() == ["wrote boards/table4.md", "wrote page.md"]
+    assert capsys.readouterr().out.splitlines() == ["wrote boards/table3.md", "wrote page.md"]

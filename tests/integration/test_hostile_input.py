@@ -22,6 +22,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 
@@ -66,8 +67,21 @@ def _line(number: int = 0) -> dict:
 
 
 def _source_only_lines() -> list[dict]:
+    """The committed source-only run records (one per seed), whatever their numbers."""
     return [line for line in map(json.loads, TABLE1.read_text(encoding="utf-8").splitlines())
             if line["user_attrs"]["record"]["method"] == "source_only"]
+
+
+def _summary(lines: list[dict]) -> str:
+    """How ``results show`` writes the mean +- std of these records' accuracies."""
+    accuracies = np.array([line["user_attrs"]["record"]["accuracy"] for line in lines])
+    return f"{accuracies.mean():.2f} +- {accuracies.std(ddof=1):.2f}"
+
+
+def _code(line: dict) -> str:
+    """A record's code version as the notes print it."""
+    versions = line["user_attrs"]["record"]["versions"]
+    return f"code {versions['package']} {versions['git']}"
 
 
 def _write(path: Path, *lines: dict) -> Path:
@@ -181,7 +195,7 @@ def test_results_show_keeps_runs_of_other_overrides_apart(tmp_path, capsys, stor
                  "--storage", storage]) == 0
     rows = _show(capsys, storage)
     assert len(rows) == 3, rows
-    assert any("62.97 +- 2.43" in row and "5 (0,1,2,3,4)" in row for row in rows)  # the committed row, untouched
+    assert any(_summary(committed) in row and "5 (0,1,2,3,4)" in row for row in rows)  # the committed row, untouched
     assert any("30.00 +- 0.00" in row and "source.epochs=1" in row for row in rows)
     assert any("40.00 +- 0.00" in row and "source.epochs=2" in row for row in rows)
 
@@ -195,12 +209,12 @@ def test_an_import_shadowing_another_configuration_says_so_and_the_leaderboard_f
     capsys.readouterr()
     assert main(["results", "import", str(_write(tmp_path / "later.jsonl", later)), "--storage", storage]) == 0
     out = capsys.readouterr().out
-    assert "replaces one of another configuration (code 0.1.0 e2c6cb0)" in out and "(code 0.1.0 abcdef0)" in out
+    assert f"replaces one of another configuration ({_code(committed[0])})" in out and "(code 0.1.0 abcdef0)" in out
     rows = _show(capsys, storage)
     assert len(rows) == 2 and any("abcdef0" in row and "50.00" in row for row in rows)  # not pooled in results
     assert main(["leaderboard", "--storage", storage, "--experiments", "table1", "--out", str(tmp_path / "b")]) == 0
     board = (tmp_path / "b" / "table1.md").read_text()
-    assert "Mixed configurations: Source only on synth pools seeds of code 0.1.0 abcdef0 | code 0.1.0 e2c6cb0" in board
+    assert f"Mixed configurations: Source only on synth pools seeds of code 0.1.0 abcdef0 | {_code(committed[1])}" in board
 
 
 # --- overrides: applied or refused, recorded typed ---------------------------------------------------------
