@@ -196,7 +196,7 @@ def test_the_reference_row_can_be_chosen(stored: StoredTrials):
 
 
 #: The start of the footnote on how the paper's numbers were obtained, and of its CD-FER sentence.
-PROTOCOL_NOTE = "The paper's numbers are the authors' best epoch on the target test split"
+PROTOCOL_NOTE = "The paper's numbers are, as the authors' released code (github.com/altndrr/clup) computes them, the best "
 CD_FER_NOTE = "The paper's CDAN (its CADA) comes from the CD-FER benchmark: ResNet-50, best epoch."
 
 
