@@ -223,7 +223,8 @@ def changed_parts(before: Classifier, after: nn.Module) -> dict[str, str]:
 
 def bottleneck_width(head: str) -> int | None:
     """The bottleneck width of head ``head`` (a key of ``HEADS``), None when it has no bottleneck."""
-    return HEADS[head](8).feature_dim if hasattr(HEADS[head](8), "bottleneck") else None
+    built = HEADS[head](8)
+    return built.feature_dim if hasattr(built, "bottleneck") else None
 
 
 def build_classifier(
