@@ -33,6 +33,15 @@ PINNED_CHUNKS: dict[tuple[str, str], tuple[str, str, str]] = {
     ("synth-wild", "val"): ("acbccaab50e144e2bda1134cdf3235f524a0d30d2e9d70dc9574f484ebf471de",
         "53313a17360158bc086b6dbb231fcc920835b139b465326f6ef9acdeac7a7f64",
         "237b0c25e5995c01232c62627a1cd2390e943010d702ea599a5a34d3550cd5e1"),
+    ("synth-lab-negative", "train"): ("ecc6b0dafe077d96e06d8d1d768756b5a274a0ac7d1b8324e51345918082909a",
+        "e36d5e623da3c69e3774f697851ac673e95239effe9026aa8f669c39610febe7",
+        "f9b09c1a90e64eeef4f76272b92d95532981b1dce841bc8152abfc53a2dcdf1b"),
+    ("synth-lab-negative", "test"): ("0863e9fb1033c2ee305d3da8a3f6024a13dc7412dfdd5102201ce8495b82f1f7",
+        "a6b33697f2a861803b2cded5b08476781278f3ce0984674ff4b5a0b4f82d44c2",
+        "acc3427f41524c097e2937ae11fdcd09914480569396b529b770a9cfd5152560"),
+    ("synth-lab-negative", "val"): ("6d93cbf0d59fe0295fe72f7d302dbb75ecfd8d43d9f99e63eae827e9f9a6661c",
+        "25cb8a42a0bedd00a34f450772c928d418da0ec3911bde9bb38003dc8cb0b1a1",
+        "21b82fa6704773680512d58966bedc934124b3d322af558cc7c8a41e9fb00caf"),
 }
 
 #: The whole cache files (``splits.<split>.images_sha256`` / ``labels_sha256`` of the manifest), same version.
@@ -49,6 +58,12 @@ PINNED_FILES: dict[tuple[str, str], tuple[str, str]] = {
         "ebe92df5ea9defe221b0473ac801606963681a622aeb7329a4a0f14d79722742"),
     ("synth-wild", "val"): ("497846c18207514467523ae2311ee93091d5718f04f39cb2cae808206067b9b3",
         "5e329f9757d47fcad457dcc7febe7de608a22259fdc1c3a1f198a6b524849d6d"),
+    ("synth-lab-negative", "train"): ("ec71eaf6f435d7f08f1c00b509d6795f33144dfc28861b5190d952710cd9464a",
+        "5e7c4f43f742c6bef6b34524b0230bdb716e770d2c9f12ce0e84c90f557ca1b2"),
+    ("synth-lab-negative", "test"): ("3f2d69ca1b701b5f4bec1d620e87e08cbd4ec530b37ad683344b48080e09c99f",
+        "2df6ed44ed1912656f3e19e63856fc5aa07b5d45ba39f0e3e9833d33482c9a69"),
+    ("synth-lab-negative", "val"): ("203d18f925b3cff354da093e3d29cc2505a33771071fac7d89f0c0c54de3233f",
+        "27bcaa90285201067b1e689d6853497b106db9aa6ce7449185cfc49301f512af"),
 }
 
 

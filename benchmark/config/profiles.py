@@ -79,6 +79,18 @@ SOURCE_RECIPES: dict[str, SourceRecipe] = {
 }
 
 
+#: SwAV's probability of blurring a view; a recipe record holds ``blur_probability`` only when it differs.
+DEFAULT_BLUR_PROBABILITY = 0.5
+
+
+def omit_default_blur(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (a recipe record) without ``blur_probability`` when it is the default (in place; returned): the
+    records and keys of recipes with the default blur are those made before the field existed."""
+    if values.get("blur_probability") == DEFAULT_BLUR_PROBABILITY:
+        del values["blur_probability"]
+    return values
+
+
 @dataclass(frozen=True)
 class SSLRecipe:
     """Self-supervised pretraining of the target backbone: the fields every objective shares (docs/SSL.md).
@@ -103,6 +115,7 @@ class SSLRecipe:
         large_size: side of the large crops in pixels; None = the profile's image size.
         small_size: side of the small crops in pixels.
         large_scale, small_scale: RandomResizedCrop area ranges of the two crop sizes.
+        blur_probability: probability of the Gaussian blur of each view (SwAV's 0.5; 0 = no blur).
         temperature: softmax temperature of the swapped prediction / cluster cross-entropy.
         checkpoint_every: epochs between resumable training checkpoints.
     """
@@ -124,6 +137,7 @@ class SSLRecipe:
     small_size: int = 80
     large_scale: tuple[float, float] = (0.14, 1.0)
     small_scale: tuple[float, float] = (0.05, 0.14)
+    blur_probability: float = DEFAULT_BLUR_PROBABILITY
     temperature: float = 0.1
     checkpoint_every: int = 10
 
@@ -201,9 +215,11 @@ class Profile:
         """Every value of the profile, JSON-ready (stored in run records as ``profile_values``). The SSL values are
         the profile's own (``ssl`` and ``ssl_overrides``); an objective's declared defaults are not among them
         (``methods.ssl.ssl_registry.recipe_record`` gives an objective's whole recipe); ``numerics`` only when not
-        native (the records and keys of native jobs are those made before the field existed); ``source_per_method``
+        native (the records and keys of native jobs are those made before the field existed), and likewise
+        ``ssl.blur_probability`` only when not the default; ``source_per_method``
         only when True (likewise)."""
         record = asdict(self)
+        omit_default_blur(record["ssl"])
         if self.numerics == "native":
             del record["numerics"]
         if not self.source_per_method:
@@ -251,7 +267,10 @@ PROFILES: dict[str, Profile] = {
             small_crops=0, large_size=48, large_scale=(0.3, 1.0), checkpoint_every=2,
         ),
         ssl_overrides={
-            "swav": {"freeze_prototypes_epochs": 1, "queue_length": 0, "sinkhorn_epsilon": 0.02},
+            # Crops of 70-100% without blur: chosen on synth-wild val probes (docs/LAB_NOTES.md, "Why the target
+            # SSL features are weak here").
+            "swav": {"freeze_prototypes_epochs": 1, "queue_length": 0, "sinkhorn_epsilon": 0.02,
+                     "large_scale": (0.7, 1.0), "blur_probability": 0.0},
             # Why: docs/LAB_NOTES.md, "DeepClusterV2's quick epochs".
             "deepclusterv2": {"epochs": 30},
         },

@@ -19,6 +19,7 @@ from benchmark.orchestration.stage_timing import KMEANS_K, Stages
 from benchmark.store.identity import probe_backbone
 from datasets.cache import is_complete, read_manifest
 from datasets.registry import cache_dir
+from datasets.synth import DOMAINS as SYNTH_DOMAINS
 from methods import registry
 from methods.api import CostTerm
 from methods.ssl.ssl_registry import get_ssl, ssl_names, ssl_recipe
@@ -33,8 +34,7 @@ DATASET_SIZES: dict[str, tuple[int, int]] = {
     # ASSUMPTION: 54,901 images in the CluP paper (docs/DATA.md); the train/test lists' sizes are not known here,
     # so 80/20 is assumed.
     "afe": (43_921, 10_980),
-    "synth-lab": (5_000, 1_200),  # datasets/synth/domains.py SYNTH_LAB
-    "synth-wild": (8_000, 1_200),  # datasets/synth/domains.py SYNTH_WILD
+    **{name: (spec.n_train, spec.n_test) for name, spec in SYNTH_DOMAINS.items()},
 }
 #: The stage whose speed a step timed on another stem than its own is costed at (the network dominates).
 FALLBACK_STAGE = "source"

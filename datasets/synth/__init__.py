@@ -1,8 +1,9 @@
-"""The embedded synthetic FER domain-shift benchmark: procedurally rendered faces in two domains.
+"""The embedded synthetic FER domain-shift benchmark: procedurally rendered faces in three domains.
 
 ``synth-lab`` (colour, 64x64, aligned, frontal, clean, RAF-DB-like class balance) and ``synth-wild``
 (grey, 48x48, pose/rotation/scale jitter, blur, noise, low contrast, uneven light, occluders, older and
-more varied identities, FER2013-like class balance). Faces are identity parameters plus FACS-like
+more varied identities, FER2013-like class balance), and ``synth-lab-negative`` (synth-lab's faces in negative, the
+source domain of the ``synth_negative`` setup). Faces are identity parameters plus FACS-like
 action units of Ekman's prototypes (``expressions``), drawn by a vectorised implicit-shape rasteriser
 (``render``) and degraded by the domain's acquisition conditions (``corruptions``). Labels carry about
 5% annotator noise, mostly towards the confusable partner class.

@@ -309,7 +309,8 @@ def degrade(canvas: Canvas, acq: ParamTable, spec: DomainSpec, rng: np.random.Ge
     """Canonical canvas -> output images (float32 (n, S, S, C)) under the acquisition conditions.
 
     Order: lighting, warp (rotation, scale, translation, resampling to ``spec.image_size``), blur,
-    contrast and brightness, gamma, auto-exposure, block artefacts, additive Gaussian noise.
+    contrast and brightness, gamma, auto-exposure, block artefacts, the negative (``spec.corruption.negative``),
+    additive Gaussian noise.
     """
     apply_lighting(canvas, acq)
     identity_warp = (
@@ -328,6 +329,8 @@ def degrade(canvas: Canvas, acq: ParamTable, spec: DomainSpec, rng: np.random.Ge
         images = portable.power(np.clip(images, 0.0, 1.0), col(acq["gamma"])[..., None])
     images = auto_levels(images, acq["levels"])
     images = block_artefacts(images, acq["jpeg"])
+    if spec.corruption.negative:
+        images = 1.0 - np.clip(images, 0.0, 1.0)
     if np.any(acq["noise"] > 0):
         noise = sampling.standard_normal(rng, images.shape, np.float32)
         images = images + noise * col(acq["noise"])[..., None]

@@ -11,7 +11,7 @@ Sadness, Anger, Neutral) and are normalised by the sampler, so raw counts can be
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 #: RAF-DB basic-expression train split, canonical order (Surprise ... Neutral).
 RAFDB_TRAIN_COUNTS: tuple[float, ...] = (1290, 281, 717, 4772, 1982, 705, 2524)
@@ -88,6 +88,9 @@ class CorruptionSpec:
         jpeg_block: probability of 8x8 block quantisation artefacts (a cheap JPEG stand-in).
         auto_levels: (low, high) strength of a per-image auto-exposure (a 2nd-98th percentile stretch to
             [0.05, 0.95], blended in by this fraction), applied after contrast, brightness and gamma.
+        negative: the exposed image is turned into its negative (v -> 1 - v) before the sensor noise: a change of
+            tone mapping, as between a visible-light and a thermal or near-infrared camera, that keeps every
+            expression cue (docs/DATA.md, "synth-lab-negative").
     """
 
     rotation_deg: float = 0.0
@@ -106,6 +109,7 @@ class CorruptionSpec:
     occluder_kinds: tuple[float, ...] = (0.4, 0.25, 0.1, 0.25)
     jpeg_block: float = 0.0
     auto_levels: tuple[float, float] = (0.0, 0.0)
+    negative: bool = False
 
 
 @dataclass(frozen=True)
@@ -214,4 +218,9 @@ SYNTH_WILD = DomainSpec(
     ),
 )
 
-DOMAINS: dict[str, DomainSpec] = {spec.name: spec for spec in (SYNTH_LAB, SYNTH_WILD)}
+# synth-lab's faces (same seed, same identities, expressions and splits) seen in negative: the source domain of the
+# ``synth_negative`` setup, in which the source model's features transfer to synth-wild no better than features
+# learnt on synth-wild without labels (docs/LAB_NOTES.md, "The paper's regime on synthetic data").
+SYNTH_LAB_NEGATIVE = replace(SYNTH_LAB, name="synth-lab-negative", corruption=CorruptionSpec(negative=True))
+
+DOMAINS: dict[str, DomainSpec] = {spec.name: spec for spec in (SYNTH_LAB, SYNTH_WILD, SYNTH_LAB_NEGATIVE)}

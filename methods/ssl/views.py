@@ -62,19 +62,20 @@ class FastColorJitter(nn.Module):
         return torch.where(apply.view(n, 1, 1, 1), y, x)
 
 
-def crop_augmentation(size: int, scale: tuple[float, float]) -> nn.Sequential:
+def crop_augmentation(size: int, scale: tuple[float, float], blur_probability: float = 0.5) -> nn.Sequential:
     """SwAV's per-crop pipeline on (B, 3, H, W) floats in [0, 1] -> (B, 3, size, size) floats in [0, 1].
 
     RandomResizedCrop(scale), colour jitter (0.8, 0.8, 0.8, 0.2) with p 0.8, grayscale p 0.2, Gaussian blur
-    (sigma 0.1-2, kernel about a tenth of the side, odd) with p 0.5, horizontal flip p 0.5; every draw per
-    sample.
+    (sigma 0.1-2, kernel about a tenth of the side, odd) with p ``blur_probability`` (0: no blur module, so no
+    draws for it), horizontal flip p 0.5; every draw per sample.
     """
     kernel = max(3, (size // 10) | 1)
+    blur = [K.RandomGaussianBlur((kernel, kernel), (0.1, 2.0), p=blur_probability)] if blur_probability > 0 else []
     return nn.Sequential(
         K.RandomResizedCrop((size, size), scale=scale, cropping_mode="resample"),
         FastColorJitter(0.8, 0.8, 0.8, 0.2, p=0.8),
         K.RandomGrayscale(p=0.2),
-        K.RandomGaussianBlur((kernel, kernel), (0.1, 2.0), p=0.5),
+        *blur,
         K.RandomHorizontalFlip(p=0.5),
     )
 
@@ -87,8 +88,8 @@ class MultiCrop:
     large_size: int
 
     def __post_init__(self) -> None:
-        self.large = crop_augmentation(self.large_size, self.recipe.large_scale)
-        self.small = crop_augmentation(self.recipe.small_size, self.recipe.small_scale)
+        self.large = crop_augmentation(self.large_size, self.recipe.large_scale, self.recipe.blur_probability)
+        self.small = crop_augmentation(self.recipe.small_size, self.recipe.small_scale, self.recipe.blur_probability)
 
     @staticmethod
     def _views(augment: nn.Module, x: torch.Tensor, n_views: int) -> list[torch.Tensor]:

@@ -158,3 +158,13 @@ def test_full_domain_generates_within_30_seconds(name: str) -> None:
         generate_split(name, split)
     elapsed = time.process_time() - start
     assert elapsed <= 30.0, f"{name}: {elapsed:.1f} CPU s"
+
+
+def test_negative_domain_is_synth_lab_in_negative() -> None:
+    """synth-lab-negative draws synth-lab's faces (same seed and plan) and only inverts the exposed image."""
+    lab, lab_plan = generate_split_with_plan(small("synth-lab", n_train=64), "train")
+    negative, negative_plan = generate_split_with_plan(small("synth-lab-negative", n_train=64), "train")
+    np.testing.assert_array_equal(lab_plan.labels, negative_plan.labels)
+    difference = np.abs(negative.astype(np.int16) - (255 - lab.astype(np.int16)))
+    assert difference.max() <= 1  # rounding of v and 1 - v to 8 bits
+    assert generator_signature("synth-lab-negative") != generator_signature("synth-lab")

@@ -13,7 +13,7 @@ import torch
 
 from benchmark.config.errors import UserError
 from benchmark.config.hashing import json_digest
-from benchmark.config.profiles import PROFILES, SSLRecipe
+from benchmark.config.profiles import PROFILES, SSLRecipe, omit_default_blur
 from benchmark.services.artifacts import artifact_key
 from benchmark.services.pretrain import _start, pretrain_key
 from benchmark.store.identity import ssl_recipe_values
@@ -64,7 +64,10 @@ def test_the_recipe_record_has_a_fixed_field_set_and_each_objectives_values():
     quick = PROFILES["quick"]
     for name in ssl_names():
         record = recipe_record(name, asdict(quick.ssl), quick.ssl_overrides)
-        assert record.keys() == every_field and record == {**record, **asdict(ssl_recipe(quick, name))}
+        recipe = asdict(ssl_recipe(quick, name))
+        # blur_probability only where it is not the default (so that older keys did not move)
+        expected = every_field - ({"blur_probability"} if recipe["blur_probability"] == 0.5 else set())
+        assert record.keys() == expected and record == {**record, **omit_default_blur(recipe)}
         assert record == ssl_recipe_values(quick.as_record(), name) == pretrain_key(name, "d", quick, 0, "s")["recipe"]
     # The other objective's own fields at that objective's values; shared fields at this objective's values.
     dcv2 = recipe_record("deepclusterv2", asdict(quick.ssl), quick.ssl_overrides)
@@ -73,7 +76,10 @@ def test_the_recipe_record_has_a_fixed_field_set_and_each_objectives_values():
 
 
 def test_a_record_stored_with_one_recipe_of_every_field_reads_the_same():
-    quick = PROFILES["quick"]
+    # quick as it was then: SwAV's views were the shared ones (crops of 30-100 %, blur)
+    quick = replace(PROFILES["quick"], ssl_overrides={
+        "swav": {"freeze_prototypes_epochs": 1, "queue_length": 0, "sinkhorn_epsilon": 0.02},
+        "deepclusterv2": {"epochs": 30}})
     stored_then = {"ssl": recipe_record("swav", asdict(quick.ssl), quick.ssl_overrides),  # SwAV's was the shared one
                    "ssl_overrides": {"deepclusterv2": {"epochs": 30}}}
     assert len(stored_then["ssl"]) == 25
@@ -83,11 +89,13 @@ def test_a_record_stored_with_one_recipe_of_every_field_reads_the_same():
 
 
 @pytest.mark.parametrize(("profile", "ssl", "channels_last", "key"), [
-    ("quick", "swav", False, "7b2c8bf6b144ad37"), ("quick", "deepclusterv2", False, "c10722b3fb94dc61"),
-    ("tiny", "swav", False, "07437940a77fb50d"), ("paper", "deepclusterv2", True, "506fbeb88cce8eaa"),
+    # quick's (and tiny's) SwAV views moved on 2026-12-07 (crops of 70-100 %, no blur: docs/LAB_NOTES.md, "Why the
+    # target SSL features are weak here"); the other keys did not
+    ("quick", "swav", False, "341e6765c781c4d5"), ("quick", "deepclusterv2", False, "c10722b3fb94dc61"),
+    ("tiny", "swav", False, "bb9d746607cb5f4a"), ("paper", "deepclusterv2", True, "506fbeb88cce8eaa"),
     # quick (and tiny) train channels-last since 2026-11-29 (docs/PERFORMANCE.md, "The quick profile's speed")
-    ("quick", "swav", True, "9f581beb0b1e8813"), ("quick", "deepclusterv2", True, "6746ffc3addbd01b"),
-    ("tiny", "swav", True, "5e9459a9e32ccf41"),
+    ("quick", "swav", True, "d1b77e437e3a580d"), ("quick", "deepclusterv2", True, "6746ffc3addbd01b"),
+    ("tiny", "swav", True, "a52e496aa5a81fed"),
 ])
 def test_ssl_artifact_keys_did_not_move(profile, ssl, channels_last, key):
     """Keys recorded at SSL_CODE_VERSION 2, when the SSL stem and the numerics fields (precision, channels_last,
