@@ -34,8 +34,9 @@ def test_list_json_has_every_section(capsys):
     assert all("clup_backbone" not in profile for profile in payload["profiles"])  # a profile names no method
     settings = {m["name"]: m["setting"] for m in payload["methods"]}
     assert settings["source_only"] == "source" and settings["oracle"] == "oracle" and settings["clup"] == "sfda"
-    assert {"rafdb", "fer2013", "expw", "afe", "synth-lab", "synth-wild"} <= set(payload["datasets"])
-    assert {s["name"] for s in payload["setups"]} >= {"synth", "raf_fer2013", "afe_expw", "raf_expw", "afe_fer2013"}
+    assert {"rafdb", "fer2013", "expw", "afe", "synth-lab", "synth-wild", "synth-lab-negative"} <= set(payload["datasets"])
+    assert {s["name"] for s in payload["setups"]} >= {"synth", "synth_negative", "raf_fer2013", "afe_expw", "raf_expw",
+                                                  "afe_fer2013"}
 
 
 def test_list_fits_80_columns_and_names_no_method_default(capsys):
