@@ -62,7 +62,7 @@ class FastColorJitter(nn.Module):
         return torch.where(apply.view(n, 1, 1, 1), y, x)
 
 
-def crop_augmentation(size: int, scale: tuple[float, float], blur_probability: float = 0.5) -> nn.Sequential:
+def crop_augmentation(size: int, scale: tuple[float, float], blur_probability: float) -> nn.Sequential:
     """SwAV's per-crop pipeline on (B, 3, H, W) floats in [0, 1] -> (B, 3, size, size) floats in [0, 1].
 
     RandomResizedCrop(scale), colour jitter (0.8, 0.8, 0.8, 0.2) with p 0.8, grayscale p 0.2, Gaussian blur
