@@ -10,13 +10,17 @@ Locations: ``FERBENCH_HOME`` (default ``~/.cache/fer-sfda-bench``) holds ``cache
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from datasets.cache import Split, is_complete, load_split, read_manifest, verify_cache
 from datasets.errors import DatasetError
 from datasets.manifest import MANIFEST, prepare_command
+from datasets.progress import disable_bars, log
 from datasets.raw import RawDataset
 
 
@@ -182,6 +186,27 @@ def ensure(name: str) -> Path:
         f"`python -m benchmark data prepare {name} --raw DIR` or set FERBENCH_DATA to the folder holding "
         f"`{name}/`"
     )
+
+
+def ensure_all(names: Sequence[str]) -> list[Path]:
+    """``ensure`` of each name; the synthetic domains among them that must be generated are generated side by
+    side, one forked process each (at most one per core), so a cold run makes its source and target domains in
+    the time of the larger one. Each process writes its own cache (``CacheWriter``'s lock and atomic rename), so
+    the bytes are those of ``ensure`` alone."""
+    names = list(dict.fromkeys(names))
+    for name in names:
+        _check_name(name)
+    stale = [name for name in names if name in synthetic_names()
+             and not (is_complete(cache_dir(name)) and _synthetic_is_current(name, cache_dir(name)))]
+    workers = min(len(stale), os.cpu_count() or 1)
+    # fork, not spawn: the children see domains registered at run time; they run NumPy only, no torch.
+    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        writable_home()
+        log(f"generating {' and '.join(stale)} side by side ({workers} processes)")
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=disable_bars) as pool:
+            list(pool.map(prepare, stale))
+    return [ensure(name) for name in names]
 
 
 def load(name: str, split: str, mmap: bool = True) -> Split:

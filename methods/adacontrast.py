@@ -52,6 +52,7 @@ class AdaContrast(Method):
     name = "adacontrast"
     label = "AdaContrast"
     setting = Setting.SFDA
+    version = 2  # 2: the strong views' colour jitter is FastColorJitter (was kornia's HSV ColorJitter)
     #: SHOT's network (bottleneck 256 + BN + weight-normed classifier), label-smoothed source: docs/METHODS.md.
     source_recipe = "shot"
     hparams_spec = {

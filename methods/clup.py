@@ -163,6 +163,7 @@ class CluP(Method):
     name = "clup"
     label = "CluP"
     setting = Setting.SFDA
+    version = 2  # 2: the strong views' colour jitter is FastColorJitter (was kornia's HSV ColorJitter)
     source_recipe = "authors"
     bench_projected = True
     hparams_spec = {

@@ -32,6 +32,7 @@ from benchmark.store.identity import job_recipe, trial_key
 from benchmark.store.storage import open_storage
 from benchmark.store.study_scan import Storage, TrialStatus, iter_trials
 from benchmark.store.trial_runs import ClaimedTrial, TrialRequest, trial_for_run
+from datasets import registry as datasets_registry
 from datasets.progress import log
 from methods import registry
 from methods.api import Method, RunContext, Setting
@@ -191,6 +192,7 @@ def _adapt(plan: RunPlan, device: torch.device, timer: StageTimer, curves: Epoch
     """Load the target splits and the source model, then let the method adapt (timed per stage); the method's
     training curves go to ``curves``."""
     with timer.stage("data"):
+        datasets_registry.ensure_all([plan.setup.source, plan.setup.target])
         target_test = split_tensors(plan.setup.target, "test", plan.profile, device)
         target_train = split_tensors(plan.setup.target, "train", plan.profile, device)
     with timer.stage("source"):

@@ -24,7 +24,8 @@ from methods.core.lars import LARS
 from methods.core.models import build_backbone
 from methods.ssl.objective import collapse_report
 from methods.ssl.ssl_registry import get_ssl, ssl_recipe
-from methods.ssl.views import FastColorJitter, MultiCrop
+from methods.core.colour import FastColorJitter
+from methods.ssl.views import MultiCrop
 
 ROOT = Path(__file__).resolve().parents[2]
 MINI = "synth-mini"

@@ -148,6 +148,29 @@ def test_write_cache_round_trip(tmp_path, monkeypatch) -> None:
         assert manifest["label_noise"][f"{split}_flipped"] == plan.flipped
 
 
+def test_ensure_all_generates_side_by_side_with_the_bytes_of_ensure(tmp_path, monkeypatch) -> None:
+    """Two stale synthetic domains are generated in two forked processes (a cold run's source and target), and the
+    caches are byte-identical to those ``ensure`` writes one at a time."""
+    import datasets.synth as synth
+    from datasets import registry
+
+    for name in ("synth-lab", "synth-wild"):
+        monkeypatch.setitem(synth.DOMAINS, name, small(name, n_train=140, n_test=30, n_val=20))
+    monkeypatch.setattr(registry.os, "cpu_count", lambda: 2)
+    messages: list[str] = []
+    monkeypatch.setattr(registry, "log", messages.append)
+    monkeypatch.setenv("FERBENCH_HOME", str(tmp_path / "side_by_side"))
+    pairs = registry.ensure_all(["synth-lab", "synth-wild", "synth-lab"])
+    assert messages == ["generating synth-lab and synth-wild side by side (2 processes)"]
+    monkeypatch.setenv("FERBENCH_HOME", str(tmp_path / "one_by_one"))
+    singles = [registry.ensure("synth-lab"), registry.ensure("synth-wild")]
+    assert [path.name for path in pairs] == ["synth-lab", "synth-wild"]
+    for pair, single in zip(pairs, singles, strict=True):
+        assert pair.parent.parent == tmp_path / "side_by_side"
+        verify_cache(pair)
+        assert read_manifest(pair)["splits"] == read_manifest(single)["splits"]  # sizes and sha256 of every array
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_full_domain_generates_within_30_seconds(name: str) -> None:
