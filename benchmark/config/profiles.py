@@ -79,15 +79,25 @@ SOURCE_RECIPES: dict[str, SourceRecipe] = {
 }
 
 
-#: SwAV's probability of blurring a view; a recipe record holds ``blur_probability`` only when it differs.
+#: SwAV's probability of blurring a view.
 DEFAULT_BLUR_PROBABILITY = 0.5
 
+#: Fields added after records were first written, with the value every earlier job had without saying so. A profile
+#: or recipe record holds such a field only when it differs from that value, so the records and keys of the jobs
+#: made before the field existed did not move (docs/PROTOCOL.md, "Job identity").
+KEY_STABLE_DEFAULTS: dict[str, Any] = {
+    "numerics": "native",
+    "source_per_method": False,
+    "blur_probability": DEFAULT_BLUR_PROBABILITY,
+}
 
-def omit_default_blur(values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` (a recipe record) without ``blur_probability`` when it is the default (in place; returned): the
-    records and keys of recipes with the default blur are those made before the field existed."""
-    if values.get("blur_probability") == DEFAULT_BLUR_PROBABILITY:
-        del values["blur_probability"]
+
+def omit_key_stable_defaults(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (a profile or recipe record) without the ``KEY_STABLE_DEFAULTS`` fields at their default (in place;
+    returned)."""
+    for name, default in KEY_STABLE_DEFAULTS.items():
+        if name in values and values[name] == default:
+            del values[name]
     return values
 
 
@@ -208,22 +218,16 @@ class Profile:
     def numerics_fields(self) -> dict[str, Any]:
         """How training runs on the device (precision, memory format, compilation and, when not native, the
         numerics mode): part of every artifact key."""
-        fields = {"precision": self.precision, "channels_last": self.channels_last, "compile": self.compile}
-        return fields if self.numerics == "native" else {**fields, "numerics": self.numerics}
+        return omit_key_stable_defaults({"precision": self.precision, "channels_last": self.channels_last,
+                                         "compile": self.compile, "numerics": self.numerics})
 
     def as_record(self) -> dict[str, Any]:
         """Every value of the profile, JSON-ready (stored in run records as ``profile_values``). The SSL values are
         the profile's own (``ssl`` and ``ssl_overrides``); an objective's declared defaults are not among them
-        (``methods.ssl.ssl_registry.recipe_record`` gives an objective's whole recipe); ``numerics`` only when not
-        native (the records and keys of native jobs are those made before the field existed), and likewise
-        ``ssl.blur_probability`` only when not the default; ``source_per_method``
-        only when True (likewise)."""
-        record = asdict(self)
-        omit_default_blur(record["ssl"])
-        if self.numerics == "native":
-            del record["numerics"]
-        if not self.source_per_method:
-            del record["source_per_method"]
+        (``methods.ssl.ssl_registry.recipe_record`` gives an objective's whole recipe); the ``KEY_STABLE_DEFAULTS``
+        fields (``numerics``, ``source_per_method``, ``ssl.blur_probability``) only when not at their default."""
+        record = omit_key_stable_defaults(asdict(self))
+        omit_key_stable_defaults(record["ssl"])
         return record
 
 

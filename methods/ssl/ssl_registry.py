@@ -11,7 +11,7 @@ from dataclasses import asdict, fields
 from typing import Any
 
 from benchmark.config.errors import UserError
-from benchmark.config.profiles import Profile, SSLRecipe, omit_default_blur
+from benchmark.config.profiles import Profile, SSLRecipe, omit_key_stable_defaults
 from methods.ssl.deepclusterv2 import DeepClusterV2
 from methods.ssl.objective import SSLObjective
 from methods.ssl.swav import SwAV
@@ -76,4 +76,4 @@ def recipe_record(ssl: str, shared: Mapping[str, Any], overrides: Mapping[str, M
         values = {**{k: v for k, v in legacy.items() if k in own}, **overrides.get(name, {})}
         recipe = asdict(objective.resolve_recipe(base, values))
         record.update(recipe if name == ssl else {k: recipe[k] for k in own})
-    return omit_default_blur(record)
+    return omit_key_stable_defaults(record)

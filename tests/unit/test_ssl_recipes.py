@@ -13,7 +13,7 @@ import torch
 
 from benchmark.config.errors import UserError
 from benchmark.config.hashing import json_digest
-from benchmark.config.profiles import PROFILES, SSLRecipe, omit_default_blur
+from benchmark.config.profiles import PROFILES, SSLRecipe, omit_key_stable_defaults
 from benchmark.services.artifacts import artifact_key
 from benchmark.services.pretrain import _start, pretrain_key
 from benchmark.store.identity import ssl_recipe_values
@@ -67,7 +67,7 @@ def test_the_recipe_record_has_a_fixed_field_set_and_each_objectives_values():
         recipe = asdict(ssl_recipe(quick, name))
         # blur_probability only where it is not the default (so that older keys did not move)
         expected = every_field - ({"blur_probability"} if recipe["blur_probability"] == 0.5 else set())
-        assert record.keys() == expected and record == {**record, **omit_default_blur(recipe)}
+        assert record.keys() == expected and record == {**record, **omit_key_stable_defaults(recipe)}
         assert record == ssl_recipe_values(quick.as_record(), name) == pretrain_key(name, "d", quick, 0, "s")["recipe"]
     # The other objective's own fields at that objective's values; shared fields at this objective's values.
     dcv2 = recipe_record("deepclusterv2", asdict(quick.ssl), quick.ssl_overrides)
