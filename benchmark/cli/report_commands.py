@@ -31,12 +31,14 @@ def _wrote(written: list[Path], nothing: str) -> None:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> None:
-    from benchmark.reporting.leaderboard import write_leaderboards
     from benchmark.store.storage import open_storage
 
     experiments = names(args.experiments, "--experiments") if args.experiments is not None else None
-    written = write_leaderboards(open_storage(args.storage), Path(args.out), _report_profile(args), args.latex,
-                                 experiments, reference=args.reference)
+    storage = open_storage(args.storage)  # first: a wrong --storage fails before the tables' imports (torch)
+    from benchmark.reporting.leaderboard import write_leaderboards
+
+    written = write_leaderboards(storage, Path(args.out), _report_profile(args), args.latex, experiments,
+                                 reference=args.reference)
     _wrote(written, "no experiment has results in the storage yet; run `python -m benchmark sweep` first")
     page = args.results_page if args.results_page is not None else (RESULTS_PAGE if args.out == LEADERBOARDS else None)
     if page:
@@ -46,10 +48,12 @@ def cmd_leaderboard(args: argparse.Namespace) -> None:
 
 
 def cmd_figures(args: argparse.Namespace) -> None:
-    from benchmark.reporting.figures import write_figures
     from benchmark.store.storage import open_storage
 
-    written = write_figures(open_storage(args.storage), Path(args.out), _report_profile(args))
+    storage = open_storage(args.storage)  # first: a wrong --storage fails before the figures' imports (torch)
+    from benchmark.reporting.figures import write_figures
+
+    written = write_figures(storage, Path(args.out), _report_profile(args))
     _wrote(written, "no figure has results in the storage yet; run `python -m benchmark sweep` first")
 
 

@@ -11,15 +11,16 @@ from benchmark.config.errors import UserError
 
 
 def cmd_results(args: argparse.Namespace) -> None:
-    from benchmark.reporting.results import summary_markdown, summary_table
     from benchmark.store.storage import completed_records, open_storage
 
-    records = [
+    records = [  # the storage first: a wrong --storage fails before the tables' imports (pandas, torch)
         r for r in completed_records(open_storage(args.storage))
         if args.setup in (None, r["setup"]) and r.get("kind", "run") == "run"
     ]
     if not records:
         raise UserError("no completed runs in the storage" + (f" for setup {args.setup!r}" if args.setup else ""))
+    from benchmark.reporting.results import summary_markdown, summary_table
+
     table = summary_table(records)
     if args.json:
         print(table.to_json(orient="records", indent=2))

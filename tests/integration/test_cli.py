@@ -68,11 +68,14 @@ def test_one_error_root_caught_once():
         (["data", "prepare", "rafdb", "--raw", "/nonexistent/raf"], "/nonexistent/raf"),
     ],
 )
-def test_user_errors_exit_nonzero_without_traceback(args, message):
-    result = _cli(*args)
-    assert result.returncode == 2, result.stderr
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
+def test_user_errors_exit_nonzero_without_traceback(args, message, capsys, monkeypatch):
+    """In this process (``main`` is where every user error is caught; a real process's exit status and stderr are
+    tests/integration/test_error_path.py's): exit status 2, one ``error:`` line, no traceback."""
+    monkeypatch.delenv("FERBENCH_DEBUG", raising=False)
+    assert main(list(args)) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
 
 
 def test_debug_reraises_user_errors(capsys, monkeypatch):

@@ -7,6 +7,7 @@ import ast
 import dataclasses
 import inspect
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -70,10 +71,22 @@ def test_every_split_is_pinned(key: tuple[str, str]) -> None:
     assert (digest(plan.labels), identity, digest(render_chunk(spec, plan, split, 0))) == PINNED_CHUNKS[key]
 
 
+#: The renderer's speed bound: CPU seconds for a domain's train and test splits (the bound predates val, so a
+#: whole cache gets it scaled by its share of images).
+SECONDS_FOR_TRAIN_AND_TEST = 30.0
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
-def test_whole_files_are_pinned(name: str, tmp_path: Path) -> None:
+def test_whole_files_are_pinned_and_generated_within_the_speed_bound(name: str, tmp_path: Path) -> None:
+    """One generation of the whole cache serves both checks. The bound counts CPU seconds of this process (the
+    renderer is single-threaded numpy), so other work on the machine does not count against it."""
+    spec = DOMAINS[name]
+    start = time.process_time()
     synth.write_cache(name, tmp_path / name)
+    elapsed = time.process_time() - start
+    bound = SECONDS_FOR_TRAIN_AND_TEST * (spec.n_train + spec.n_test + spec.n_val) / (spec.n_train + spec.n_test)
+    assert elapsed <= bound, f"{name}: {elapsed:.1f} CPU s for the whole cache (bound {bound:.1f} s)"
     splits = read_manifest(tmp_path / name)["splits"]
     for split in ("train", "test", "val"):
         assert (splits[split]["images_sha256"], splits[split]["labels_sha256"]) == PINNED_FILES[name, split]
