@@ -67,9 +67,10 @@ def _line(number: int = 0) -> dict:
 
 
 def _source_only_lines() -> list[dict]:
-    """The committed source-only run records (one per seed), whatever their numbers."""
+    """The committed source-only run records on ``synth`` (one per seed), whatever their numbers."""
     return [line for line in map(json.loads, TABLE1.read_text(encoding="utf-8").splitlines())
-            if line["user_attrs"]["record"]["method"] == "source_only"]
+            if line["user_attrs"]["record"]["method"] == "source_only"
+            and line["user_attrs"]["record"]["setup"] == "synth"]
 
 
 def _summary(lines: list[dict]) -> str:
