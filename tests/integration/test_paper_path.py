@@ -24,6 +24,8 @@ SHRINK = ["--profile", "paper", "--set", "source.epochs=1", "--set", "ssl.epochs
 #: CluP's settings here: one epoch, and Q = 0.5 so that 14 target faces keep more than the 2 pseudo-labels CluP
 #: needs (Q = 0.8 keeps one or two of them).
 CLUP = ["--set", "epochs=1", "--set", "q=0.5"]
+#: The same settings for CluP's jobs in a sweep and its leaderboard (``hparams.<method>.<name>``).
+CLUP_IN_SWEEPS = [arg if arg == "--set" else f"hparams.clup.{arg}" for arg in CLUP]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,7 @@ def _json(capsys: pytest.CaptureFixture, argv: list[str]) -> dict | list:
     return json.loads(out.out)
 
 
-@pytest.mark.slow(seconds=200)
+@pytest.mark.slow(seconds=215)
 def test_the_paper_path_from_raw_trees_to_a_leaderboard(paper_home: Path, capsys: pytest.CaptureFixture):
     source = _json(capsys, ["source", "--dataset", "rafdb", *SHRINK])
     assert source["recipe"]["name"] == "authors" and source["recipe"]["head"] == "linear_wn"
@@ -94,11 +96,11 @@ def test_the_paper_path_from_raw_trees_to_a_leaderboard(paper_home: Path, capsys
 
     capsys.readouterr()
     assert main(["sweep", "--experiment", "table4", "--setups", "raf_fer2013", "--seeds", "1", *SHRINK,
-                 "--set", "hparams.clup.epochs=1", "--set", "hparams.clup.q=0.5"]) == 0
+                 *CLUP_IN_SWEEPS]) == 0
     out = capsys.readouterr().out
     assert "5 jobs" in out and "0 failed" in out  # 4 backbone x score rows and the fresh-head variant
     board = paper_home / "boards"
     assert main(["leaderboard", "--out", str(board), "--experiments", "table4", *SHRINK,
-                 "--set", "hparams.clup.epochs=1", "--set", "hparams.clup.q=0.5"]) == 0
+                 *CLUP_IN_SWEEPS]) == 0
     table = (board / "table4.md").read_text()
     assert "raf_fer2013" in table and "83.90" in table  # the authors' RAF-DB source accuracy beside ours
