@@ -4,7 +4,7 @@
 The fingerprint names the CPU (vendor, model), the instruction set each library runs on it (torch's ATen
 capability, oneDNN's cap, MKL's reproducibility branch, each BLAS's core type, numpy's dispatch level, faiss's
 SIMD level), the thread count, the device, the library versions and the numerics mode (docs/NUMERICS.md).
-Libraries are imported inside the functions: the command line imports this package before torch loads.
+Libraries are imported inside the functions: the command line imports this package before torch is imported.
 """
 
 from __future__ import annotations

@@ -114,7 +114,7 @@ _REFUSAL_MARKERS = ("GLOBAL", "allowlisted", "add_safe_globals", "unrecognized f
 
 
 def _torch_detail(error: BaseException) -> str:
-    """The informative part of a torch load error (it wraps the unpickler's reason in generic advice)."""
+    """The informative part of an error from torch's loader (it wraps the unpickler's reason in generic advice)."""
     text = str(error)
     marker = "WeightsUnpickler error:"
     if marker in text:
