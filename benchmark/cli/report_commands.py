@@ -53,7 +53,7 @@ def cmd_figures(args: argparse.Namespace) -> None:
     storage = open_storage(args.storage)  # first: a wrong --storage fails before the figures' imports (torch)
     from benchmark.reporting.figures import write_figures
 
-    written = write_figures(storage, Path(args.out), _report_profile(args))
+    written = write_figures(storage, Path(args.out), _report_profile(args), images=not args.csv_only)
     _wrote(written, "no figure has results in the storage yet; run `python -m benchmark sweep` first")
 
 
@@ -75,5 +75,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--storage", help=STORAGE_HELP)
     p.add_argument("--out", default="figures", help="output folder (default figures/)")
     p.add_argument("--profile", help="only records of this profile (default: each setup's)")
+    p.add_argument("--csv-only", action="store_true",
+                   help="write only the CSV behind each figure, without drawing it (the numbers, in seconds)")
     profile_options(p)
     p.set_defaults(func=cmd_figures)

@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.manifold import TSNE
 
 from benchmark.services.source import SplitTensors
 from methods.core.inference import infer
@@ -23,6 +22,8 @@ MAX_POINTS = 2000
 
 def embed_features(features: np.ndarray, seed: int) -> np.ndarray:
     """(N, D) float features -> (N, 2) float32 t-SNE coordinates (cosine metric, PCA init, seeded)."""
+    from sklearn.manifold import TSNE  # here: scikit-learn costs about 2 s to import, and only embeddings need it
+
     perplexity = float(min(30.0, max(2.0, (len(features) - 1) / 3)))
     tsne = TSNE(n_components=2, perplexity=perplexity, metric="cosine", init="pca", random_state=seed)
     return tsne.fit_transform(features.astype(np.float32)).astype(np.float32)

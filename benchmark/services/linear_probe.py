@@ -21,9 +21,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from benchmark.config.errors import UserError
@@ -52,6 +49,11 @@ def linear_probe(
 
     Returns (the test evaluation record, the (N_test,) predictions).
     """
+    # Imported here: scikit-learn costs about 2 s of CPU to import, and every ``run`` process imports this module.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
     classifier.fit(train_features, train_labels)
     predictions = classifier.predict(test_features)

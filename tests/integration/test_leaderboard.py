@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmark.cli import main
 from benchmark.config.setups import SETUPS
 from benchmark.orchestration.experiments import EXPERIMENTS, FIG4_Q, Experiment, Job
 from benchmark.orchestration.report_specs import FigureKind, FigureSpec, TableKind, TableSpec
@@ -263,6 +264,17 @@ def test_fig4_is_drawn_from_stored_trials_with_both_curves(small_storage: str, t
         means = part.groupby("q").accuracy.mean()
         assert means.to_dict() == pytest.approx({q: 55.0 + q * slope for q in FIG4_Q})
     assert tmp_path / "confusion_synth.png" in written
+
+
+def test_figures_csv_only_writes_the_same_data_without_drawing(small_storage: str, tmp_path: Path):
+    """``figures --csv-only``: every CSV that a full drawing writes, byte for byte, and no image."""
+    drawn = write_figures(open_storage(small_storage), tmp_path / "drawn", profile="quick")
+    assert main(["figures", "--storage", small_storage, "--out", str(tmp_path / "data"), "--profile", "quick",
+                 "--csv-only"]) == 0
+    csvs = sorted(path.name for path in drawn if path.suffix == ".csv")
+    assert csvs and sorted(path.name for path in (tmp_path / "data").iterdir()) == csvs
+    for name in csvs:
+        assert (tmp_path / "data" / name).read_bytes() == (tmp_path / "drawn" / name).read_bytes(), name
 
 
 def test_an_experiment_is_reported_as_it_declares_not_by_its_name(small_storage: str, tmp_path: Path):
