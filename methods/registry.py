@@ -13,11 +13,14 @@ from __future__ import annotations
 import math
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmark.config.errors import UserError
 from benchmark.config.profiles import Profile
-from methods.api import HParam, Method
+from methods.declarations import HParam
+
+if TYPE_CHECKING:
+    from methods.api import Method
 
 ENTRY_POINT_GROUP = "fer_sfda_bench.methods"
 #: The distribution whose entry points are the built-in methods.
@@ -25,6 +28,10 @@ DISTRIBUTION = "fer-sfda-bench"
 
 
 def _load(point: EntryPoint) -> type[Method]:
+    # Here, not at the top: this module is imported for keys and reports, and ``methods.api`` imports torch, which
+    # loading a method's module (the line below) costs anyway.
+    from methods.api import Method
+
     cls = point.load()
     if not (isinstance(cls, type) and issubclass(cls, Method)):
         raise UserError(f"entry point {point.name!r} ({point.value}) is not a methods.api.Method subclass")

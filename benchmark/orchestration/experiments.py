@@ -33,7 +33,7 @@ from benchmark.orchestration.report_specs import FigureKind, FigureSpec, TableKi
 from benchmark.orchestration.selection import SEARCH_RULES, FixedHyperparameters, LinearProbe, SelectionRule
 from benchmark.store.identity import job_recipe, probe_backbone, run_key, search_key
 from methods import registry
-from methods.api import SearchSpace
+from methods.declarations import SearchSpace
 from methods.core.seeding import derive_seed
 
 #: Display names of CluP's backbones.

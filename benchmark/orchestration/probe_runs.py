@@ -27,7 +27,7 @@ from benchmark.store.storage import open_storage
 from benchmark.store.study_scan import Storage
 from benchmark.store.trial_runs import ClaimedTrial, TrialRequest, trial_for_run
 from datasets.progress import log
-from methods.api import Setting
+from methods.declarations import Setting
 from methods.core.evaluation import encode_digits
 from methods.core.inference import backbone_features
 

@@ -18,7 +18,7 @@ from benchmark.orchestration.selection import SelectionRule
 from benchmark.store.identity import search_key_recipe
 from benchmark.store.stored_trials import StoredTrials
 from methods import registry
-from methods.api import Setting
+from methods.declarations import Setting
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float] | None:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from benchmark.config.machine import record_machine
 from benchmark.store.configuration import record_configuration
-from methods.api import Setting
+from methods.declarations import Setting
 
 #: Row order within a setup: lower bound, source-free methods, UDA methods, upper bound.
 SETTING_ORDER = {s.value: order for order, s in enumerate((Setting.SOURCE, Setting.SFDA, Setting.UDA, Setting.ORACLE))}

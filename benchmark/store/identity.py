@@ -22,10 +22,8 @@ from typing import Any
 from benchmark.config.errors import UserError
 from benchmark.config.hashing import json_digest
 from benchmark.config.profiles import Profile
-
-# The method and SSL registries (``methods.registry``, ``methods.ssl.ssl_registry``) import torch; they are imported
-# in the functions that compute a key, not here, so that opening a storage (every reporting command's first step,
-# and where a wrong --storage fails) costs no torch import: about 5 s of a CLI call on 2 cores.
+from methods import registry
+from methods.ssl.ssl_registry import recipe_record, ssl_names
 
 # Profile values that are not part of a job's recipe: its name is in the key already, the method
 # hyperparameters it scales are in the resolved hyperparameters, the SSL recipes count only for the
@@ -39,8 +37,6 @@ def ssl_recipe_values(profile_values: Mapping[str, Any], ssl: str) -> dict[str, 
     """The pretraining recipe record of objective ``ssl`` (``methods.ssl.ssl_registry.recipe_record``: the same
     dict its artifact key holds) from a profile's values (``Profile.as_record``, or a stored record's
     ``profile_values``, including those stored before objectives declared their own recipe fields)."""
-    from methods.ssl.ssl_registry import recipe_record
-
     return recipe_record(ssl, profile_values["ssl"], profile_values.get("ssl_overrides", {}))
 
 
@@ -65,9 +61,6 @@ def probe_backbone(method: str) -> str | None:
 def ssl_objectives(method: str, hparams: Mapping[str, Any]) -> tuple[str, ...]:
     """The self-supervised objectives a run of ``method`` (or a probe, ``probe:<backbone>``) uses: the method's
     declaration (``Method.ssl_objectives``), or the probed backbone when it is a registered objective's."""
-    from methods import registry
-    from methods.ssl.ssl_registry import ssl_names
-
     backbone = probe_backbone(method)
     if backbone is not None:
         return (backbone,) if backbone in ssl_names() else ()
@@ -77,8 +70,6 @@ def ssl_objectives(method: str, hparams: Mapping[str, Any]) -> tuple[str, ...]:
 def needs_source_model(method: str) -> bool:
     """Whether a run of ``method`` needs its setup's source model (the method's declaration,
     ``Method.needs_source_model``), or a probe (``probe:<backbone>``) does: the probe of the source backbone."""
-    from methods import registry
-
     backbone = probe_backbone(method)
     if backbone is not None:
         return backbone == SOURCE_BACKBONE
@@ -96,8 +87,6 @@ def job_recipe(method: str, profile: Profile, hparams: Mapping[str, Any]) -> str
 def _with_version(method: str, fingerprint: str, version: int | None) -> str:
     """A job's recipe from its profile fingerprint: a probe's is the fingerprint; a run's also holds the method's
     code ``version`` (None: the registered class's)."""
-    from methods import registry
-
     if probe_backbone(method) is not None:
         return fingerprint
     version = registry.get(method).version if version is None else version

@@ -21,7 +21,7 @@ from jsonschema import Draft202012Validator, ValidationError, validators
 from jsonschema.exceptions import best_match
 
 from benchmark.config.setups import SETUPS
-from methods.api import Setting
+from methods.declarations import Setting
 from methods.registry import available
 
 #: Every key of a line (no other is accepted).

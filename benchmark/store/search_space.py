@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-from methods.api import SearchChoice, SearchFloat, SearchInt, SearchSpace
+from methods.declarations import SearchChoice, SearchFloat, SearchInt, SearchSpace
 
 
 def optuna_distribution(space: SearchSpace) -> BaseDistribution:

@@ -33,7 +33,7 @@ from benchmark.store.optuna_adapter import (
 from benchmark.store.search_space import optuna_distribution
 from benchmark.store.storage import heartbeat_seconds
 from benchmark.store.study_scan import Storage, TrialStatus
-from methods.api import SearchSpace
+from methods.declarations import SearchSpace
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import optuna
 from benchmark.store.optuna_adapter import claim_waiting, fail_waiting, live_trial, record_heartbeat
 from benchmark.store.study_scan import Storage, StoredTrial, TrialStatus, iter_trials
 from benchmark.store.trial_runs import ClaimedTrial, fixed_params
-from methods.api import SearchSpace
+from methods.declarations import SearchSpace
 
 
 class QueuedJob(Protocol):

@@ -5,18 +5,25 @@ recipe (``ssl_recipe``) and into the record that keys hash (``recipe_record``)."
 
 from __future__ import annotations
 
+import importlib
 import typing
 from collections.abc import Mapping
 from dataclasses import asdict, fields
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from benchmark.config.errors import UserError
 from benchmark.config.profiles import Profile, SSLRecipe, omit_key_stable_defaults
-from methods.ssl.deepclusterv2 import DeepClusterV2
-from methods.ssl.objective import SSLObjective
-from methods.ssl.swav import SwAV
 
-OBJECTIVES: dict[str, type[SSLObjective]] = {cls.name: cls for cls in (DeepClusterV2, SwAV)}
+if TYPE_CHECKING:
+    from methods.ssl.objective import SSLObjective
+
+#: Each objective's name and ``module:class``. Imported on first use (``get_ssl``): the objectives' modules import
+#: torch, and the store and the reports import this module for names alone.
+OBJECTIVES: dict[str, str] = {
+    "deepclusterv2": "methods.ssl.deepclusterv2:DeepClusterV2",
+    "swav": "methods.ssl.swav:SwAV",
+}
 
 
 def ssl_names() -> tuple[str, ...]:
@@ -27,14 +34,19 @@ def ssl_names() -> tuple[str, ...]:
 def timed_ssl() -> str:
     """The objective whose step ``bench``'s ``ssl`` stage times (SwAV's; every objective's step is taken to cost
     the same: the backbone dominates)."""
-    return SwAV.name
+    return "swav"
 
 
+@cache
 def get_ssl(name: str) -> type[SSLObjective]:
     """The objective called ``name``; a UserError listing the known ones otherwise."""
     if name not in OBJECTIVES:
         raise UserError(f"unknown self-supervised method {name!r}; known: {', '.join(ssl_names())}")
-    return OBJECTIVES[name]
+    module, _, cls = OBJECTIVES[name].partition(":")
+    objective = getattr(importlib.import_module(module), cls)
+    if objective.name != name:
+        raise RuntimeError(f"{OBJECTIVES[name]} is named {objective.name!r}, registered as {name!r}")
+    return objective
 
 
 def recipe_field_types() -> dict[str, dict[str, Any]]:
