@@ -251,7 +251,7 @@ def test_search_rows_show_the_selected_trial_and_oracle_is_labelled(small_storag
     assert gap.count("| +1.00 [") == 3 and "| +1.00 [+1.00, +1.00]*† |" in gap  # raf_fer2013, synth, average
 
 
-def test_fig4_is_drawn_from_stored_trials_with_both_curves(small_storage: str, tmp_path: Path):
+def test_fig4_is_drawn_from_stored_trials_and_csv_only_writes_the_same_data(small_storage: str, tmp_path: Path):
     written = write_figures(open_storage(small_storage), tmp_path, profile="quick")
     for suffix in (".png", ".pdf", ".csv"):
         assert tmp_path / f"fig4_synth{suffix}" in written
@@ -264,17 +264,13 @@ def test_fig4_is_drawn_from_stored_trials_with_both_curves(small_storage: str, t
         means = part.groupby("q").accuracy.mean()
         assert means.to_dict() == pytest.approx({q: 55.0 + q * slope for q in FIG4_Q})
     assert tmp_path / "confusion_synth.png" in written
-
-
-def test_figures_csv_only_writes_the_same_data_without_drawing(small_storage: str, tmp_path: Path):
-    """``figures --csv-only``: every CSV that a full drawing writes, byte for byte, and no image."""
-    drawn = write_figures(open_storage(small_storage), tmp_path / "drawn", profile="quick")
+    # ``figures --csv-only``: every CSV of the drawing above, byte for byte, and no image.
     assert main(["figures", "--storage", small_storage, "--out", str(tmp_path / "data"), "--profile", "quick",
                  "--csv-only"]) == 0
-    csvs = sorted(path.name for path in drawn if path.suffix == ".csv")
-    assert csvs and sorted(path.name for path in (tmp_path / "data").iterdir()) == csvs
+    csvs = sorted(path.name for path in written if path.suffix == ".csv")
+    assert sorted(path.name for path in (tmp_path / "data").iterdir()) == csvs
     for name in csvs:
-        assert (tmp_path / "data" / name).read_bytes() == (tmp_path / "drawn" / name).read_bytes(), name
+        assert (tmp_path / "data" / name).read_bytes() == (tmp_path / name).read_bytes(), name
 
 
 def test_an_experiment_is_reported_as_it_declares_not_by_its_name(small_storage: str, tmp_path: Path):

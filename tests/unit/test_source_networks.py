@@ -13,7 +13,7 @@ from PIL import Image
 
 from benchmark.config.profiles import PROFILES, SOURCE_RECIPES
 from benchmark.orchestration.profile_resolution import method_source, resolve_profile
-from datasets._io import load_image
+from datasets.images import load_image
 from methods.core.models import BottleneckHead, build_classifier, changed_parts
 
 
