@@ -28,8 +28,8 @@ from benchmark.store.study_scan import Storage
 from benchmark.store.trial_runs import ClaimedTrial, TrialRequest, trial_for_run
 from datasets.progress import log
 from methods.declarations import Setting
-from methods.core.evaluation import encode_digits
 from methods.core.inference import backbone_features
+from methods.core.scores import encode_digits
 
 
 def _fit_and_score(backbone: torch.nn.Module, splits: tuple[SplitTensors, SplitTensors], seed: int) -> dict[str, Any]:

@@ -36,12 +36,12 @@ from datasets import registry as datasets_registry
 from datasets.progress import log
 from methods import registry
 from methods.api import Method, RunContext, Setting
-from methods.core.evaluation import encode_digits, score_predictions
 from methods.core.inference import infer
 from methods.core.inputs import LabelledImages, OracleData, SourceFreeData, UdaData, UnlabelledImages
 from methods.core.models import changed_parts
 from methods.core.precision import autocast_dtype, full_precision, prepare_for_training, training_numerics
 from methods.core.pseudo_labels import Selection, pseudo_label_stats
+from methods.core.scores import encode_digits, score_predictions
 from methods.core.seeding import derive_seed, preserved_rng, seed_everything
 from methods.core.validators import compute_validators
 

@@ -36,7 +36,7 @@ from benchmark.reporting.statistics import (
     stratified_average,
     stream,
 )
-from methods.core.evaluation import decode_digits
+from methods.core.scores import decode_digits
 
 
 @dataclass(frozen=True)

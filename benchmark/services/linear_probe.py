@@ -28,8 +28,8 @@ from benchmark.config.profiles import Profile
 from benchmark.config.setups import get_setup
 from benchmark.services.pretrain import get_pretrained_backbone
 from benchmark.services.source import get_source_model
-from methods.core.evaluation import score_predictions
 from methods.core.models import build_backbone, imagenet_backbone
+from methods.core.scores import score_predictions
 from methods.core.seeding import derive_seed, seed_everything
 from methods.ssl.ssl_registry import ssl_names
 

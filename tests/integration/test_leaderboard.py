@@ -22,7 +22,7 @@ from benchmark.reporting.paper import SOURCE_ACCURACY
 from benchmark.store.storage import open_storage
 from benchmark.store.trial_runs import TrialRequest, trial_for_run
 from datasets.labels import CLASS_NAMES
-from methods.core.evaluation import encode_digits
+from methods.core.scores import encode_digits
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 

@@ -103,7 +103,8 @@ def test_no_two_modules_import_each_other():
 #: Modules that the reporting commands and the store import, and that must not import torch (about 4 s of CPU
 #: in every process that does): ``results show`` takes about 2.5 s instead of 8 on 2 cores.
 TORCH_FREE = ("benchmark.store.storage", "benchmark.store.identity", "benchmark.store.record_schema",
-              "benchmark.reporting.results", "methods.declarations", "methods.registry", "methods.ssl.ssl_registry")
+              "benchmark.reporting.results", "methods.declarations", "methods.registry", "methods.ssl.ssl_registry",
+              "methods.core.scores")
 
 
 def test_the_store_the_results_table_and_the_registries_import_no_torch():

@@ -1,4 +1,4 @@
-"""Scoring predictions: the confusion counts, recall and accuracy of ``methods.core.evaluation``."""
+"""Scoring predictions: the confusion counts, recall and accuracy of ``methods.core.scores``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import confusion_matrix
 
 from datasets.labels import CLASS_NAMES, NUM_CLASSES
-from methods.core.evaluation import confusion_counts, score_predictions
+from methods.core.scores import confusion_counts, score_predictions
 
 
 def test_confusion_counts_are_scikit_learns() -> None:
