@@ -1,8 +1,8 @@
 """Scores of predicted class indices (numpy only): top-1 accuracy, per-class recall and the confusion matrix
 (percent), and the digit strings in which run records keep per-image predictions.
 
-No torch here: the reports (``leaderboard``, ``figures``) read records through these functions, and
-``methods.core.evaluation`` runs a network to get the predictions it scores.
+Numpy only: reading records (the reports' paired tables) and scoring a linear probe need no network library;
+``methods.core.evaluation`` runs a network to get the predictions it scores here.
 """
 
 from __future__ import annotations
