@@ -8,8 +8,11 @@ import json
 from typing import Any
 
 from benchmark.config.errors import UserError
+from benchmark.config.profiles import PROFILES
 
 STORAGE_HELP = "results storage URL (default sqlite:///$FERBENCH_HOME/results.db)"
+#: The ``--profile`` choices, for help texts.
+PROFILE_NAMES = " | ".join(PROFILES)
 
 #: How ``--set`` names a profile field, for help texts and errors (no method or objective named here).
 SET_EXAMPLES = "source.epochs=1, ssl.OBJECTIVE.epochs=200, profile.precision=fp32"

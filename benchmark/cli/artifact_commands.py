@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from benchmark.cli.arguments import common, numerics_option, print_json, profile_options, profile_overrides, say
+from benchmark.cli.arguments import (
+    PROFILE_NAMES,
+    common,
+    numerics_option,
+    print_json,
+    profile_options,
+    profile_overrides,
+    say,
+)
 
 
 def cmd_source(args: argparse.Namespace) -> None:
@@ -58,7 +66,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     """``source``, ``calibrate`` and ``pretrain``."""
     p = sub.add_parser("source", help="train (or fetch from cache) the source model of a dataset")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--profile", default="quick", help="quick | paper (default quick)")
+    p.add_argument("--profile", default="quick", help=f"{PROFILE_NAMES} (default quick)")
     profile_options(p)
     common(p)
     p.set_defaults(func=cmd_source)
@@ -70,7 +78,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pretrain", help="self-supervised pretraining of a backbone on a dataset's train images")
     p.add_argument("--ssl", required=True, help="self-supervised objective (one of those `list` shows under profiles)")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--profile", default="quick", help="quick | paper (default quick)")
+    p.add_argument("--profile", default="quick", help=f"{PROFILE_NAMES} (default quick)")
     profile_options(p)
     common(p)
     p.set_defaults(func=cmd_pretrain)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from benchmark.cli.arguments import print_json
+from benchmark.cli.arguments import PROFILE_NAMES, print_json
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -21,7 +21,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     """``bench``."""
     p = sub.add_parser("bench", help="time every training stage on this device at a profile's sizes and project "
                        "the paper's jobs (saved for sweep --plan)")
-    p.add_argument("--profile", default="paper", help="tiny | quick | paper (default paper)")
+    p.add_argument("--profile", default="paper", help=f"{PROFILE_NAMES} (default paper)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default auto)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)

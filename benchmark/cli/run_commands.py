@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from benchmark.cli.arguments import STORAGE_HELP, common, names, print_json, profile_options, profile_overrides
+from benchmark.cli.arguments import (
+    PROFILE_NAMES,
+    STORAGE_HELP,
+    common,
+    names,
+    print_json,
+    profile_options,
+    profile_overrides,
+)
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -33,7 +41,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="adapt with one method on one setup and evaluate on the target test split")
     p.add_argument("--method", required=True)
     p.add_argument("--setup", required=True)
-    p.add_argument("--profile", help="quick | paper (default: the setup's)")
+    p.add_argument("--profile", help=f"{PROFILE_NAMES} (default: the setup's)")
     profile_options(p, method_sets=True)
     p.add_argument("--storage", help=STORAGE_HELP)
     common(p)
@@ -45,7 +53,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test", choices=("test", "val"),
                    help="target split scored: test (reported, stored) or val (synthetic targets only: for choosing "
                         "settings; printed, never stored)")
-    p.add_argument("--profile", help="quick | paper (default: the setup's)")
+    p.add_argument("--profile", help=f"{PROFILE_NAMES} (default: the setup's)")
     profile_options(p)
     p.add_argument("--storage", help=STORAGE_HELP)
     common(p)

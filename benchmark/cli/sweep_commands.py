@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from benchmark.cli.arguments import STORAGE_HELP, names, print_json, profile_options, profile_overrides, say
+from benchmark.cli.arguments import (
+    PROFILE_NAMES,
+    STORAGE_HELP,
+    names,
+    print_json,
+    profile_options,
+    profile_overrides,
+    say,
+)
 from benchmark.config.errors import UserError
 
 
@@ -61,7 +69,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--launcher", default="local", choices=("local", "slurm"),
                    help="local processes or SLURM (submitit)")
     p.add_argument("--max-retries", type=int, default=2, help="retries of a failing job (default 2)")
-    p.add_argument("--profile", help="quick | paper (default: each setup's)")
+    p.add_argument("--profile", help=f"{PROFILE_NAMES} (default: each setup's)")
     profile_options(p)
     p.add_argument("--storage", help=STORAGE_HELP)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default auto; one GPU per worker)")

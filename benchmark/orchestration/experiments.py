@@ -303,7 +303,7 @@ CLUP_DCV2 = Row("CluP (DeepClusterV2)", "clup", _clup("deepclusterv2"))
 CLUP_SWAV = Row("CluP (SwAV)", "clup", _clup("swav"))
 #: SHOT searched over its loss weights and lr; the epochs stay the profile's (a budget, not a knob).
 SHOT_SEARCHED = ("lr", "cls_par", "ent_par")
-SEARCH_TRIALS = {"quick": 2, "paper": 20}
+SEARCH_TRIALS = {"quick": 2, "quick10": 2, "paper": 20}
 
 EXPERIMENTS: dict[str, Experiment] = {
     e.name: e

@@ -43,6 +43,14 @@ from benchmark.reporting.table_notes import (
 from benchmark.store.stored_trials import Storage, StoredTrials
 
 
+def profiles_text(setups: tuple[str, ...], profile: str | None = None) -> str:
+    """``profile: P`` when every setup runs at one profile, else each setup's (``profiles: synth quick10, ...``)."""
+    profiles = {setup: setup_profile(setup, profile) for setup in setups}
+    if len(set(profiles.values())) <= 1:
+        return f"profile: {', '.join(set(profiles.values()))}"
+    return "profiles: " + ", ".join(f"{setup} {name}" for setup, name in profiles.items())
+
+
 def render(experiment: Experiment, setups: tuple[str, ...], stored: StoredTrials, profile: str | None = None, *,
            reference: str | None = None) -> tuple[str, pd.DataFrame]:
     """The leaderboard markdown of one experiment (and the frame it shows).
@@ -61,7 +69,7 @@ def render(experiment: Experiment, setups: tuple[str, ...], stored: StoredTrials
     lines = [
         f"# {experiment.title}",
         "",
-        f"Setups: {', '.join(setups)}; profile: {', '.join(sorted({setup_profile(s, profile) for s in setups}))}; "
+        f"Setups: {', '.join(setups)}; {profiles_text(setups, profile)}; "
         f"seeds found: {', '.join(map(str, seeds)) or 'none'}. Top-1 accuracy (%) on the target test split, mean ± std "
         f"over seeds (number of seeds in brackets), last iterate.{per_seed_text}",
         "",

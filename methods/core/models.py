@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 from torchvision.models import resnet18, resnet50
-from torchvision.models.resnet import ResNet
+from torchvision.models.resnet import BasicBlock, ResNet
 
 from benchmark.config.errors import CheckpointError, UserError
 from benchmark.config.paths import imagenet_weights
@@ -23,7 +23,8 @@ from benchmark.config.profiles import Profile
 from datasets.labels import NUM_CLASSES
 from methods.core.checkpoints import load_state_dict
 
-ARCHS = {"resnet18": resnet18, "resnet50": resnet50}
+# ResNet-10 is ResNet-18 with one basic block per stage instead of two; torchvision has no builder for it.
+ARCHS = {"resnet10": partial(ResNet, BasicBlock, [1, 1, 1, 1]), "resnet18": resnet18, "resnet50": resnet50}
 STEMS = ("imagenet", "small", "clup")
 BOTTLENECK_DIM = 256
 
@@ -82,7 +83,7 @@ def build_backbone(
     """A torchvision ResNet without its ``fc`` (replaced by Identity).
 
     Args:
-        arch: ``resnet18`` or ``resnet50``.
+        arch: a key of ``ARCHS`` (``resnet10``, ``resnet18`` or ``resnet50``).
         stem: see ``STEMS``.
         width: channels of the first stage; 64 is torchvision's network.
         weights: optional local state-dict file (e.g. torchvision's ImageNet ``resnet18-*.pth``); loaded with
@@ -93,7 +94,7 @@ def build_backbone(
     """
     if arch not in ARCHS:
         raise UserError(f"unknown architecture {arch!r}; known: {', '.join(ARCHS)}")
-    net = ARCHS[arch](weights=None)
+    net = ARCHS[arch]()
     if width != 64:
         _rescale_width(net, width)
     _replace_stem(net, stem, width)

@@ -122,17 +122,21 @@ def infer_width(state: Mapping[str, torch.Tensor]) -> int:
 
 
 def infer_arch(state: Mapping[str, torch.Tensor], arch: str | None = None) -> str:
-    """``resnet50`` if the blocks are bottlenecks (``layer1.0.conv3.weight`` exists), else ``resnet18``.
+    """``resnet50`` if the blocks are bottlenecks (``layer1.0.conv3.weight`` exists); of basic blocks,
+    ``resnet18`` with two per stage (``layer1.1`` exists), ``resnet10`` with one.
 
     A given ``arch`` is checked against the weights; a mismatch is a ``CheckpointError``.
     """
-    inferred = "resnet50" if "layer1.0.conv3.weight" in state else "resnet18"
+    if "layer1.0.conv3.weight" in state:
+        inferred, block = "resnet50", "bottleneck"
+    else:
+        inferred = "resnet18" if "layer1.1.conv1.weight" in state else "resnet10"
+        block = "basic"
     if arch is None:
         return inferred
     if arch not in ARCHS:
         raise UserError(f"unknown architecture {arch!r}; known: {', '.join(ARCHS)}")
     if arch != inferred:
-        block = "bottleneck" if inferred == "resnet50" else "basic"
         raise CheckpointError(f"arch {arch!r} does not match the checkpoint: its blocks are {block} ({inferred})")
     return arch
 
@@ -179,11 +183,11 @@ def load_solo_backbone(
         path: the solo-learn ``.ckpt`` as Lightning wrote it (loaded with ``weights_only=True``, its
             hyper-parameter objects as inert records; see ``load_checkpoint``).
         stem: ``small`` / ``imagenet`` / ``clup``; inferred for a 3x3 ``conv1``, required for a 7x7 one.
-        arch: ``resnet18`` / ``resnet50``; inferred from the block type if omitted, checked if given.
+        arch: ``resnet10`` / ``resnet18`` / ``resnet50``; inferred from the blocks if omitted, checked if given.
 
     Returns:
         ``(backbone, D, info)``: the backbone maps (B, 3, H, W) float -> (B, D) features (``fc`` is
-        Identity; width W gives D = 8W for resnet18, 32W for resnet50); ``info`` holds ``arch``, ``stem``,
+        Identity; width W gives D = 8W for resnet10 and resnet18, 32W for resnet50); ``info`` holds ``arch``, ``stem``,
         ``width``, ``n_tensors`` (tensors loaded), ``source`` (the path) and ``prefix`` (``backbone.`` or
         ``encoder.``). The backbone is returned in training mode, like a freshly built one.
 

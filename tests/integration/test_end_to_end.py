@@ -35,7 +35,7 @@ def test_source_only_on_synth_from_cold_cache():
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
     assert RECORD_FIELDS <= set(record)
-    assert record["method"] == "source_only" and record["setup"] == "synth" and record["profile"] == "quick"
+    assert record["method"] == "source_only" and record["setup"] == "synth" and record["profile"] == "quick10"
     assert list(record["class_accuracy"]) == list(CLASS_NAMES)
     assert len(record["confusion"]) == 7 and sum(map(sum, record["confusion"])) == record["n_test"]
     assert 0.0 <= record["accuracy"] <= 100.0

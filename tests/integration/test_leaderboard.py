@@ -17,7 +17,7 @@ from benchmark.config.setups import SETUPS
 from benchmark.orchestration.experiments import EXPERIMENTS, FIG4_Q, Experiment, Job
 from benchmark.orchestration.report_specs import FigureKind, FigureSpec, TableKind, TableSpec
 from benchmark.reporting.figures import draw, write_figures
-from benchmark.reporting.leaderboard import StoredTrials, render, write_leaderboards
+from benchmark.reporting.leaderboard import StoredTrials, profiles_text, render, write_leaderboards
 from benchmark.reporting.paper import SOURCE_ACCURACY
 from benchmark.store.storage import open_storage
 from benchmark.store.trial_runs import TrialRequest, trial_for_run
@@ -308,3 +308,9 @@ def test_notebooks_redraw_the_figures_from_the_storage(notebook: str, small_stor
                 "class_recall_confusion_embeddings.ipynb": ["class_recall_synth.png", "confusion_synth.png"]}[notebook]
     for name in expected:
         assert (tmp_path / name).stat().st_size > 0
+
+
+def test_the_header_names_each_setups_profile_when_they_differ():
+    assert profiles_text(("synth", "synth_negative")) == "profiles: synth quick10, synth_negative quick"
+    assert profiles_text(("synth",)) == "profile: quick10"
+    assert profiles_text(("synth", "synth_negative"), "quick") == "profile: quick"

@@ -16,6 +16,7 @@ from methods.core.models import LinearHead, ShotHead, build_backbone, build_clas
         ("resnet18", "small", 16, 32, 128),
         ("resnet18", "clup", 8, 48, 64),
         ("resnet50", "imagenet", 16, 64, 512),
+        ("resnet10", "imagenet", 16, 64, 128),
     ],
 )
 def test_backbone_output_dim(arch, stem, width, size, dim):
@@ -30,6 +31,14 @@ def test_full_width_keeps_torchvision_keys():
     keys = set(net.state_dict())
     assert {"conv1.weight", "bn1.running_mean", "layer4.1.bn2.weight"} <= keys
     assert not any(k.startswith("fc.") for k in keys)
+
+
+def test_resnet10_is_resnet18_with_one_block_per_stage():
+    net10, _ = build_backbone("resnet10", "imagenet", 16)
+    net18, _ = build_backbone("resnet18", "imagenet", 16)
+    keys10, keys18 = set(net10.state_dict()), set(net18.state_dict())
+    assert keys10 == {k for k in keys18 if not any(k.startswith(f"layer{i}.1.") for i in range(1, 5))}
+    assert all(len(getattr(net10, f"layer{i}")) == 1 for i in range(1, 5))
 
 
 def test_small_stem_has_no_maxpool_and_padding_two():

@@ -184,6 +184,10 @@ def test_an_arch_that_does_not_match_the_blocks_is_an_error(tmp_path):
         load_solo_backbone(path, arch="resnet50")
     net50, _ = build_backbone("resnet50", "small", WIDTH)
     assert infer_arch(net50.state_dict()) == "resnet50"
+    net10, _ = build_backbone("resnet10", "small", WIDTH)
+    assert infer_arch(net10.state_dict()) == "resnet10"
+    with pytest.raises(CheckpointError, match=r"arch 'resnet18' does not match.*basic \(resnet10\)"):
+        load_solo_backbone(_write(tmp_path, _solo_payload(net10)), arch="resnet18")
 
 
 def test_a_pickled_custom_object_is_refused_without_running_it(tmp_path):
