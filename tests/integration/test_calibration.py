@@ -10,10 +10,10 @@ import pytest
 from tests.integration.test_end_to_end import _cli
 
 #: How far a native seed-0 calibration number may sit on the wrong side of its target here. Native digits move
-#: with the CPU family and the thread count (docs/NUMERICS.md), and synth-4 sits close to two targets at seed 0
-#: (docs/LAB_NOTES.md, "synth-4: the portable generator": portable 90.92 / 65.58 / 84.67, native on an Intel Xeon
-#: 90.17 / 64.42 / 84.42), so the exact check is the portable calibration's digits in the docs; this test checks the
-#: regime (a source model that learns synth-lab, a large shift, a learnable target) on any CPU.
+#: with the CPU family and the thread count (docs/NUMERICS.md), and synth-4 sits close to its targets at seed 0
+#: (docs/DATA.md, "Calibration": portable 94.17 / 70.67 / 86.08 at `quick10`, 90.92 / 65.58 / 84.67 at `quick`),
+#: so the exact check is the portable calibration's digits in the docs; this test checks the regime (a source
+#: model that learns synth-lab, a large shift, a learnable target) on any CPU.
 CALIBRATION_TOLERANCE = 3.0
 
 

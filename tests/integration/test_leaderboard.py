@@ -299,6 +299,7 @@ def test_notebooks_redraw_the_figures_from_the_storage(notebook: str, small_stor
     nbclient = pytest.importorskip("nbclient")
     monkeypatch.setenv("FERBENCH_STORAGE", small_storage)
     monkeypatch.setenv("FERBENCH_FIGURES_OUT", str(tmp_path))
+    monkeypatch.setenv("FERBENCH_PROFILE", "quick")  # small_storage's records; synth's own profile is quick10
     path = Path(__file__).parents[2] / "notebooks" / notebook
     nb = nbformat.read(path, as_version=4)
     nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
