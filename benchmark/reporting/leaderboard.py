@@ -45,10 +45,10 @@ from benchmark.store.stored_trials import Storage, StoredTrials
 
 def profiles_text(setups: tuple[str, ...], profile: str | None = None) -> str:
     """``profile: P`` when every setup runs at one profile, else each setup's (``profiles: synth quick10, ...``)."""
-    profiles = {setup: setup_profile(setup, profile) for setup in setups}
-    if len(set(profiles.values())) <= 1:
-        return f"profile: {', '.join(set(profiles.values()))}"
-    return "profiles: " + ", ".join(f"{setup} {name}" for setup, name in profiles.items())
+    names = {setup: setup_profile(setup, profile) for setup in setups}
+    if len(set(names.values())) > 1:
+        return "profiles: " + ", ".join(f"{setup} {name}" for setup, name in names.items())
+    return f"profile: {next(iter(names.values()), '')}"
 
 
 def render(experiment: Experiment, setups: tuple[str, ...], stored: StoredTrials, profile: str | None = None, *,

@@ -187,9 +187,9 @@ def load_solo_backbone(
 
     Returns:
         ``(backbone, D, info)``: the backbone maps (B, 3, H, W) float -> (B, D) features (``fc`` is
-        Identity; width W gives D = 8W for resnet10 and resnet18, 32W for resnet50); ``info`` holds ``arch``, ``stem``,
-        ``width``, ``n_tensors`` (tensors loaded), ``source`` (the path) and ``prefix`` (``backbone.`` or
-        ``encoder.``). The backbone is returned in training mode, like a freshly built one.
+        Identity; width W gives D = 8W for resnet10 and resnet18, 32W for resnet50); ``info`` holds ``arch``,
+        ``stem``, ``width``, ``n_tensors`` (tensors loaded), ``source`` (the path) and ``prefix`` (``backbone.``
+        or ``encoder.``). The backbone is returned in training mode, like a freshly built one.
 
     Raises:
         CheckpointError: an unreadable or unsafe file, no backbone keys, an ambiguous stem, or weights that
