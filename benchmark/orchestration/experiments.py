@@ -81,7 +81,8 @@ class Row:
 
 @dataclass(frozen=True)
 class Search:
-    """A hyperparameter search of one method: ``trials[profile]`` trials per setup and seed, run once.
+    """A hyperparameter search of one method: ``trials[profile]`` trials per setup and seed, run once
+    (``trials_at``: a profile without a budget is an error, never a silent 0).
 
     Only the ``searched`` hyperparameters are drawn, by a random sampler seeded per trial (from the method's
     declared distributions; the draws never depend on a result); the rest stay fixed. Each of ``rules`` then
@@ -96,6 +97,14 @@ class Search:
     trials: dict[str, int]
     overrides: dict[str, Any] = field(default_factory=dict)
     rules: tuple[SelectionRule, ...] = SEARCH_RULES
+
+    def trials_at(self, profile: str) -> int:
+        """The number of trials per setup and seed at ``profile``; a UserError when the search has no budget for it
+        (a new profile must say how many trials its searches run)."""
+        if profile not in self.trials:
+            raise UserError(f"the {self.label} search has no trial budget for profile {profile!r} (it has one for "
+                            f"{', '.join(self.trials)}); add the profile to its trials (SEARCH_TRIALS)")
+        return self.trials[profile]
 
     def job(self, experiment: str, setup: str, seed: int, profile: ProfileArg = None, slot: int = 0) -> Job:
         """Trial ``slot`` of the search on ``setup`` for ``seed`` (``profile``: default the setup's); all slots
@@ -163,7 +172,7 @@ class Experiment:
             for seed in seed_list:
                 jobs += [row.job(self.name, setup, seed, choice) for row in self.rows]
                 jobs += [search.job(self.name, setup, seed, choice, slot)
-                         for search in self.searches for slot in range(search.trials.get(the_profile, 0))]
+                         for search in self.searches for slot in range(search.trials_at(the_profile))]
         return jobs
 
 
@@ -303,7 +312,9 @@ CLUP_DCV2 = Row("CluP (DeepClusterV2)", "clup", _clup("deepclusterv2"))
 CLUP_SWAV = Row("CluP (SwAV)", "clup", _clup("swav"))
 #: SHOT searched over its loss weights and lr; the epochs stay the profile's (a budget, not a knob).
 SHOT_SEARCHED = ("lr", "cls_par", "ent_par")
-SEARCH_TRIALS = {"quick": 2, "quick10": 2, "paper": 20}
+#: Trials per setup and seed of Table 1's search at each profile (docs/LAB_NOTES.md, "The search budget"); ``tiny``
+#: (tests, dry runs) runs none. Every profile needs an entry: ``Search.trials_at``.
+SEARCH_TRIALS = {"quick": 2, "quick10": 2, "paper": 20, "tiny": 0}
 
 EXPERIMENTS: dict[str, Experiment] = {
     e.name: e

@@ -8,8 +8,13 @@ and ``FigureSpec`` s), so every declared kind has a renderer. One markdown rende
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 import pytest
+
+from benchmark.config.errors import UserError
+from benchmark.config.profiles import PROFILES
 
 from benchmark.orchestration.experiments import EXPERIMENTS, Row
 from benchmark.orchestration.report_specs import FigureKind, TableKind
@@ -67,6 +72,15 @@ def test_a_search_has_no_objective_its_rules_are_every_validator_then_the_oracle
     assert search.rules == (BestValidator("entropy"), BestValidator("im"), BestValidator("snd"), BestTestAccuracy())
     job = search.job("table1", "synth", 0, "quick", slot=3)
     assert job.study_name == "search/shot/synth/quick/seed0" and not hasattr(job, "objective")
+
+
+def test_every_profile_has_a_search_budget_and_a_profile_without_one_is_refused_not_given_zero_trials(monkeypatch):
+    table1 = EXPERIMENTS["table1"]
+    assert {name: table1.searches[0].trials_at(name) for name in PROFILES} == {"paper": 20, "quick": 2, "quick10": 2,
+                                                                                "tiny": 0}
+    monkeypatch.setitem(PROFILES, "quick12", replace(PROFILES["quick"], name="quick12"))
+    with pytest.raises(UserError, match="the SHOT search has no trial budget for profile 'quick12'"):
+        table1.jobs(("synth",), 1, "quick12")
 
 
 def test_rows_select_by_fixed_hyperparameters_or_a_probe():
