@@ -51,7 +51,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     say(f"sweep {report.experiment}: {report.jobs} jobs, {report.done_before} already done, {report.ran} run now, "
         f"{len(report.failed)} failed")
     for name, count in sorted(report.artifacts_built.items()):
-        say(f"  artifact {name} ({describe_artifact(name)}): trained by {count} run(s) of this sweep's jobs", "    ")
+        say(f"  artifact {name} ({describe_artifact(name)}): trained by {count} of this sweep's jobs", "    ")
     for key, error in report.failed.items():
         say(f"  FAILED {key}: {error}", "    ")
     if report.failed:

@@ -122,13 +122,14 @@ def run_probes(
     store = open_storage(storage_url) if stored else None
     records = []
     for name in backbones:
-        backbone, note = frozen_backbone(name, setup, the_profile, seed, torch_device)
+        frozen = frozen_backbone(name, setup, the_profile, seed, torch_device)
         base = {"kind": "probe", "backbone": name, "method": f"probe:{name}", "setting": Setting.ORACLE.value, "setup": setup,
-                "target_dataset": the_setup.target, "profile": the_profile.name, "seed": seed, "note": note}
-        if backbone is None:
+                "target_dataset": the_setup.target, "profile": the_profile.name, "seed": seed, "note": frozen.note}
+        if frozen.module is None:
             records.append(_unavailable(base, claimed))
             continue
-        records.append(_probe_one(name, backbone, base=base, profile=the_profile, splits=splits, store=store,
+        base["artifacts"] = {"built_now": frozen.built_now}  # as a run record's: a sweep counts what it trained
+        records.append(_probe_one(name, frozen.module, base=base, profile=the_profile, splits=splits, store=store,
                                   claimed=claimed, split=split, device=torch_device))
         log(f"probe {name}: {records[-1]['accuracy']:.2f}%" + ("" if stored else f" on {split} (not stored)"))
     return records

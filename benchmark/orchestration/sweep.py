@@ -52,8 +52,8 @@ class SweepReport:
         done_before: jobs already complete when it started.
         ran: jobs completed by this sweep.
         failed: jobs that failed more than ``max_retries`` times (their last error).
-        artifacts_built: per artifact (source model, SSL backbone), how many of the experiment's runs
-            trained it (1 = trained once and reused; 0 = it existed before).
+        artifacts_built: per artifact (source model, SSL backbone), how many of the experiment's jobs (runs and
+            probes) trained it (1 = trained once and reused; 0 = it existed before).
     """
 
     experiment: str
@@ -92,7 +92,8 @@ def unique_jobs(jobs: Iterable[Job]) -> list[Job]:
 
 
 def _artifacts_built(trials: Survey) -> dict[str, int]:
-    """How many completed runs of the sweep trained each artifact (from the records' ``artifacts.built_now``)."""
+    """How many completed jobs of the sweep (runs and probes) trained each artifact (from the records'
+    ``artifacts.built_now``)."""
     built: Counter[str] = Counter()
     for found in trials.values():
         for trial in found:

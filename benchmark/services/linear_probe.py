@@ -17,6 +17,7 @@ results storage (study ``probe/<setup>/<profile>``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -60,22 +61,41 @@ def linear_probe(
     return score_predictions(predictions, test_labels).as_record(), predictions
 
 
-def frozen_backbone(name: str, setup: str, profile: Profile, seed: int, device: torch.device) -> tuple[nn.Module | None, str]:
-    """The frozen backbone called ``name`` for ``setup``, or (None, why it is missing)."""
+@dataclass(frozen=True)
+class FrozenBackbone:
+    """A backbone to probe, or why there is none.
+
+    Attributes:
+        module: the network (None: unavailable, e.g. ImageNet without a local weights file).
+        note: where it comes from, or why it is missing.
+        built_now: ``{artifact folder name: trained by this call}`` for a source model or SSL backbone (empty for
+            the others), as a run record's ``artifacts.built_now``.
+    """
+
+    module: nn.Module | None
+    note: str
+    built_now: dict[str, bool] = field(default_factory=dict)
+
+
+def frozen_backbone(name: str, setup: str, profile: Profile, seed: int, device: torch.device) -> FrozenBackbone:
+    """The frozen backbone called ``name`` for ``setup`` (its ``module`` None, with why, when it is missing)."""
     the_setup = get_setup(setup)
     if name == "random":
         seed_everything(derive_seed("probe-random", setup, seed))
-        return build_backbone(profile.arch, profile.stem, profile.width)[0].to(device), "untrained network (the floor)"
+        return FrozenBackbone(build_backbone(profile.arch, profile.stem, profile.width)[0].to(device),
+                              "untrained network (the floor)")
     if name == "imagenet":
         try:
             backbone, weights = imagenet_backbone(profile)
         except UserError as error:
-            return None, str(error)
-        return backbone.to(device), f"ImageNet ({weights.name})"
+            return FrozenBackbone(None, str(error))
+        return FrozenBackbone(backbone.to(device), f"ImageNet ({weights.name})")
     if name == "source":
         source = get_source_model(the_setup.source, profile, seed, device)
-        return source.model.backbone, f"source model artifact {source.path.name}"
+        return FrozenBackbone(source.model.backbone, f"source model artifact {source.path.name}",
+                              {source.path.name: bool(source.info["built_now"])})
     if name in ssl_names():
         pretrained = get_pretrained_backbone(name, the_setup.target, profile, seed, device)
-        return pretrained.backbone, f"{name} artifact {pretrained.path.name}"
+        return FrozenBackbone(pretrained.backbone, f"{name} artifact {pretrained.path.name}",
+                              {pretrained.path.name: bool(pretrained.info["built_now"])})
     raise UserError(f"unknown probe backbone {name!r}; known: {', '.join(PROBE_BACKBONES)}")

@@ -71,6 +71,17 @@ _KILLED_SWEEP = textwrap.dedent(
 )
 
 
+def test_a_sweep_counts_the_artifacts_its_probe_jobs_trained(storage):
+    # Table 3's probes are where a full sweep trains its source models and SSL backbones first: the summary must
+    # count them (it once read run records only, and said "trained by 0" of artifacts its probes had just trained).
+    probe = Experiment("test_probe", "one probe", rows=(Row("Source", "probe:source"),))
+    report = sweep(probe, ("synth",), seeds=1, profile="tiny", storage_url=storage, device="cpu")
+    found = survey(open_storage(storage), probe.jobs(("synth",), 1, "tiny"))
+    [record] = [trial.attrs["record"] for trials in found.values() for trial in trials]
+    [(name, built)] = record["artifacts"]["built_now"].items()
+    assert name in record["note"] and report.artifacts_built == {name: int(built)}
+
+
 def test_a_killed_sweep_resumes_and_leaves_one_completed_trial_per_job(storage, monkeypatch):
     monkeypatch.setenv("FERBENCH_HEARTBEAT_SECONDS", "1")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

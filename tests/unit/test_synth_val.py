@@ -204,6 +204,7 @@ def fake_probe_inputs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Small random splits and a flattening 'backbone' in place of the cache and the artifacts; the splits asked
     for are recorded."""
     from benchmark.orchestration import probe_runs as probes
+    from benchmark.services.linear_probe import FrozenBackbone
     from benchmark.services.source import SplitTensors
 
     asked: list[str] = []
@@ -215,7 +216,8 @@ def fake_probe_inputs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return SplitTensors(images, np.arange(70) % 7, "0" * 64, "1" * 64)
 
     monkeypatch.setattr(probes, "split_tensors", fake_split)
-    monkeypatch.setattr(probes, "frozen_backbone", lambda *args, **kwargs: (nn.Flatten(), "flat"))
+    monkeypatch.setattr(probes, "frozen_backbone",
+                        lambda name, *args: FrozenBackbone(nn.Flatten(), "flat", {f"{name}-artifact": True}))
     return asked
 
 
@@ -235,7 +237,10 @@ def test_a_val_probe_is_never_stored(fake_probe_inputs: list[str], monkeypatch: 
     [val] = probes.run_probes("synth", ("random",), profile="tiny", device="cpu", storage_url=url, split="val")
     assert fake_probe_inputs[2:] == ["train", "val"]
     assert (val["split"], val["stored"], val["setting"], val["n"]) == ("val", False, "oracle", 70)
-    assert [r["backbone"] for r in completed_records(open_storage(url))] == ["random"]  # the test probe only
+    stored = completed_records(open_storage(url))
+    assert [r["backbone"] for r in stored] == ["random"]  # the test probe only
+    # As a run record does, a probe's says which artifact it used and whether it trained it (a sweep counts these).
+    assert stored[0]["artifacts"] == {"built_now": {"random-artifact": True}}
 
 
 def test_a_probe_split_must_be_test_or_val(fake_probe_inputs: list[str]) -> None:
