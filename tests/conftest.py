@@ -56,7 +56,9 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The longest modules first (stable otherwise): under ``--dist loadscope`` a worker takes a whole module, so
     the long end-to-end modules start at once and the quick ones fill in around them. A module's length is the sum
-    of its ``slow`` tests' ``seconds`` (``@pytest.mark.slow(seconds=...)``, measured on 2 cores; 30 if unsaid)."""
+    of its ``slow`` tests' ``seconds`` (``@pytest.mark.slow(seconds=...)``, measured on 2 cores in the order they
+    give, where the first module to need a shared cache pays for it: docs/PERFORMANCE.md, "The test suite"; 30 if
+    unsaid)."""
     slow: dict[str, dict[str, float]] = {}
     for item in items:
         functions = slow.setdefault(item.module.__name__, {})

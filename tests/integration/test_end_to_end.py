@@ -27,7 +27,7 @@ def _cli(*args: str, timeout: float, **env_overrides: str) -> subprocess.Complet
     )
 
 
-@pytest.mark.slow(seconds=100)
+@pytest.mark.slow(seconds=170)
 def test_source_only_on_synth_from_cold_cache():
     start = time.perf_counter()
     result = _cli("run", "--method", "source_only", "--setup", "synth", "--json", timeout=900)
@@ -42,7 +42,7 @@ def test_source_only_on_synth_from_cold_cache():
     print(f"cold-cache source_only run: {seconds:.1f} s, accuracy {record['accuracy']:.2f}")
 
 
-@pytest.mark.slow(seconds=35)
+@pytest.mark.slow(seconds=75)
 def test_readme_main_command_clup_on_synth():
     # Runs after the cold source_only run in the same session home: the source model is reused.
     result = _cli("run", "--method", "clup", "--setup", "synth", "--json", timeout=900)

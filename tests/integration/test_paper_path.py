@@ -57,7 +57,7 @@ def _json(capsys: pytest.CaptureFixture, argv: list[str]) -> dict | list:
     return json.loads(out.out)
 
 
-@pytest.mark.slow(seconds=175)
+@pytest.mark.slow(seconds=215)
 def test_the_paper_path_from_raw_trees_to_a_leaderboard(paper_home: Path, capsys: pytest.CaptureFixture):
     source = _json(capsys, ["source", "--dataset", "rafdb", *SHRINK])
     assert source["recipe"]["name"] == "authors" and source["recipe"]["head"] == "linear_wn"

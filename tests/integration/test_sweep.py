@@ -46,7 +46,7 @@ def _completed_keys(url: str, experiment: Experiment, seeds: int) -> Counter:
     return Counter({key: sum(t.status is TrialStatus.COMPLETE for t in trials) for key, trials in found.items()})
 
 
-@pytest.mark.slow(seconds=45)
+@pytest.mark.slow(seconds=60)
 def test_four_workers_finish_a_12_job_grid_with_exactly_12_completed_trials(storage):
     report = sweep(GRID, ("synth",), seeds=2, profile="tiny", workers=4, storage_url=storage, device="cpu")
     assert report.jobs == 12 and report.ran == 12 and not report.failed
