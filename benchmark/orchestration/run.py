@@ -25,6 +25,7 @@ from benchmark.orchestration.experiments import Job
 from benchmark.orchestration.probe_runs import run_probes
 from benchmark.orchestration.profile_resolution import resolve_profile
 from benchmark.orchestration.run_record import StageTimer, common_fields
+from benchmark.services.artifacts import built_now_entry
 from benchmark.services.embedding import embed_target_test
 from benchmark.services.pretrain import PretrainedBackbone, get_pretrained_backbone
 from benchmark.services.source import SourceModel, SplitTensors, get_source_model, split_tensors
@@ -121,7 +122,7 @@ def _ssl_service(
         with preserved_rng(), full_precision(device):  # pretraining sets its own numerics
             pretrained = get_pretrained_backbone(ssl, plan.setup.target, plan.profile, plan.seed, device)
         prepare_for_training(pretrained.backbone, plan.profile)
-        built[pretrained.path.name] = bool(pretrained.info["built_now"])
+        built.update(built_now_entry(pretrained))
         return pretrained
 
     return ssl_backbone
@@ -248,7 +249,7 @@ def _record(plan: RunPlan, run: Adapted, scores: dict[str, Any], *, recipe: str,
         "artifacts": {
             "source": source.path.name,
             "backbone": stats.pop("backbone_artifact", None),
-            "built_now": {source.path.name: bool(source.info["built_now"]), **run.built},
+            "built_now": {**built_now_entry(source), **run.built},
         },
         "data": {
             "source_train_images_sha256": source.info["train_images_sha256"],

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from torch import nn
 
@@ -239,6 +239,20 @@ def _load(path: Path, weights_file: str, module: nn.Module, built_now: bool) -> 
     if not isinstance(info, dict):
         raise _Unloadable(f"{INFO_FILE} is not a JSON object")
     return {**info, "built_now": built_now}
+
+
+class LoadedArtifact(Protocol):
+    """A loaded artifact (``SourceModel``, ``PretrainedBackbone``): its folder and its ``info.json`` with
+    ``built_now`` (``load_model``)."""
+
+    path: Path
+    info: dict[str, Any]
+
+
+def built_now_entry(artifact: LoadedArtifact) -> dict[str, bool]:
+    """``{artifact folder name: whether this process trained it}``: its entry in a record's
+    ``artifacts.built_now`` (run and probe records alike; a sweep's summary counts them)."""
+    return {artifact.path.name: bool(artifact.info["built_now"])}
 
 
 def load_model(path: Path, weights_file: str, module: nn.Module, built_now: bool) -> dict[str, Any]:

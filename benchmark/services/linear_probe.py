@@ -27,6 +27,7 @@ from torch import nn
 from benchmark.config.errors import UserError
 from benchmark.config.profiles import Profile
 from benchmark.config.setups import get_setup
+from benchmark.services.artifacts import built_now_entry
 from benchmark.services.pretrain import get_pretrained_backbone
 from benchmark.services.source import get_source_model
 from methods.core.models import build_backbone, imagenet_backbone
@@ -93,9 +94,9 @@ def frozen_backbone(name: str, setup: str, profile: Profile, seed: int, device: 
     if name == "source":
         source = get_source_model(the_setup.source, profile, seed, device)
         return FrozenBackbone(source.model.backbone, f"source model artifact {source.path.name}",
-                              {source.path.name: bool(source.info["built_now"])})
+                              built_now_entry(source))
     if name in ssl_names():
         pretrained = get_pretrained_backbone(name, the_setup.target, profile, seed, device)
         return FrozenBackbone(pretrained.backbone, f"{name} artifact {pretrained.path.name}",
-                              {pretrained.path.name: bool(pretrained.info["built_now"])})
+                              built_now_entry(pretrained))
     raise UserError(f"unknown probe backbone {name!r}; known: {', '.join(PROBE_BACKBONES)}")
